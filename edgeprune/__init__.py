@@ -1,0 +1,23 @@
+"""edgeprune: structured channel pruning, QAT and TFLite/ONNX export for Keras models.
+
+Importing the package sets up TensorFlow for tf-keras (see :mod:`edgeprune._env`); heavy modules
+are imported lazily so the CLI starts fast.
+"""
+from edgeprune import _env  # noqa: F401  (must run before tensorflow is imported)
+from edgeprune.errors import EdgepruneError
+
+__version__ = "0.1.0"
+
+__all__ = ["EdgepruneError", "__version__", "prune", "load_model", "save_model"]
+
+
+def __getattr__(name):
+    if name == "prune":
+        from edgeprune.prune.api import prune
+
+        return prune
+    if name in ("load_model", "save_model"):
+        from edgeprune import modelio
+
+        return getattr(modelio, name)
+    raise AttributeError(name)

@@ -1,0 +1,110 @@
+"""The Dataset container, split logic and the name → loader registry."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeprune.errors import EdgepruneError
+
+
+@dataclass
+class Dataset:
+    """Images as float32 in [0, 1], NHWC; labels as int64 class indices.
+
+    The test split is only ever used for reporting; fine-tuning decisions (early stopping,
+    sensitivity, budget search) use the validation split, carved from the training data by seed.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return int(max(self.y_train.max(), self.y_test.max()) + 1)
+
+    def fingerprint(self) -> str:
+        """Content hash of all splits: part of the cache key of a trained model."""
+        h = hashlib.sha256(self.name.encode())
+        for arr in (self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test):
+            h.update(str(arr.shape).encode())
+            h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()[:16]
+
+    def subset(self, train: int | None = None, test: int | None = None, val: int | None = None) -> "Dataset":
+        """First-N slices of each split (splits are already shuffled by seed)."""
+        return Dataset(
+            name=self.name,
+            x_train=self.x_train[:train], y_train=self.y_train[:train],
+            x_val=self.x_val[:val], y_val=self.y_val[:val],
+            x_test=self.x_test[:test], y_test=self.y_test[:test],
+            class_names=self.class_names, source=self.source,
+        )
+
+    def calibration_samples(self, n: int = 200, seed: int = 0) -> np.ndarray:
+        """Representative inputs for PTQ, drawn from the training split."""
+        rng = np.random.default_rng(seed)
+        idx = rng.choice(len(self.x_train), size=min(n, len(self.x_train)), replace=False)
+        return self.x_train[np.sort(idx)]
+
+
+def split_train_val(x, y, val_fraction: float, seed: int):
+    """Shuffle the training data by `seed` and hold out `val_fraction` of it as validation."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(x))
+    n_val = int(round(len(x) * val_fraction))
+    val, train = order[:n_val], order[n_val:]
+    return x[train], y[train], x[val], y[val]
+
+
+def make_dataset(name, x_train, y_train, x_test, y_test, *, val_fraction, seed, class_names=(), source=""):
+    x_train = _as_images(x_train)
+    x_test = _as_images(x_test)
+    xt, yt, xv, yv = split_train_val(x_train, np.asarray(y_train, np.int64), val_fraction, seed)
+    return Dataset(name, xt, yt, xv, yv, x_test, np.asarray(y_test, np.int64), list(class_names), source)
+
+
+def _as_images(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255.0
+    x = x.astype(np.float32)
+    if x.ndim == 3:
+        x = x[..., None]
+    return x
+
+
+def dataset_names() -> list[str]:
+    from edgeprune.data import sources
+
+    return sorted(sources.LOADERS)
+
+
+def load_dataset(name: str, *, val_fraction: float = 0.1, seed: int = 0) -> Dataset:
+    """Load a built-in dataset by name, or the user's own data from a .npz file or image folder."""
+    from edgeprune.data import sources
+
+    if name in sources.LOADERS:
+        return sources.LOADERS[name](val_fraction=val_fraction, seed=seed)
+    path = Path(name).expanduser()
+    if path.suffix == ".npz" and path.is_file():
+        return sources.load_npz(path, val_fraction=val_fraction, seed=seed)
+    if path.is_dir():
+        return sources.load_image_folder(path, val_fraction=val_fraction, seed=seed)
+    raise EdgepruneError(
+        f"unknown dataset '{name}'",
+        f"use one of {', '.join(sorted(sources.LOADERS))}, a .npz file, or a folder of images by class",
+    )
