@@ -13,7 +13,7 @@ __all__ = ["EdgepruneError", "__version__", "prune", "load_model", "save_model"]
 
 def __getattr__(name):
     if name == "prune":
-        from edgeprune.prune.api import prune
+        from edgeprune.pruning.api import prune
 
         return prune
     if name in ("load_model", "save_model"):

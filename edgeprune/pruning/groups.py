@@ -1,0 +1,123 @@
+"""Dependency groups: the prunable channels of a :class:`ChannelGraph`, bundled by coupling.
+
+A *channel* is one union-find class of atoms (removing it removes every tensor position carrying
+one of its atoms).  A *group* is the set of channels whose atoms come from the same layers: for a
+plain conv → BN → conv chain that is the first conv's filters; for a residual stage it is every
+conv that writes into the Adds of that stage.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgeprune.keras import keras
+from edgeprune.pruning.graph import ChannelGraph, UnionFind
+
+
+@dataclass
+class Group:
+    id: int
+    channels: list[int]                       # class ids, in the first source's channel order
+    sources: list[str]                        # layers whose output channels are in the group
+    members: dict[str, set] = field(default_factory=dict)  # layer -> roles {"out", "in", "channel"}
+    pinned: dict[int, str] = field(default_factory=dict)   # class id -> why it must stay
+
+    @property
+    def size(self) -> int:
+        return len(self.channels)
+
+    @property
+    def prunable(self) -> list[int]:
+        return [c for c in self.channels if c not in self.pinned]
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "channels": self.size,
+            "prunable": len(self.prunable),
+            "sources": self.sources,
+            "members": {k: sorted(v) for k, v in self.members.items()},
+            "pinned_reasons": sorted(set(self.pinned.values())),
+        }
+
+
+def dependency_groups(g: ChannelGraph) -> list[Group]:
+    """Group the graph's channels; input-only groups (nothing to prune) are left out."""
+    weight_sources = [name for name in g.source_atoms
+                      if name in _layer_names(g) and not isinstance(g.layer(name), keras.layers.InputLayer)]
+    cls_uf = UnionFind()
+    class_index: dict[int, int] = {}
+
+    def idx(c: int) -> int:
+        if c not in class_index:
+            class_index[c] = int(cls_uf.add(1)[0])
+        return class_index[c]
+
+    for name in weight_sources:
+        classes = g.classes_of(g.source_atoms[name])
+        first = idx(int(classes[0]))
+        for c in classes[1:]:
+            cls_uf.union(first, idx(int(c)))
+
+    by_root: dict[int, list[str]] = {}
+    for name in weight_sources:
+        root = cls_uf.find(idx(int(g.cls(g.source_atoms[name][0]))))
+        by_root.setdefault(root, []).append(name)
+
+    pinned_classes: dict[int, str] = {}
+    for atom, reason in g.pinned.items():
+        pinned_classes.setdefault(g.cls(atom), reason)
+
+    groups = []
+    for sources in by_root.values():
+        order: list[int] = []
+        seen = set()
+        for name in sources:
+            for c in g.classes_of(g.source_atoms[name]):
+                if int(c) not in seen:
+                    seen.add(int(c))
+                    order.append(int(c))
+        group = Group(id=len(groups), channels=order, sources=sources,
+                      pinned={c: pinned_classes[c] for c in order if c in pinned_classes})
+        groups.append(group)
+    _fill_members(g, groups)
+    return [grp for grp in groups if grp.prunable] + [grp for grp in groups if not grp.prunable]
+
+
+def _layer_names(g: ChannelGraph) -> set:
+    return {l.name for l in g.model.layers}
+
+
+def _fill_members(g: ChannelGraph, groups: list[Group]) -> None:
+    owner = {c: grp for grp in groups for c in grp.channels}
+    for node in g.nodes:
+        layer = g.layer(node.layer)
+        has_weights = bool(layer.weights)
+        for key in node.inputs:
+            for c in set(g.classes_of(g.atoms_of[key]).tolist()):
+                if c in owner:
+                    role = "in" if node.layer not in owner[c].sources and has_weights else "channel"
+                    if node.layer in owner[c].sources:
+                        continue
+                    owner[c].members.setdefault(node.layer, set()).add(role if has_weights else "pass")
+        for key in node.outputs:
+            for c in set(g.classes_of(g.atoms_of[key]).tolist()):
+                if c in owner and node.layer in owner[c].sources:
+                    owner[c].members.setdefault(node.layer, set()).add("out")
+    for grp in groups:
+        for name, roles in grp.members.items():
+            layer = g.layer(name)
+            if "in" in roles and type(layer).__name__ in ("BatchNormalization", "LayerNormalization", "PReLU",
+                                                           "DepthwiseConv2D", "DepthwiseConv1D"):
+                roles.discard("in")
+                roles.add("channel")
+
+
+def class_atoms(g: ChannelGraph) -> dict[int, list[int]]:
+    """class id -> its atoms (only atoms created by weight layers)."""
+    out: dict[int, list[int]] = {}
+    for name, atoms in g.source_atoms.items():
+        for a in atoms:
+            out.setdefault(g.cls(int(a)), []).append(int(a))
+    return out

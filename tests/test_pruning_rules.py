@@ -1,0 +1,205 @@
+"""One test per graph feature: every coupling rule must keep the pruned model equivalent."""
+import numpy as np
+import pytest
+
+from edgeprune.errors import UnsupportedLayerError
+from edgeprune.keras import keras, layers
+from edgeprune.pruning import analyse, prune
+from pruning_helpers import prune_and_check, randomize_batchnorm
+
+RNG = np.random.default_rng(0)
+X = RNG.random((4, 16, 16, 3)).astype("float32")
+
+
+def _model(build, shape=(16, 16, 3)):
+    keras.utils.set_random_seed(0)
+    inp = keras.Input(shape, name="input")
+    return randomize_batchnorm(keras.Model(inp, build(inp)))
+
+
+def _head(x, n=5):
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    return layers.Dense(n, name="out")(x)
+
+
+def test_residual_add_couples_both_branches():
+    def build(x):
+        x = layers.Conv2D(8, 3, padding="same", name="stem")(x)
+        a = layers.Conv2D(8, 3, padding="same", name="branch")(x)
+        a = layers.BatchNormalization(name="bn")(a)
+        x = layers.Add(name="add")([x, a])
+        x = layers.ReLU(name="relu")(x)
+        return _head(layers.Conv2D(6, 1, name="after")(x))
+
+    m = _model(build)
+    groups = analyse(m).groups
+    coupled = [g for g in groups if set(g.sources) == {"stem", "branch"}]
+    assert len(coupled) == 1 and coupled[0].size == 8
+    assert {"bn", "add", "after"} <= set(coupled[0].members)
+    pruned, plan, *_ = prune_and_check(m, X, protect_first=False)
+    assert pruned.get_layer("stem").filters == pruned.get_layer("branch").filters == 4
+
+
+def test_concatenate_offsets_into_consumer():
+    def build(x):
+        a = layers.Conv2D(6, 3, padding="same", name="a")(x)
+        b = layers.Conv2D(10, 3, padding="same", name="b")(x)
+        c = layers.Concatenate(name="cat")([a, b])
+        return _head(layers.Conv2D(4, 1, name="consumer")(c))
+
+    m = _model(build)
+    pruned, plan, *_ = prune_and_check(m, X, protect_first=False)
+    assert pruned.get_layer("a").filters == 3 and pruned.get_layer("b").filters == 5
+    assert pruned.get_layer("consumer").get_weights()[0].shape[2] == 8
+
+
+def test_depthwise_chain_and_multiplier():
+    def build(x):
+        x = layers.Conv2D(8, 1, name="pw0")(x)
+        x = layers.DepthwiseConv2D(3, padding="same", name="dw1")(x)
+        x = layers.BatchNormalization(name="bn1")(x)
+        x = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name="dw2")(x)
+        return _head(layers.Conv2D(6, 1, name="pw3")(x))
+
+    m = _model(build)
+    pruned, *_ = prune_and_check(m, X, protect_first=False)
+    assert pruned.get_layer("dw2").get_weights()[0].shape[2] == pruned.get_layer("pw0").filters
+    assert pruned.get_layer("pw3").get_weights()[0].shape[2] == 2 * pruned.get_layer("pw0").filters
+
+
+def test_separable_conv():
+    def build(x):
+        x = layers.Conv2D(8, 1, name="c0")(x)
+        x = layers.SeparableConv2D(12, 3, padding="same", depth_multiplier=2, name="sep")(x)
+        return _head(x)
+
+    m = _model(build)
+    pruned, *_ = prune_and_check(m, X, protect_first=False)
+    assert pruned.get_layer("sep").filters == 6
+
+
+def test_flatten_to_dense_strided_inputs():
+    def build(x):
+        x = layers.Conv2D(6, 3, name="conv")(x)
+        x = layers.MaxPooling2D(2, name="pool")(x)
+        x = layers.Flatten(name="flat")(x)
+        x = layers.Dense(16, activation="relu", name="fc")(x)
+        return layers.Dense(5, name="out")(x)
+
+    m = _model(build)
+    pruned, *_ = prune_and_check(m, X, protect_first=False)
+    assert pruned.get_layer("fc").get_weights()[0].shape[0] == 7 * 7 * 3
+
+
+def test_squeeze_excite_broadcast_multiply_and_reshape():
+    def build(x):
+        x = layers.Conv2D(8, 3, padding="same", name="conv")(x)
+        s = layers.GlobalAveragePooling2D(name="se_gap")(x)
+        s = layers.Dense(4, activation="relu", name="se_reduce")(s)
+        s = layers.Dense(8, activation="sigmoid", name="se_expand")(s)
+        s = layers.Reshape((1, 1, 8), name="se_reshape")(s)
+        x = layers.Multiply(name="se_mul")([x, s])
+        return _head(x)
+
+    m = _model(build)
+    groups = analyse(m).groups
+    g = next(g for g in groups if "conv" in g.sources)
+    assert "se_expand" in g.sources
+    pruned, *_ = prune_and_check(m, X, protect_first=False)
+    assert pruned.get_layer("se_reshape").target_shape == (1, 1, 4)
+
+
+def test_batchnorm_statistics_follow_channels():
+    def build(x):
+        x = layers.Conv2D(8, 3, name="conv")(x)
+        x = layers.BatchNormalization(name="bn")(x)
+        return _head(layers.ReLU()(x))
+
+    m = _model(build)
+    pruned, plan, *_ = prune_and_check(m, X, protect_first=False)
+    kept = sorted(set(range(8)) - set(plan.removed["conv"]))
+    np.testing.assert_array_equal(pruned.get_layer("bn").get_weights()[2], m.get_layer("bn").get_weights()[2][kept])
+
+
+def test_grouped_conv_is_kept_intact_and_depthwise_style_groups_prune():
+    def build(x):
+        x = layers.Conv2D(8, 1, name="c0")(x)
+        x = layers.Conv2D(8, 3, padding="same", groups=2, name="grouped")(x)
+        x = layers.Conv2D(8, 1, name="c2")(x)
+        x = layers.Conv2D(8, 3, padding="same", groups=8, name="dwlike")(x)
+        return _head(x)
+
+    m = _model(build)
+    pruned, *_ = prune_and_check(m, X, protect_first=False)
+    assert pruned.get_layer("grouped").filters == 8          # pinned: both sides intact
+    assert pruned.get_layer("c0").filters == 8
+    assert pruned.get_layer("dwlike").filters == pruned.get_layer("c2").filters == 4
+
+
+def test_nested_submodel_is_inlined():
+    keras.utils.set_random_seed(0)
+    inner_in = keras.Input((16, 16, 8))
+    y = layers.Conv2D(8, 3, padding="same", name="inner_conv")(inner_in)
+    y = layers.BatchNormalization(name="inner_bn")(y)
+    inner = keras.Model(inner_in, layers.Add(name="inner_add")([inner_in, y]), name="block")
+    inp = keras.Input((16, 16, 3))
+    x = layers.Conv2D(8, 3, padding="same", name="stem")(inp)
+    x = inner(x)
+    m = randomize_batchnorm(keras.Model(inp, _head(x)))
+    pruned, *_ = prune_and_check(m, X, protect_first=False)
+    assert pruned.get_layer("inner_conv").filters == 4
+
+
+def test_conv1d_sequential():
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.Input((20, 3)), layers.Conv1D(8, 3, name="c1"), layers.BatchNormalization(),
+                          layers.ReLU(), layers.Conv1D(8, 3, name="c2"), layers.GlobalAveragePooling1D(),
+                          layers.Dense(4, name="out")])
+    randomize_batchnorm(m)
+    x = RNG.random((4, 20, 3)).astype("float32")
+    pruned, *_ = prune_and_check(m, x, protect_first=False)
+    assert pruned.get_layer("c1").filters == 4
+
+
+def test_outputs_and_inputs_are_never_pruned():
+    def build(x):
+        a = layers.Conv2D(8, 3, padding="same", name="conv")(x)
+        return layers.Add(name="add")([a, layers.Conv2D(8, 1, name="proj")(x)])
+
+    m = _model(build)
+    pruned, plan = prune(m, 0.5, protect_first=False)
+    assert plan.removed == {}
+    assert pruned.output_shape == m.output_shape
+
+
+def test_protected_layer_keeps_its_channels():
+    def build(x):
+        x = layers.Conv2D(8, 3, name="keepme")(x)
+        x = layers.Conv2D(8, 3, name="cut")(x)
+        return _head(x)
+
+    pruned, plan = prune(_model(build), 0.5, protect=["keep.*"], protect_first=False)
+    assert pruned.get_layer("keepme").filters == 8 and pruned.get_layer("cut").filters == 4
+
+
+def test_unsupported_layer_is_a_hard_stop_naming_it():
+    inp = keras.Input((10, 4))
+    x = layers.Dense(8, name="d0")(inp)
+    x = layers.LSTM(6, name="lstm")(x)
+    m = keras.Model(inp, layers.Dense(3, name="out")(x))
+    with pytest.raises(UnsupportedLayerError, match="'lstm' of type LSTM"):
+        prune(m, 0.5)
+    # protected, its group stays intact and the rest still prunes
+    pruned, plan = prune(m, 0.5, protect=["lstm"], protect_first=False)
+    assert pruned.get_layer("lstm").units == 6
+    assert pruned.get_layer("d0").units == 8  # feeds the protected layer
+
+
+def test_reshape_that_moves_channels_is_refused():
+    def build(x):
+        x = layers.Conv2D(8, 3, name="conv")(x)
+        x = layers.Reshape((14, 14 * 8), name="weird")(x)
+        return layers.Dense(3, name="out")(x)
+
+    with pytest.raises(UnsupportedLayerError, match="weird"):
+        prune(_model(build), 0.5)
