@@ -1,0 +1,59 @@
+"""What the steps of one run share: the run directory, the dataset, the metrics being written."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeprune.recipe.schema import Recipe
+
+METRICS_SCHEMA_VERSION = 1
+
+# stage name -> where its model file lives (relative to the run dir)
+STAGE_FILES = {
+    "baseline": "models/baseline.keras",
+    "sparse": "models/sparse.keras",
+    "pruned": "models/pruned.keras",
+    "finetuned": "models/finetuned.keras",
+    "qat": "models/qat.h5",
+}
+FLOAT_STAGES = ("baseline", "sparse", "pruned", "finetuned")
+
+
+@dataclass
+class RunContext:
+    recipe: Recipe
+    run_dir: Path
+    dataset: object
+    model_source: str                  # zoo name or path given by the user
+    model_flavor: str = "keras3"       # which Keras the user's files are written for
+    devices: list[str] | None = None   # --device overrides the benchmark step's list
+    metrics: dict = field(default_factory=dict)
+    current_stage: str | None = None   # stage whose model the next step starts from
+    ptq: dict | None = None            # quantize(mode=ptq) settings for the export step
+    log: object = print
+
+    def path(self, rel: str) -> Path:
+        return self.run_dir / rel
+
+    def stage_path(self, stage: str) -> Path:
+        return self.run_dir / STAGE_FILES[stage]
+
+    def write_metrics(self) -> None:
+        tmp = self.run_dir / "metrics.json.tmp"
+        tmp.write_text(json.dumps(self.metrics, indent=1, default=_jsonable))
+        tmp.replace(self.run_dir / "metrics.json")
+
+
+def _jsonable(o):
+    import numpy as np
+
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)

@@ -1,0 +1,199 @@
+"""`edgeprune run`: execute a recipe into one run directory, step by step, caching each step."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+
+from edgeprune.errors import EdgepruneError
+from edgeprune.recipe.cache import root_key, step_key
+from edgeprune.recipe.context import METRICS_SCHEMA_VERSION, RunContext
+from edgeprune.recipe.schema import load_recipe
+
+STATE_DIR = ".state"
+
+
+def versions() -> dict:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for dist, key in [("edgeprune", "edgeprune"), ("tensorflow", "tensorflow"), ("tf-keras", "tf_keras"),
+                      ("tensorflow-model-optimization", "tfmot"), ("tf2onnx", "tf2onnx"), ("onnx", "onnx"),
+                      ("onnxruntime", "onnxruntime"), ("ai-edge-litert", "ai_edge_litert"), ("numpy", "numpy"),
+                      ("keras", "keras")]:
+        try:
+            out[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[key] = None
+    return out
+
+
+def environment() -> dict:
+    return {**versions(), "machine": platform.machine(), "system": platform.system(),
+            "cpu_count": os.cpu_count(), "hostname": platform.node()}
+
+
+def resolved_recipe(recipe) -> dict:
+    data = recipe.model_dump(exclude={"steps"})
+    data["steps"] = [{kind: spec.model_dump(by_alias=True)} for kind, spec in recipe.step_specs()]
+    return data
+
+
+def prepare_run_dir(run_dir: Path, lock_recipe: dict, overwrite: bool) -> None:
+    """Refuse to mix two different recipes in one directory; resume the same one."""
+    if run_dir.exists() and any(run_dir.iterdir()):
+        lock = run_dir / "recipe.lock.yaml"
+        if overwrite:
+            shutil.rmtree(run_dir)
+        elif not lock.exists():
+            raise EdgepruneError(f"run directory {run_dir} exists and was not written by edgeprune",
+                                 "pass --out NEW_DIR, or --overwrite to replace it")
+        else:
+            previous = yaml.safe_load(lock.read_text()) or {}
+            if previous.get("recipe") != lock_recipe:
+                raise EdgepruneError(f"run directory {run_dir} holds a run of a different recipe",
+                                     "pass --out NEW_DIR, or --overwrite to replace it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: list[str] | None = None,
+               overwrite: bool = False, log=print) -> Path:
+    """Run every step of the recipe; returns the run directory."""
+    from edgeprune.data import load_dataset
+    from edgeprune.recipe.steps import STEPS
+
+    recipe = load_recipe(recipe_path)
+    if model:
+        recipe.model = model
+    _check_model_source(recipe.model)
+    run_dir = Path(out_dir) if out_dir else Path("runs") / recipe.name
+    lock_recipe = resolved_recipe(recipe)
+    if devices:
+        lock_recipe["devices_override"] = list(devices)
+    prepare_run_dir(run_dir, lock_recipe, overwrite)
+
+    started = time.perf_counter()
+    log(f"edgeprune run {recipe.name}: model {recipe.model}, dataset {recipe.dataset.name} → {run_dir}")
+    ds = load_dataset(recipe.dataset.name, val_fraction=recipe.dataset.val_fraction, seed=recipe.seed)
+    ds = ds.subset(train=recipe.dataset.max_train_samples, test=recipe.dataset.test_samples)
+    log(f"  dataset {ds.name}: {len(ds.x_train)} train / {len(ds.x_val)} val / {len(ds.x_test)} test ({ds.source})")
+    ctx = RunContext(recipe=recipe, run_dir=run_dir, dataset=ds, model_source=recipe.model, devices=devices, log=log)
+    if not _is_zoo(recipe.model):
+        from edgeprune.modelio.detect import detect
+
+        ctx.model_flavor = detect(Path(recipe.model)).flavor  # give results back in the user's Keras
+    ctx.metrics = {
+        "schema_version": METRICS_SCHEMA_VERSION,
+        "run": {"name": recipe.name, "recipe_path": str(recipe_path), "started": dt.datetime.now().isoformat(timespec="seconds")},
+        "environment": environment(),
+        "seed": recipe.seed,
+        "dataset": {"name": ds.name, "train": len(ds.x_train), "val": len(ds.x_val), "test": len(ds.x_test),
+                    "source": ds.source, "fingerprint": ds.fingerprint()},
+        "stages": {}, "steps": [], "exports": [], "benchmarks": [],
+    }
+    lock = {"recipe": lock_recipe, "versions": versions(), "seed": recipe.seed, "dataset_fingerprint": ds.fingerprint()}
+    (run_dir / "recipe.lock.yaml").write_text(yaml.safe_dump(lock, sort_keys=False))
+
+    key = root_key(ctx)
+    state_dir = run_dir / STATE_DIR
+    state_dir.mkdir(exist_ok=True)
+    specs = recipe.step_specs()
+    for i, (kind, spec) in enumerate(specs, start=1):
+        key = step_key(key, kind, spec, extra=devices if kind == "benchmark" else None)
+        state_file = state_dir / f"{i:02d}-{kind}.json"
+        t = time.perf_counter()
+        cached = _load_state(state_file, key, run_dir)
+        if cached is not None and kind != "report":
+            result, status = cached, "cached"
+            log(f"[{i}/{len(specs)}] {kind}: cached")
+        else:
+            log(f"[{i}/{len(specs)}] {kind} ...")
+            result, status = STEPS[kind](ctx, spec), "done"
+        _apply(ctx, result)
+        seconds = round(time.perf_counter() - t, 2)
+        ctx.metrics["steps"].append({"name": kind, "index": i, "status": status, "seconds": seconds,
+                                     **{k: v for k, v in result.items() if k in ("history", "reused_from", "mode",
+                                                                                  "distill", "equivalence_max_abs_diff",
+                                                                                  "skipped_devices")}})
+        if status == "done":
+            _save_state(state_file, key, result, ctx)
+            if result.get("stage"):
+                log(_stage_line(result["stage"], result["stage_metrics"], seconds))
+        ctx.metrics["run"]["seconds"] = round(time.perf_counter() - started, 1)
+        ctx.write_metrics()
+    log(f"done in {ctx.metrics['run']['seconds']:.0f} s: {run_dir}")
+    return run_dir
+
+
+def _is_zoo(source: str) -> bool:
+    from edgeprune import zoo
+
+    return source in zoo.MODELS
+
+
+def _check_model_source(source: str) -> None:
+    from edgeprune import zoo
+
+    if _is_zoo(source) or Path(source).exists():
+        return
+    raise EdgepruneError(f"model '{source}' is neither a zoo model nor an existing file",
+                         f"use one of {', '.join(sorted(zoo.MODELS))} or a path to a .keras/.h5/SavedModel")
+
+
+def _stage_line(stage: str, m: dict, seconds: float) -> str:
+    return (f"      {stage}: {m['params']:,} params, {m['macs']:,} MACs, {m['file_bytes']:,} B, "
+            f"val {m['val_accuracy']:.4f}, test {m['test_accuracy']:.4f} ({seconds:.1f} s)")
+
+
+def _apply(ctx: RunContext, result: dict) -> None:
+    """Merge a step's result into the run's metrics and state."""
+    if result.get("stage"):
+        ctx.metrics["stages"][result["stage"]] = result["stage_metrics"]
+        ctx.current_stage = result["stage"]
+    if "pruning" in result:
+        ctx.metrics["pruning"] = result["pruning"]
+        if result.get("sensitivity_path"):
+            ctx.metrics["pruning"]["sensitivity_path"] = result["sensitivity_path"]
+    if result.get("kind") == "quantize":
+        ctx.ptq = result["ptq"]
+    if "exports" in result:
+        ctx.metrics["exports"] = result["exports"]
+    if "benchmarks" in result:
+        ctx.metrics["benchmarks"] = result["benchmarks"]
+        ctx.metrics["skipped_devices"] = result.get("skipped_devices", [])
+    if "report_files" in result:
+        ctx.metrics["report_files"] = result["report_files"]
+
+
+def _artifacts(result: dict) -> list[str]:
+    paths = []
+    if result.get("stage"):
+        paths.append(result["stage_metrics"]["model_path"])
+    paths += [e["path"] for e in result.get("exports", [])]
+    paths += [b["raw"] for b in result.get("benchmarks", [])]
+    return paths
+
+
+def _load_state(path: Path, key: str, run_dir: Path):
+    if not path.exists():
+        return None
+    state = json.loads(path.read_text())
+    if state.get("key") != key:
+        return None
+    if not all((run_dir / p).exists() for p in _artifacts(state["result"])):
+        return None
+    return state["result"]
+
+
+def _save_state(path: Path, key: str, result: dict, ctx: RunContext) -> None:
+    from edgeprune.recipe.context import _jsonable
+
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "result": result}, default=_jsonable))
+    tmp.replace(path)

@@ -1,0 +1,217 @@
+"""The recipe format: pydantic models, strict (unknown keys are errors), with YAML line numbers.
+
+A recipe names the model (zoo name or file), the dataset, and an ordered list of steps, each a
+one-key mapping ``- <kind>: {settings}``.  ``load_recipe`` turns any validation failure into one
+line naming the key path and its line in the file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from edgeprune.errors import RecipeError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetSpec(Strict):
+    name: str = "fashion_mnist"
+    val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
+    max_train_samples: Optional[int] = Field(None, gt=0)
+    test_samples: Optional[int] = Field(None, gt=0, description="limit the test split (default: all of it)")
+
+
+class TrainStep(Strict):
+    epochs: int = Field(3, ge=1, le=1000)
+    batch_size: int = Field(128, ge=1)
+    learning_rate: float = Field(1e-3, gt=0.0, lt=1.0)
+    patience: int = Field(3, ge=0)
+
+
+class SparsityTrainStep(TrainStep):
+    epochs: int = Field(2, ge=1, le=1000)
+    penalty: Literal["bn_gamma", "group_lasso"] = "bn_gamma"
+    strength: float = Field(1e-4, gt=0.0)
+
+
+class PruneStep(Strict):
+    ratio: float = Field(0.5, ge=0.0, lt=1.0)
+    criterion: str = "l1"
+    global_pruning: bool = Field(False, alias="global")
+    round_to: int = Field(1, ge=1, le=256)
+    min_channels: int = Field(1, ge=1)
+    protect: list[str] = []
+    protect_first: bool = True
+    overrides: dict[str, float] = {}
+    aggregate: Literal["sum", "mean", "max"] = "mean"
+    schedule: Literal["oneshot", "linear", "polynomial"] = "oneshot"
+    steps: int = Field(1, ge=1, le=50)
+    finetune_epochs: int = Field(1, ge=0, description="fine-tuning epochs between gradual steps")
+    sensitivity: bool = Field(False, description="scan per-group sensitivity and give fragile groups lower ratios")
+    verify: bool = True
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("overrides")
+    @classmethod
+    def _ratios_in_range(cls, v):
+        for k, r in v.items():
+            if not 0.0 <= r < 1.0:
+                raise ValueError(f"override '{k}': ratio {r} not in [0, 1)")
+        return v
+
+
+class DistillSpec(Strict):
+    temperature: float = Field(4.0, gt=0.0)
+    alpha: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class FinetuneStep(TrainStep):
+    epochs: int = Field(2, ge=1, le=1000)
+    learning_rate: float = Field(5e-4, gt=0.0, lt=1.0)
+    distill: Optional[DistillSpec] = None
+
+
+class QuantizeStep(Strict):
+    mode: Literal["qat", "ptq"] = "qat"
+    epochs: int = Field(1, ge=0, le=1000)
+    batch_size: int = Field(128, ge=1)
+    learning_rate: float = Field(1e-4, gt=0.0, lt=1.0)
+    skip_layers: list[str] = []
+    scheme: Literal["default", "prune_preserve"] = "default"
+    int8_io: bool = False
+    calibration_samples: int = Field(200, ge=1, le=100000)
+    distill: Optional[DistillSpec] = None
+
+
+class ExportStep(Strict):
+    formats: list[Literal["tflite", "onnx"]] = ["tflite", "onnx"]
+    stages: Optional[dict[str, list[Literal["none", "int8", "fp16", "dynamic"]]]] = Field(
+        None, description="stage -> quant modes; default: each float stage as float, the QAT stage as int8")
+    opset: int = Field(15, ge=13, le=18)
+    parity_tolerance: float = Field(1e-4, gt=0.0)
+
+
+class BenchmarkStep(Strict):
+    devices: list[str] = ["host"]
+    runs: int = Field(50, ge=1, le=100000)
+    warmup: int = Field(5, ge=0)
+    eval_samples: int = Field(1000, ge=0, description="test images scored on the device (0: latency only)")
+    emulated_runs: int = Field(10, ge=1, description="timed runs on emulated devices (slow)")
+    emulated_eval_samples: int = Field(200, ge=0)
+    skip_unavailable: bool = Field(True, description="skip emulated devices whose emulator is not installed (said in the report)")
+
+
+class ReportStep(Strict):
+    formats: list[Literal["json", "md", "html"]] = ["json", "md", "html"]
+
+
+STEP_TYPES: dict[str, type[Strict]] = {
+    "train": TrainStep,
+    "sparsity_train": SparsityTrainStep,
+    "prune": PruneStep,
+    "finetune": FinetuneStep,
+    "quantize": QuantizeStep,
+    "export": ExportStep,
+    "benchmark": BenchmarkStep,
+    "report": ReportStep,
+}
+
+StepSpec = Union[tuple(STEP_TYPES.values())]  # noqa: UP007
+
+
+class Recipe(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    seed: int = 0
+    model: str = Field(description="zoo name (lenet5, resnet8, dscnn, mobilenetv2) or a model file")
+    dataset: DatasetSpec = DatasetSpec()
+    steps: list[dict]
+
+    def step_specs(self) -> list[tuple[str, Strict]]:
+        return [parse_step(i, s) for i, s in enumerate(self.steps)]
+
+
+def parse_step(index: int, raw) -> tuple[str, Strict]:
+    if not isinstance(raw, dict) or len(raw) != 1:
+        raise _StepError(("steps", index), "each step is a one-key mapping like `- prune: {ratio: 0.5}`")
+    (kind, settings), = raw.items()
+    if kind not in STEP_TYPES:
+        raise _StepError(("steps", index, kind), f"unknown step '{kind}' (known: {', '.join(STEP_TYPES)})")
+    try:
+        return kind, STEP_TYPES[kind].model_validate(settings or {})
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise _StepError(("steps", index, kind, *err["loc"]), _message(err)) from None
+
+
+class _StepError(Exception):
+    def __init__(self, loc: tuple, message: str):
+        self.loc, self.message = loc, message
+
+
+# ---------------------------------------------------------------------------------------------
+# loading with line numbers
+
+
+def _line_of(node, loc) -> int | None:
+    """Walk the composed YAML node tree along a pydantic error location; return the 1-based line."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == part), None)
+            if match is None:
+                return line
+            node = match[1]
+            line = match[0].start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _message(err: dict) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    return err["msg"]
+
+
+def load_recipe(path) -> Recipe:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise RecipeError(f"cannot read recipe {path}: {e.strerror}", "check the path") from None
+    try:
+        tree = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise RecipeError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)})", "fix the YAML syntax") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping with name, model, dataset and steps", "see recipes/quickstart.yaml")
+    try:
+        recipe = Recipe.model_validate(data)
+        recipe.step_specs()
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise _located(path, tree, tuple(err["loc"]), _message(err)) from None
+    except _StepError as e:
+        raise _located(path, tree, e.loc, e.message) from None
+    return recipe
+
+
+def _located(path, tree, loc: tuple, message: str) -> RecipeError:
+    key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+    return RecipeError(f"{path}:{_line_of(tree, loc)}: '{key}': {message}", "see recipes/quickstart.yaml for the format")
