@@ -207,8 +207,7 @@ def step_quantize(ctx: RunContext, spec) -> dict:
         d = spec.distill
         fr = fit(qat, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
                  patience=0, teacher=_teacher(ctx) if d else None, temperature=d.temperature if d else 4.0,
-                 alpha=d.alpha if d else 0.5, max_train_samples=ctx.recipe.dataset.max_train_samples,
-                 seed=ctx.recipe.seed)
+                 alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed)
         history = fr.history
     save_stage_model(ctx, "qat", qat)
     ctx.current_stage = "qat"

@@ -1,0 +1,97 @@
+"""``edgeprune bench``: every model file on every device, one result dict per pair."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgeprune.errors import DeviceError, EdgepruneError
+from edgeprune.harness.profiles import DeviceProfile, get_profile
+from edgeprune.harness.runner_io import check_model_file, interpreter_for
+
+BENCH_SCHEMA_VERSION = 1
+
+
+def eval_arrays(data: str, eval_samples: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """(x, y, description) for on-device accuracy: the first ``eval_samples`` test images.
+
+    ``data`` is a dataset name, a dataset .npz (x_test/y_test), or an eval .npz with arrays x and y.
+    """
+    if eval_samples < 1:
+        raise EdgepruneError("--eval-samples must be at least 1", "pass a positive number")
+    path = Path(data).expanduser()
+    if path.suffix == ".npz" and path.is_file():
+        with np.load(path) as d:
+            if "x" in d and "y" in d:
+                x, y = d["x"][:eval_samples], d["y"][:eval_samples]
+                return np.asarray(x, np.float32), np.asarray(y).astype(np.int64), f"{path} (x, y)"
+    from edgeprune.data import load_dataset
+
+    ds = load_dataset(data)
+    return ds.x_test[:eval_samples], ds.y_test[:eval_samples], f"{data} test split"
+
+
+def write_eval_npz(x: np.ndarray, y: np.ndarray, path: Path) -> Path:
+    np.savez(path, x=np.asarray(x, np.float32), y=np.asarray(y, np.int64))
+    return path
+
+
+def run_on_device(profile: DeviceProfile, model_path: Path, *, eval_npz: Path | None, runs: int, warmup: int,
+                  host: str | None = None) -> dict:
+    """Dispatch to the runner for the profile's kind."""
+    if profile.kind == "host":
+        from edgeprune.harness import host_runner
+
+        return host_runner.run(profile, model_path, eval_npz=eval_npz, runs=runs, warmup=warmup)
+    if profile.kind == "qemu":
+        from edgeprune.harness import qemu_runner
+
+        return qemu_runner.run(profile, model_path, eval_npz=eval_npz, runs=runs, warmup=warmup)
+    if profile.kind == "ssh":
+        from edgeprune.harness import ssh_runner
+
+        return ssh_runner.run(profile, model_path, eval_npz=eval_npz, runs=runs, warmup=warmup, host=host)
+    raise DeviceError(f"device {profile.name}: unknown kind {profile.kind}", "use host, qemu or ssh")
+
+
+def add_agreement(results: list[dict]) -> None:
+    """For each model, how often every device's top-1 matches the first device's (emulation parity)."""
+    first: dict[str, dict] = {}
+    for r in results:
+        preds = r.get("predictions")
+        if preds is None:
+            continue
+        ref = first.setdefault(r["model_path"], r)
+        r["agreement_with"] = ref["device"]
+        r["prediction_agreement"] = float(np.mean(np.asarray(preds) == np.asarray(ref["predictions"])))
+
+
+def bench(model_files: list[Path | str], devices: list[str], data: str | None = None, runs: int = 50,
+          warmup: int = 5, json_out: Path | str | None = None, eval_samples: int = 1000,
+          host: str | None = None) -> list[dict]:
+    if runs < 1 or warmup < 0:
+        raise EdgepruneError("need --runs >= 1 and --warmup >= 0", "pass sensible counts")
+    if not model_files:
+        raise EdgepruneError("no model files to benchmark", "pass one or more .tflite/.onnx files")
+    profiles = [get_profile(d) for d in (devices or ["host"])]  # fail on a bad name before any work
+    models = [check_model_file(Path(m)) for m in model_files]
+    for model in models:
+        for profile in profiles:
+            interpreter_for(profile, model)  # e.g. .onnx on a device without onnxruntime
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as tmp:
+        eval_npz, eval_desc = None, None
+        if data:
+            x, y, eval_desc = eval_arrays(data, eval_samples)
+            eval_npz = write_eval_npz(x, y, Path(tmp) / "eval.npz")
+        for model in models:
+            for profile in profiles:
+                r = run_on_device(profile, model, eval_npz=eval_npz, runs=runs, warmup=warmup, host=host)
+                r["eval_data"] = eval_desc
+                results.append(r)
+    add_agreement(results)
+    if json_out:
+        Path(json_out).write_text(json.dumps({"schema_version": BENCH_SCHEMA_VERSION, "results": results}, indent=1))
+    return results

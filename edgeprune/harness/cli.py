@@ -1,0 +1,48 @@
+"""Typer commands ``edgeprune bench`` and ``edgeprune devices`` (registered in edgeprune/cli.py).
+
+Nothing heavy at module top: the harness is imported inside the commands.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+
+def bench_cmd(
+    model_file: Annotated[List[Path], typer.Argument(help="Exported .tflite/.onnx files to measure.")],
+    device: Annotated[List[str], typer.Option("--device", "-d", help="Device profile name or YAML path; repeat for several (see `edgeprune devices`).")] = ["host"],  # noqa: B006
+    data: Annotated[Optional[str], typer.Option(help="Dataset name or .npz for on-device accuracy (first --eval-samples test images).")] = None,
+    runs: Annotated[int, typer.Option(help="Timed inferences per model and device.")] = 50,
+    warmup: Annotated[int, typer.Option(help="Untimed inferences before timing.")] = 5,
+    eval_samples: Annotated[int, typer.Option(help="Test images used for accuracy.")] = 1000,
+    json: Annotated[Optional[Path], typer.Option("--json", help="Write all results (with raw latencies and predictions) here.")] = None,
+    host: Annotated[Optional[str], typer.Option(help="user@host[:port] for ssh devices (else the profile's host or $RPI_HOST).")] = None,
+) -> None:
+    """Measure size, latency percentiles, memory and accuracy of model files on devices."""
+    from rich.console import Console
+
+    from edgeprune.harness.bench import bench
+    from edgeprune.harness.table import results_table
+
+    results = bench(model_file, device, data=data, runs=runs, warmup=warmup, json_out=json,
+                    eval_samples=eval_samples, host=host)
+    console = Console()
+    console.print(results_table(results))
+    for note in sorted({r["note"] for r in results if r.get("note")}):
+        console.print(f"[yellow]note:[/yellow] {note}")
+    if json:
+        console.print(f"results written to {json}")
+
+
+def devices_cmd() -> None:
+    """List the device profiles (repo devices/, ~/.config/edgeprune/devices/, $EDGEPRUNE_DEVICES)."""
+    from rich.console import Console
+
+    from edgeprune.harness.profiles import load_profiles, profile_dirs
+    from edgeprune.harness.table import profiles_table
+
+    console = Console()
+    console.print(profiles_table(load_profiles()))
+    console.print("searched: " + ", ".join(str(d) for d in profile_dirs()))

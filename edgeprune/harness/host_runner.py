@@ -1,0 +1,33 @@
+"""Run the benchmark runner on this machine, in a fresh Python process (clean RSS, no TensorFlow)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from edgeprune.errors import DeviceError
+from edgeprune.harness.profiles import DeviceProfile
+from edgeprune.harness.runner_io import (RUNNER_SCRIPT, annotate, check_model_file, interpreter_for,
+                                         read_result, runner_args, runner_failure)
+
+
+def run(profile: DeviceProfile, model_path: Path, *, eval_npz: Path | None = None, runs: int = 50,
+        warmup: int = 5, timeout_s: float = 1800) -> dict:
+    model_path = check_model_file(Path(model_path))
+    where = f"device {profile.name} (this machine)"
+    with tempfile.TemporaryDirectory(prefix="edgeprune-host-") as tmp:
+        out = Path(tmp) / "result.json"
+        args = runner_args(profile, str(model_path.resolve()), str(out),
+                           eval_npz=str(Path(eval_npz).resolve()) if eval_npz else None,
+                           runs=runs, warmup=warmup, interpreter=interpreter_for(profile, model_path))
+        try:
+            proc = subprocess.run([sys.executable, str(RUNNER_SCRIPT), *args], capture_output=True, text=True,
+                                  timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise DeviceError(f"benchmark on {where} took over {timeout_s:.0f} s",
+                              "use fewer --runs or a smaller eval set") from None
+        if proc.returncode != 0:
+            raise runner_failure(proc.returncode, proc.stderr, where)
+        result = read_result(out, where)
+    return annotate(result, profile, model_path)

@@ -1,0 +1,158 @@
+"""Run a Python script inside an emulated board, optionally counting instructions per marked region.
+
+Marker protocol (the guest script's side): ``os.sched_get_priority_max(4242)`` opens a region,
+``os.sched_get_priority_max(4243)`` closes it (both raise OSError/EINVAL: wrap in try/except).
+The count of a region is the instructions executed by the guest thread that opened it.
+"""
+from __future__ import annotations
+
+import fcntl
+import functools
+import shutil
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeprune.errors import DeviceError
+from edgeprune.harness.qemu.env import GUEST_SITE, GUEST_WORK, QemuEnv
+from edgeprune.harness.qemu.fake_cpu import install_fake_cpu
+
+MARK_OPEN = 4242
+MARK_CLOSE = 4243
+
+# Everything the guest sees of its environment: nothing from the host leaks in (`env -i`).
+GUEST_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": GUEST_WORK,
+    "LANG": "C.UTF-8",
+    "PYTHONPATH": GUEST_SITE,
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",   # never change the rootfs from a run
+    "PYTHONUNBUFFERED": "1",
+    "OMP_NUM_THREADS": "1",
+}
+
+
+@dataclass
+class QemuResult:
+    stdout: str
+    stderr: str
+    returncode: int
+    region_instructions: list[int]  # per closed region, in order: the opening thread's instructions
+    cpu: str
+    region_instructions_all_threads: list[int] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)  # files the guest wrote in its work dir (copies)
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_models(qemu: Path) -> tuple[str, ...]:
+    """The `-cpu` names this qemu binary accepts."""
+    out = subprocess.run([str(qemu), "-cpu", "help"], capture_output=True, text=True, check=False).stdout
+    return tuple(line.split()[0] for line in out.splitlines()[1:] if line.strip())
+
+
+def check_cpu(env: QemuEnv, cpu: str) -> None:
+    models = cpu_models(env.qemu)
+    if models and cpu not in models:
+        raise DeviceError(f"{env.qemu.name} has no CPU model '{cpu}'", f"use one of: {', '.join(models)}")
+
+
+def guest_command(env: QemuEnv, cpu: str, argv: list[str], plugin_args: list[str] | None = None) -> list[str]:
+    """qemu-user command line running guest `argv` (argv[0] a guest path such as /usr/bin/python3)."""
+    cmd = [str(env.qemu), "-L", str(env.rootfs), "-cpu", cpu, "-0", argv[0]]
+    if plugin_args is not None:
+        cmd += ["-plugin", ",".join([str(env.plugin), *plugin_args])]
+    return cmd + [str(env.rootfs / argv[0].lstrip("/")), *argv[1:]]
+
+
+@contextmanager
+def env_lock(env: QemuEnv):
+    """One run (or build step) per env at a time: the work dir and fake cpu files are shared."""
+    env.root.mkdir(parents=True, exist_ok=True)
+    with open(env.lock_file, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def parse_counts(text: str) -> tuple[list[int], list[int]]:
+    """(opening-thread counts, all-thread counts) from the plugin's `region i thread all` lines."""
+    thread, everything = [], []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "region":
+            if int(parts[1]) != len(thread):
+                raise DeviceError(f"instruction counter output is out of order at '{line}'",
+                                  "rebuild the qemu env (python -m edgeprune.harness.qemu build)")
+            thread.append(int(parts[2]))
+            everything.append(int(parts[3]))
+    return thread, everything
+
+
+def _stage_work_dir(env: QemuEnv, script: Path, files) -> set[str]:
+    work = env.work_dir
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    staged = set()
+    for src in [Path(script), *map(Path, files)]:
+        if not src.is_file():
+            raise DeviceError(f"cannot copy {src} into the emulated board: no such file", "check the path")
+        if src.name in staged:
+            raise DeviceError(f"two files named {src.name} for the emulated board",
+                              "files are copied by basename into one work dir: rename one")
+        shutil.copyfile(src, work / src.name)
+        staged.add(src.name)
+    return staged
+
+
+def _collect_outputs(work: Path, staged: set[str]) -> dict[str, Path]:
+    new = [p for p in sorted(work.rglob("*")) if p.is_file() and str(p.relative_to(work)) not in staged]
+    if not new:
+        return {}
+    out_dir = Path(tempfile.mkdtemp(prefix="edgeprune-qemu-out-"))
+    files = {}
+    for p in new:
+        rel = str(p.relative_to(work))
+        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        files[rel] = Path(shutil.copy2(p, out_dir / rel))
+    return files
+
+
+def run_python(env: QemuEnv, script: Path, args: list[str], *, cpu: str | None = None,
+               files: list[Path] = (), count_instructions: bool = True, timeout_s: float = 600) -> QemuResult:
+    """Run `script` with the guest's python3 under qemu `-cpu cpu` (default: the arch's board CPU).
+
+    `script` and `files` are copied by basename into the guest work dir (/opt/edgeprune/work), which
+    is also the guest's cwd: pass file arguments as bare names.  Files the script writes there come
+    back in ``QemuResult.files`` (copies in a new temp dir).  Runs on one env are serialised.
+    """
+    cpu = cpu or env.arch.default_cpu
+    check_cpu(env, cpu)
+    argv = ["/usr/bin/python3", f"{GUEST_WORK}/{Path(script).name}", *map(str, args)]
+    with env_lock(env), tempfile.TemporaryDirectory(prefix="edgeprune-qemu-") as tmp:
+        install_fake_cpu(env.rootfs, env.arch.name, cpu)
+        staged = _stage_work_dir(env, script, files)
+        counts_file = Path(tmp) / "regions.txt"
+        plugin_args = None
+        if count_instructions:
+            plugin_args = [f"out={counts_file}", f"sysno={env.arch.marker_syscall}",
+                           f"open={MARK_OPEN}", f"close={MARK_CLOSE}"]
+        cmd = guest_command(env, cpu, argv, plugin_args)
+        try:
+            proc = subprocess.run(cmd, cwd=env.work_dir, env=dict(GUEST_ENV), capture_output=True,
+                                  text=True, errors="replace", timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired:
+            raise DeviceError(f"the emulated {env.arch.name} run of {Path(script).name} took over {timeout_s:g} s",
+                              "use a smaller model or fewer runs, or raise timeout_s") from None
+        thread, everything = ([], [])
+        if count_instructions and counts_file.is_file():
+            thread, everything = parse_counts(counts_file.read_text())
+        outputs = _collect_outputs(env.work_dir, staged)
+    return QemuResult(stdout=proc.stdout, stderr=proc.stderr, returncode=proc.returncode,
+                      region_instructions=thread, cpu=cpu, region_instructions_all_threads=everything,
+                      files=outputs)

@@ -1,0 +1,178 @@
+"""Quantization-aware training models with tfmot (tf-keras only).
+
+`quantize_qat` annotates every layer tfmot can quantize, except the ones the user keeps float
+(`skip_layers`: names or regular expressions), and applies the 8-bit scheme. Fine-tuning is done
+by :func:`edgeprune.train.fit` like any other model.
+
+A QAT model saved as ``.keras`` does not load back (tfmot PR #1123), so `save_qat` writes ``.h5``
+or a SavedModel folder and `load_qat` reads them inside `qat_scope`.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+from edgeprune.errors import EdgepruneError, ModelLoadError
+from edgeprune.keras import keras
+from edgeprune.quantize import QAT_SCHEMES
+
+SKIP_FIX = "add it to quantize.skip_layers to keep it float"
+# Not in tfmot's registry but quantized through its graph transforms (folded into the conv before them).
+TRANSFORM_HANDLED = {"BatchNormalization", "SyncBatchNormalization", "SeparableConv1D", "SeparableConv2D"}
+
+
+def _scheme(scheme: str):
+    import tensorflow_model_optimization as tfmot
+
+    if scheme == "default":
+        return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
+    if scheme == "prune_preserve":
+        return tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+    raise EdgepruneError(f"unknown QAT scheme '{scheme}'", f"use one of {', '.join(QAT_SCHEMES)}")
+
+
+def qat_scope():
+    """Custom-object scope that deserializes QAT models of both schemes."""
+    import tensorflow_model_optimization as tfmot
+    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
+        prune_preserve_quantize_registry as pp,
+    )
+
+    extra = {
+        name: getattr(pp, name)
+        for name in ("PrunePreserveDefaultWeightsQuantizer", "PrunePreserveDefault8BitWeightsQuantizer",
+                     "PrunePreserveDefault8BitConvWeightsQuantizer")
+    }
+    return tfmot.quantization.keras.quantize_scope(extra)
+
+
+def is_qat_model(model) -> bool:
+    """True when the model carries tfmot fake-quant wrappers (it was made by quantize_apply)."""
+    from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer, quantize_wrapper
+
+    return any(isinstance(l, (quantize_wrapper.QuantizeWrapper, quantize_layer.QuantizeLayer)) for l in model.layers)
+
+
+def _matcher(skip_layers: Iterable[str]):
+    patterns = [(p, re.compile(p)) for p in skip_layers]
+    used: set[str] = set()
+
+    def skipped(name: str) -> bool:
+        hit = False
+        for raw, rx in patterns:
+            if name == raw or rx.fullmatch(name):
+                used.add(raw)
+                hit = True
+        return hit
+
+    return skipped, patterns, used
+
+
+def quantize_qat(model, *, skip_layers: Iterable[str] = (), scheme: str = "default"):
+    """A QAT copy of `model` (same weights); layers matching `skip_layers` stay float.
+
+    Raises EdgepruneError naming the first layer tfmot cannot quantize, and for skip patterns
+    that match no layer (a typo would otherwise silently quantize everything).
+    """
+    import tensorflow_model_optimization as tfmot
+
+    if not isinstance(model, keras.Model) or not (
+        isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)
+    ):
+        raise EdgepruneError(
+            f"QAT needs a tf-keras Sequential or functional model, got {type(model).__name__}",
+            "load the model with edgeprune.modelio.load_model (it converts Keras 3 models) or rebuild it functionally",
+        )
+    if is_qat_model(model):
+        raise EdgepruneError(f"model '{model.name}' is already quantization-aware", "fine-tune or export it directly")
+    qs = _scheme(scheme)
+    registry = qs.get_quantize_registry()
+    skipped, patterns, used = _matcher(skip_layers)
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            raise EdgepruneError(
+                f"layer '{layer.name}' is a nested model ({type(layer).__name__}); tfmot cannot quantize nested models",
+                "flatten the model into one functional graph before QAT",
+            )
+        if isinstance(layer, keras.layers.InputLayer) or skipped(layer.name):
+            continue
+        if not registry.supports(layer) and type(layer).__name__ not in TRANSFORM_HANDLED:
+            raise EdgepruneError(
+                f"tfmot cannot quantize layer '{layer.name}' ({type(layer).__name__})", SKIP_FIX)
+    unused = [raw for raw, _ in patterns if raw not in used]
+    if unused:
+        raise EdgepruneError(
+            f"quantize.skip_layers entries {unused} match no layer of '{model.name}'",
+            "use exact layer names or regular expressions that match them (see the model summary)",
+        )
+
+    annotate = tfmot.quantization.keras.quantize_annotate_layer
+
+    def clone_fn(layer):
+        if isinstance(layer, keras.layers.InputLayer) or skipped(layer.name):
+            return layer.__class__.from_config(layer.get_config())
+        return annotate(layer.__class__.from_config(layer.get_config()))
+
+    # tfmot clones the model from its config; the model is already in this process, so re-creating
+    # its Lambda layers (kept float via skip_layers) is no deserialization risk.
+    from tf_keras.src.saving.serialization_lib import SafeModeScope
+
+    try:
+        with qat_scope(), SafeModeScope(False):
+            annotated = keras.models.clone_model(model, clone_function=clone_fn)
+            annotated.set_weights(model.get_weights())
+            return tfmot.quantization.keras.quantize_apply(annotated, qs)
+    except (RuntimeError, ValueError, TypeError) as err:
+        m = re.search(r"Layer (\S+?):<class '[\w.]*?(\w+)'>", str(err)) or re.search(r"Layer (\w+) (?:is )?not supported", str(err))
+        where = f"layer '{m.group(1)}'" + (f" ({m.group(2)})" if m.lastindex and m.lastindex > 1 else "") if m else "a layer"
+        raise EdgepruneError(f"tfmot cannot quantize {where}: {str(err).splitlines()[0][:200]}", SKIP_FIX) from err
+
+
+def save_qat(model, path) -> Path:
+    """Save a QAT model as .h5 (file) or SavedModel (folder; any other path without .h5), atomically."""
+    path = Path(path)
+    if path.suffix == ".keras":
+        raise EdgepruneError(
+            f"cannot save QAT model as {path.name}: tfmot QAT models do not load back from .keras",
+            f"use {path.with_suffix('.h5').name} or a folder (SavedModel)",
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h5 = path.suffix in (".h5", ".hdf5")
+    if h5:
+        fd, tmp = tempfile.mkstemp(suffix=".h5", prefix=f".{path.stem}.", dir=path.parent)
+        os.close(fd)
+    else:
+        tmp = tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with qat_scope(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*HDF5 file.*")
+            model.save(tmp, save_format="h5" if h5 else "tf", include_optimizer=False)
+        if h5:
+            os.replace(tmp, path)
+        else:
+            if path.exists():
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True) if os.path.isdir(tmp) else Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_qat(path):
+    """Load a model written by `save_qat` (or any tf-keras model file) with the QAT classes in scope."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"model file {path} does not exist", "check the path")
+    try:
+        with qat_scope():
+            return keras.models.load_model(path, compile=False)
+    except Exception as err:  # h5py/TF raise many types for a damaged file
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise ModelLoadError(f"cannot read model {path}: {first}", "re-save it with save_qat (.h5 or SavedModel folder)") from err

@@ -1,0 +1,76 @@
+"""The command line: --help everywhere, one-line errors with a non-zero exit code on bad input."""
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = ["run", "inspect", "prune", "export", "bench", "report", "devices", "search"]
+
+
+def edgeprune(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "edgeprune", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_help_lists_commands():
+    out = edgeprune("--help")
+    assert out.returncode == 0
+    for cmd in ["run", "inspect", "prune", "bench", "devices"]:
+        assert cmd in out.stdout
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_each_command_has_help(cmd):
+    out = edgeprune(cmd, "--help")
+    if "No such command" in out.stderr:
+        pytest.skip(f"{cmd} not registered")
+    assert out.returncode == 0, out.stderr
+    assert "Usage" in out.stdout
+
+
+def _one_line_error(out):
+    assert out.returncode != 0
+    lines = [line for line in out.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, out.stderr
+    return lines[0]
+
+
+def test_run_refuses_bad_recipe_naming_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: lenet5\nsteps:\n  - prune: {ratoi: 0.5}\n")
+    line = _one_line_error(edgeprune("run", str(bad), "--out", str(tmp_path / "run")))
+    assert "'steps[0].prune.ratoi': unknown key" in line and "bad.yaml:4" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_refuses_unknown_model(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: x\nmodel: nosuchnet\nsteps:\n  - train: {epochs: 1}\n")
+    line = _one_line_error(edgeprune("run", str(recipe), "--out", str(tmp_path / "run")))
+    assert "nosuchnet" in line
+
+
+def test_inspect_refuses_corrupt_model(tmp_path):
+    bad = tmp_path / "broken.keras"
+    bad.write_bytes(b"PK\x03\x04 definitely not a zip")
+    line = _one_line_error(edgeprune("inspect", str(bad)))
+    assert "broken.keras" in line
+
+
+def test_prune_and_inspect_roundtrip(tmp_path):
+    from edgeprune import zoo
+    from edgeprune.modelio import save_model
+
+    src = tmp_path / "resnet8.keras"
+    save_model(zoo.build("resnet8"), src, flavor="keras3")
+    out = edgeprune("prune", str(src), "--ratio", "0.5", "--round-to", "4", "--verify", "-o", str(tmp_path / "p.keras"),
+                    "--plan-out", str(tmp_path / "plan.json"))
+    assert out.returncode == 0, out.stderr
+    assert "equivalence" in out.stdout and (tmp_path / "plan.json").exists()
+    info = edgeprune("inspect", str(tmp_path / "p.keras"), "--groups", "--json")
+    assert info.returncode == 0, info.stderr
+    import json
+
+    data = json.loads(info.stdout)
+    assert data["keras"] == "keras3" and data["groups"]
+    before = json.loads(edgeprune("inspect", str(src), "--json").stdout)
+    assert data["macs"] < before["macs"] and data["file_bytes"] < before["file_bytes"]

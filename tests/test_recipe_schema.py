@@ -1,0 +1,61 @@
+"""Recipes are validated strictly: the error names the key and its line."""
+from pathlib import Path
+
+import pytest
+
+from edgeprune.errors import RecipeError
+from edgeprune.recipe import load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD = """\
+name: t
+model: lenet5
+dataset:
+  name: fashion_mnist
+steps:
+  - train: {epochs: 1}
+  - prune:
+      ratio: 0.5
+      criterion: l1
+  - export: {formats: [tflite]}
+"""
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "r.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_shipped_recipes_validate():
+    for path in sorted((ROOT / "recipes").glob("*.yaml")) + [ROOT / "tests/data/tiny_recipe.yaml"]:
+        recipe = load_recipe(path)
+        assert recipe.step_specs()
+
+
+def test_defaults_are_filled(tmp_path):
+    recipe = load_recipe(_write(tmp_path, GOOD))
+    kinds = [k for k, _ in recipe.step_specs()]
+    assert kinds == ["train", "prune", "export"]
+    prune = recipe.step_specs()[1][1]
+    assert prune.round_to == 1 and prune.protect_first is True
+
+
+@pytest.mark.parametrize("old,new,expected", [
+    ("criterion: l1", "critrion: l1", r"r.yaml:9: 'steps\[1\].prune.critrion': unknown key"),
+    ("ratio: 0.5", "ratio: 1.5", r"r.yaml:8: 'steps\[1\].prune.ratio': Input should be less than 1"),
+    ("- train:", "- trian:", r"r.yaml:6: 'steps\[0\].trian': unknown step 'trian'"),
+    ("{epochs: 1}", "{epochs: many}", r"r.yaml:6: 'steps\[0\].train.epochs'"),
+    ("[tflite]", "[tflite, coreml]", r"'steps\[2\].export.formats\[1\]'"),
+    ("name: t\n", "name: t\nmodle: x\n", r"r.yaml:2: 'modle': unknown key"),
+    ("model: lenet5\n", "", r"'model': required key is missing"),
+])
+def test_bad_recipe_names_the_key_and_line(tmp_path, old, new, expected):
+    with pytest.raises(RecipeError, match=expected):
+        load_recipe(_write(tmp_path, GOOD.replace(old, new, 1)))
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    with pytest.raises(RecipeError, match=r"r.yaml:\d+: not valid YAML"):
+        load_recipe(_write(tmp_path, GOOD + "  - prune: {ratio: [\n"))
