@@ -55,6 +55,15 @@ def test_unknown_device_fails_before_any_run(tmp_path):
         bench([harness_models().float_tflite], ["host"], runs=0)
 
 
+def test_board_without_a_host_fails_before_any_run(monkeypatch):
+    import edgeprune.harness.bench as bench_module
+
+    monkeypatch.delenv("RPI_HOST", raising=False)
+    monkeypatch.setattr(bench_module, "run_on_device", lambda *a, **k: pytest.fail("ran before checking"))
+    with pytest.raises(DeviceError, match="no SSH host for device 'rpi4'"):
+        bench([harness_models().float_tflite], ["host", "rpi4"], runs=1)
+
+
 def test_onnx_on_a_device_without_onnxruntime_is_a_clear_error():
     with pytest.raises(DeviceError, match="qemu-armv7 has no ONNX runtime"):
         bench([harness_models().onnx], ["qemu-armv7"], runs=1)

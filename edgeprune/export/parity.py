@@ -59,7 +59,7 @@ def assert_parity(result: dict) -> dict:
     if result.get("within_tolerance") is False:
         raise EdgepruneError(
             f"export parity failed: max |Δ| = {result['max_abs_diff']:.3g} > {result['tolerance']:.0e} "
-            f"between {Path(result['file']).name} and the Keras model on {result['samples']} samples",
+            f"between the {result.get('format', 'exported')} file and the Keras model on {result['samples']} samples",
             "the converter changed the maths: check custom layers and report it with the model file",
         )
     return result

@@ -9,22 +9,33 @@ from edgeprune.export.atomic import atomic_path
 from edgeprune.quantize.ptq import configure_converter
 
 
-def layers_in_message(model, message: str) -> list[str]:
-    """Keras layer names that appear as graph scopes (``.../name/...``) in a converter message."""
+def layers_with_ops(model, op_types) -> list[str]:
+    """Keras layers whose traced TF graph holds ops of these types (op names are ``model/layer/Op``)."""
+    import tensorflow as tf
+
+    try:
+        spec = [tf.TensorSpec((None, *i.shape[1:]), i.dtype) for i in model.inputs]
+        graph = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0])).get_concrete_function(*spec).graph
+    except Exception:  # tracing is best effort: the error message still names the op
+        return []
+    names = {l.name for l in model.layers} | {l.layer.name for l in model.layers if hasattr(l, "layer")}
     found = []
-    for layer in model.layers:
-        inner = getattr(layer, "layer", None)  # QuantizeWrapper → wrapped layer
-        for name in {layer.name, getattr(inner, "name", layer.name)}:
-            if re.search(rf"(^|[/\"'(\s]){re.escape(name)}(/|\b)", message) and name not in found:
-                found.append(name)
+    for op in graph.get_operations():
+        if op.type in op_types:
+            hit = next((part for part in op.name.split("/") if part in names), None)
+            if hit and hit not in found:
+                found.append(hit)
     return found
 
 
 def converter_error(model, err: Exception) -> EdgepruneError:
     """One line naming the TF ops the converter could not lower and the Keras layers they came from."""
     msg = str(err)
-    ops = sorted(set(re.findall(r"'(tf\.[\w.]+)' op", msg)))
-    names = layers_in_message(model, msg) if ops else []
+    ops = set(re.findall(r"'(tf\.[\w.]+)' op", msg))
+    for group in re.findall(r"(?:Custom|Flex) ops: ([\w, ]+)", msg):
+        ops.update(f"tf.{op.strip()}" for op in group.split(",") if op.strip())
+    ops = sorted(ops)
+    names = layers_with_ops(model, {op.removeprefix("tf.") for op in ops}) if ops else []
     if ops:
         where = f" (in layer {', '.join(repr(n) for n in names)})" if names else ""
         return EdgepruneError(

@@ -80,6 +80,11 @@ def bench(model_files: list[Path | str], devices: list[str], data: str | None = 
     for model in models:
         for profile in profiles:
             interpreter_for(profile, model)  # e.g. .onnx on a device without onnxruntime
+    for profile in profiles:
+        if profile.kind == "ssh":
+            from edgeprune.harness.ssh_runner import resolve_target
+
+            resolve_target(profile, host)  # no host for a board: say so before minutes of other runs
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as tmp:
         eval_npz, eval_desc = None, None

@@ -14,8 +14,8 @@ from edgeprune.harness.profiles import DeviceProfile
 from edgeprune.harness.runner_io import (RUNNER_SCRIPT, annotate, check_model_file, interpreter_for,
                                          read_result, runner_args, runner_failure)
 
-EMULATION_NOTE = ("emulated with qemu-user: latency is emulator time, not board latency; "
-                  "instructions_per_inference is deterministic but is not time (no cache or pipeline model)")
+EMULATION_NOTE = ("emulated with qemu-user: latency is emulator time, not board latency, and peak RSS includes the "
+                  "emulator; instructions_per_inference is repeatable but is not time (no cache or pipeline model)")
 RESULT_NAME = "result.json"
 
 

@@ -39,8 +39,9 @@ def _fail(code, message):
 
 try:
     import numpy as np
-except ImportError:  # pragma: no cover - exercised only on a bare board
-    _fail(EXIT_NO_NUMPY, "numpy is not installed for %s" % sys.executable)
+except ImportError as _e:  # a bare board, or a numpy whose shared libraries are missing
+    _why = [ln.strip() for ln in str(_e).splitlines() if "Original error was" in ln] or [str(_e).strip()]
+    _fail(EXIT_NO_NUMPY, "numpy is not importable by %s (%s)" % (sys.executable, " ".join(_why[-1].split())[:300]))
 
 
 def _marker(value):

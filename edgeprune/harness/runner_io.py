@@ -17,7 +17,8 @@ _MISSING = {
                                     "install one on it: pip install tflite-runtime (or pip install ai-edge-litert)"),
     _runner_script.EXIT_NO_ONNXRUNTIME: ("onnxruntime is not installed on {where}",
                                          "install it there: pip install onnxruntime"),
-    _runner_script.EXIT_NO_NUMPY: ("numpy is not installed on {where}", "install it there: pip install numpy"),
+    _runner_script.EXIT_NO_NUMPY: ("numpy is not installed (or does not import) on {where}",
+                                   "install it there: pip install numpy"),
 }
 
 
@@ -52,10 +53,11 @@ def runner_args(profile: DeviceProfile, model: str, out: str, *, eval_npz: str |
 
 def runner_failure(returncode: int, stderr: str, where: str) -> DeviceError:
     """One-line error for a runner that exited non-zero."""
+    tagged = [ln for ln in stderr.splitlines() if ln.startswith(_runner_script.ERROR_TAG)]
     if returncode in _MISSING:
         problem, fix = _MISSING[returncode]
-        return DeviceError(problem.format(where=where), fix)
-    tagged = [ln for ln in stderr.splitlines() if ln.startswith(_runner_script.ERROR_TAG)]
+        detail = f" [{tagged[-1].split(' ', 2)[-1]}]" if tagged else ""
+        return DeviceError(problem.format(where=where) + detail, fix)
     if tagged:
         message = tagged[-1].split(" ", 2)[-1]
         return DeviceError(f"benchmark runner failed on {where}: {message}", "check the model file and arguments")

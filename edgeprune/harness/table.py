@@ -12,7 +12,9 @@ def _num(v, fmt: str) -> str:
 
 def results_table(results: list[dict]) -> Table:
     """One row per model × device."""
-    t = Table(title="edgeprune bench", caption="emulated rows: latency is emulator time, compare instructions")
+    emulated = any(r.get("emulated") for r in results)
+    t = Table(title="edgeprune bench",
+              caption="emulated rows: latency is emulator time; compare instr/inference" if emulated else None)
     for col, justify in [("device", "left"), ("emulated", "center"), ("model", "left"), ("bytes", "right"),
                          ("p50 ms", "right"), ("p90 ms", "right"), ("p99 ms", "right"), ("init ms", "right"),
                          ("peak RSS MB", "right"), ("accuracy", "right"), ("instr/inference", "right")]:

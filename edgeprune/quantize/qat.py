@@ -36,8 +36,8 @@ def _scheme(scheme: str):
     raise EdgepruneError(f"unknown QAT scheme '{scheme}'", f"use one of {', '.join(QAT_SCHEMES)}")
 
 
-def qat_scope():
-    """Custom-object scope that deserializes QAT models of both schemes."""
+def qat_scope(*custom_objects: dict):
+    """Custom-object scope that deserializes QAT models of both schemes (plus `custom_objects`)."""
     import tensorflow_model_optimization as tfmot
     from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
         prune_preserve_quantize_registry as pp,
@@ -48,7 +48,7 @@ def qat_scope():
         for name in ("PrunePreserveDefaultWeightsQuantizer", "PrunePreserveDefault8BitWeightsQuantizer",
                      "PrunePreserveDefault8BitConvWeightsQuantizer")
     }
-    return tfmot.quantization.keras.quantize_scope(extra)
+    return tfmot.quantization.keras.quantize_scope(extra, *custom_objects)
 
 
 def is_qat_model(model) -> bool:
@@ -59,7 +59,13 @@ def is_qat_model(model) -> bool:
 
 
 def _matcher(skip_layers: Iterable[str]):
-    patterns = [(p, re.compile(p)) for p in skip_layers]
+    patterns = []
+    for p in skip_layers:
+        try:
+            patterns.append((p, re.compile(p)))
+        except re.error as err:
+            raise EdgepruneError(f"quantize.skip_layers entry '{p}' is not a valid regular expression ({err})",
+                                 "escape special characters or use the exact layer name") from err
     used: set[str] = set()
 
     def skipped(name: str) -> bool:
@@ -94,28 +100,28 @@ def quantize_qat(model, *, skip_layers: Iterable[str] = (), scheme: str = "defau
     registry = qs.get_quantize_registry()
     skipped, patterns, used = _matcher(skip_layers)
 
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            raise EdgepruneError(
-                f"layer '{layer.name}' is a nested model ({type(layer).__name__}); tfmot cannot quantize nested models",
-                "flatten the model into one functional graph before QAT",
-            )
-        if isinstance(layer, keras.layers.InputLayer) or skipped(layer.name):
-            continue
-        if not registry.supports(layer) and type(layer).__name__ not in TRANSFORM_HANDLED:
-            raise EdgepruneError(
-                f"tfmot cannot quantize layer '{layer.name}' ({type(layer).__name__})", SKIP_FIX)
+    skip = {layer.name for layer in model.layers if skipped(layer.name)}
     unused = [raw for raw, _ in patterns if raw not in used]
     if unused:
         raise EdgepruneError(
             f"quantize.skip_layers entries {unused} match no layer of '{model.name}'",
             "use exact layer names or regular expressions that match them (see the model summary)",
         )
-
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            raise EdgepruneError(
+                f"layer '{layer.name}' is a nested model ({type(layer).__name__}); tfmot cannot quantize nested models",
+                "flatten the model into one functional graph before QAT",
+            )
+        if isinstance(layer, keras.layers.InputLayer) or layer.name in skip:
+            continue
+        if not registry.supports(layer) and type(layer).__name__ not in TRANSFORM_HANDLED:
+            raise EdgepruneError(
+                f"tfmot cannot quantize layer '{layer.name}' ({type(layer).__name__})", SKIP_FIX)
     annotate = tfmot.quantization.keras.quantize_annotate_layer
 
     def clone_fn(layer):
-        if isinstance(layer, keras.layers.InputLayer) or skipped(layer.name):
+        if isinstance(layer, keras.layers.InputLayer) or layer.name in skip:
             return layer.__class__.from_config(layer.get_config())
         return annotate(layer.__class__.from_config(layer.get_config()))
 
@@ -124,11 +130,13 @@ def quantize_qat(model, *, skip_layers: Iterable[str] = (), scheme: str = "defau
     from tf_keras.src.saving.serialization_lib import SafeModeScope
 
     try:
-        with qat_scope(), SafeModeScope(False):
+        # tfmot re-creates layers from their configs: the model's own (custom) classes must be in scope
+        own_classes = {type(layer).__name__: type(layer) for layer in model.layers}
+        with qat_scope(own_classes), SafeModeScope(False):
             annotated = keras.models.clone_model(model, clone_function=clone_fn)
             annotated.set_weights(model.get_weights())
             return tfmot.quantization.keras.quantize_apply(annotated, qs)
-    except (RuntimeError, ValueError, TypeError) as err:
+    except (RuntimeError, ValueError, TypeError, AttributeError) as err:
         m = re.search(r"Layer (\S+?):<class '[\w.]*?(\w+)'>", str(err)) or re.search(r"Layer (\w+) (?:is )?not supported", str(err))
         where = f"layer '{m.group(1)}'" + (f" ({m.group(2)})" if m.lastindex and m.lastindex > 1 else "") if m else "a layer"
         raise EdgepruneError(f"tfmot cannot quantize {where}: {str(err).splitlines()[0][:200]}", SKIP_FIX) from err

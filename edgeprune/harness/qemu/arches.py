@@ -21,6 +21,9 @@ class ArchSpec:
     pip_platforms: tuple[str, ...]
     pip_requirements: tuple[str, ...]
     pip_no_deps: bool               # armv7: numpy comes from Debian, pip must not look for it
+    # qemu-user 7.2 skips the -L lookup for statx, which 32-bit glibc 2.36 uses for every stat():
+    # such a guest must name its files by their host paths (ROOTFS/...), which resolve either way.
+    host_paths_in_guest: bool = False
 
 
 ARCHES: dict[str, ArchSpec] = {
@@ -51,6 +54,7 @@ ARCHES: dict[str, ArchSpec] = {
                        "linux_armv7l"),
         pip_requirements=("tflite-runtime==2.14.0",),  # no onnxruntime armv7 wheel exists on PyPI
         pip_no_deps=True,
+        host_paths_in_guest=True,
     ),
 }
 

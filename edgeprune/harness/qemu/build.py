@@ -102,6 +102,15 @@ def build_rootfs(spec: ArchSpec, root: Path) -> Path:
     return rootfs
 
 
+def link_alternatives(rootfs: Path) -> None:
+    """What update-alternatives would have done for BLAS/LAPACK (Debian's numpy links libblas.so.3)."""
+    for lib in sorted(rootfs.glob("usr/lib/*/*/lib*.so.3")):
+        if lib.parent.name in ("blas", "lapack", "openblas-pthread"):
+            link = lib.parent.parent / lib.name
+            if not link.exists() and not link.is_symlink():
+                link.symlink_to(f"{lib.parent.name}/{lib.name}")
+
+
 # --- guest Python packages --------------------------------------------------------------------------
 
 def install_guest_packages(spec: ArchSpec, env: QemuEnv) -> None:
@@ -123,18 +132,18 @@ def install_guest_packages(spec: ArchSpec, env: QemuEnv) -> None:
          f"no cp311 {spec.name} wheels for {', '.join(spec.pip_requirements)} could be had from the package index")
     # Byte-compile with the guest interpreter once, so no run pays for compiling sources in emulation.
     _say(spec, "byte-compiling the guest's Python under emulation …")
-    from edgeprune.harness.qemu.run import GUEST_ENV, env_lock, guest_command
+    from edgeprune.harness.qemu.run import env_lock, guest_command, guest_env
 
     dirs = ["/usr/lib/python3.11", "/usr/lib/python3/dist-packages", GUEST_SITE]
     dirs = [d for d in dirs if (env.rootfs / d.lstrip("/")).is_dir()]
     # Relative paths from cwd=rootfs: under `qemu -L` a guest path that does not exist in the rootfs
     # yet (a new __pycache__) resolves on the host, so absolute-path writes would miss the rootfs.
     code = ("import compileall, sys\n"
-            "for d in sys.argv[1:]: compileall.compile_dir(d.lstrip('/'), ddir=d, quiet=2, workers=1)\n")
+            "for d in sys.argv[2:]: compileall.compile_dir(d.lstrip('/'), ddir=sys.argv[1] + d, quiet=2)\n")
     with env_lock(env):
         install_fake_cpu(env.rootfs, spec.name, spec.default_cpu)
-        cmd = guest_command(env, spec.default_cpu, ["/usr/bin/python3", "-c", code, *dirs])
-        proc = subprocess.run(cmd, cwd=env.rootfs, env=dict(GUEST_ENV, PYTHONDONTWRITEBYTECODE=""),
+        cmd = guest_command(env, spec.default_cpu, ["/usr/bin/python3", "-c", code, env.guest_prefix, *dirs])
+        proc = subprocess.run(cmd, cwd=env.rootfs, env=dict(guest_env(env), PYTHONDONTWRITEBYTECODE=""),
                               capture_output=True, text=True, errors="replace", check=False)
     if proc.returncode != 0:
         raise DeviceError(f"the guest python3 could not run under {env.qemu.name} "
@@ -214,8 +223,7 @@ def fetch_plugin_header(spec: ArchSpec, qemu: Path) -> Path:
                 break
     if not header.is_file():
         raise DeviceError(f"{tarballs[-1].name} has no include/qemu/qemu-plugin.h", "install qemu >= 4.2")
-    for f in dl.iterdir():  # 24 MB of sources are not worth keeping once the header is out
-        f.unlink() if f.is_file() else shutil.rmtree(f)
+    shutil.rmtree(src, ignore_errors=True)  # ~45 MB of sources and indexes: only the header is kept
     return header
 
 
@@ -250,6 +258,7 @@ def build_env(arch: str = "aarch64") -> QemuEnv:
     qemu = _require_qemu(spec)
     root = arch_dir(spec)
     rootfs = build_rootfs(spec, root)
+    link_alternatives(rootfs)
     plugin = build_plugin(spec, qemu)
     env = QemuEnv(arch=spec, root=root, rootfs=rootfs, qemu=qemu, plugin=plugin)
     install_guest_packages(spec, env)

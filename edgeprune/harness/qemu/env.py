@@ -53,6 +53,11 @@ class QemuEnv:
     plugin: Path    # insn_count .so
 
     @property
+    def guest_prefix(self) -> str:
+        """Prepended to guest paths: "" normally, the host rootfs path where stat() ignores -L."""
+        return str(self.rootfs) if self.arch.host_paths_in_guest else ""
+
+    @property
     def guest_python(self) -> Path:
         """Host path of the guest's python3 (qemu-user is given a host path)."""
         return self.rootfs / "usr" / "bin" / "python3"

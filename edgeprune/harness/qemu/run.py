@@ -59,9 +59,14 @@ def check_cpu(env: QemuEnv, cpu: str) -> None:
         raise DeviceError(f"{env.qemu.name} has no CPU model '{cpu}'", f"use one of: {', '.join(models)}")
 
 
+def guest_env(env: QemuEnv) -> dict[str, str]:
+    prefix = env.guest_prefix
+    return dict(GUEST_ENV, HOME=prefix + GUEST_WORK, PYTHONPATH=prefix + GUEST_SITE)
+
+
 def guest_command(env: QemuEnv, cpu: str, argv: list[str], plugin_args: list[str] | None = None) -> list[str]:
-    """qemu-user command line running guest `argv` (argv[0] a guest path such as /usr/bin/python3)."""
-    cmd = [str(env.qemu), "-L", str(env.rootfs), "-cpu", cpu, "-0", argv[0]]
+    """qemu-user command line running `argv`; argv[0] is the guest python, e.g. /usr/bin/python3."""
+    cmd = [str(env.qemu), "-L", str(env.rootfs), "-cpu", cpu, "-0", env.guest_prefix + argv[0]]
     if plugin_args is not None:
         cmd += ["-plugin", ",".join([str(env.plugin), *plugin_args])]
     return cmd + [str(env.rootfs / argv[0].lstrip("/")), *argv[1:]]
@@ -133,7 +138,7 @@ def run_python(env: QemuEnv, script: Path, args: list[str], *, cpu: str | None =
     """
     cpu = cpu or env.arch.default_cpu
     check_cpu(env, cpu)
-    argv = ["/usr/bin/python3", f"{GUEST_WORK}/{Path(script).name}", *map(str, args)]
+    argv = ["/usr/bin/python3", f"{env.guest_prefix}{GUEST_WORK}/{Path(script).name}", *map(str, args)]
     with env_lock(env), tempfile.TemporaryDirectory(prefix="edgeprune-qemu-") as tmp:
         install_fake_cpu(env.rootfs, env.arch.name, cpu)
         staged = _stage_work_dir(env, script, files)
@@ -144,7 +149,7 @@ def run_python(env: QemuEnv, script: Path, args: list[str], *, cpu: str | None =
                            f"open={MARK_OPEN}", f"close={MARK_CLOSE}"]
         cmd = guest_command(env, cpu, argv, plugin_args)
         try:
-            proc = subprocess.run(cmd, cwd=env.work_dir, env=dict(GUEST_ENV), capture_output=True,
+            proc = subprocess.run(cmd, cwd=env.work_dir, env=guest_env(env), capture_output=True,
                                   text=True, errors="replace", timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired:
             raise DeviceError(f"the emulated {env.arch.name} run of {Path(script).name} took over {timeout_s:g} s",

@@ -1,0 +1,143 @@
+"""`edgeprune export`: one model file → a checked .tflite / .onnx file.
+
+The file is written under a temporary name, checked against the Keras model, and renamed onto
+`--output` only when the check passes: a failed export or a failed float parity leaves no file.
+Heavy imports happen inside the function so `edgeprune --help` stays fast.
+"""
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+from edgeprune.errors import EdgepruneError, ModelLoadError
+
+DEFAULT_CALIBRATION_SAMPLES = 200
+RANDOM_PARITY_SAMPLES = 64
+
+
+def load_any_model(path: Path):
+    """A tf-keras model from any file edgeprune reads, QAT .h5/SavedModel included."""
+    from edgeprune.quantize.qat import qat_scope
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"model file {path} does not exist", "check the path")
+    try:
+        from edgeprune.modelio import load_model
+    except ImportError:  # modelio not installed in this checkout: plain tf-keras loading
+        from edgeprune.quantize.qat import load_qat as load_model
+    with qat_scope():
+        try:
+            return load_model(path)
+        except EdgepruneError:
+            raise
+        except Exception as err:  # a damaged file can raise anything from h5py / protobuf / zip
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            raise ModelLoadError(f"cannot read model {path}: {first}", "check the file is a complete .keras/.h5/SavedModel") from err
+
+
+def _npz_arrays(path: Path) -> dict:
+    import numpy as np
+
+    try:
+        with np.load(path) as d:
+            return {k: d[k] for k in d.files}
+    except Exception as err:
+        raise EdgepruneError(f"cannot read {path}: {err}", "pass a .npz written by np.savez") from err
+
+
+def load_calibration(spec: str, n: int = DEFAULT_CALIBRATION_SAMPLES):
+    """Representative samples from a dataset name, a dataset .npz (x_train...) or a .npz of inputs."""
+    from edgeprune.data import load_dataset
+
+    path = Path(spec).expanduser()
+    if path.suffix == ".npz" and path.is_file():
+        arrays = _npz_arrays(path)
+        if "x_train" not in arrays:
+            key = next((k for k in ("x", "calibration", "x_calib") if k in arrays), None)
+            if key is None and len(arrays) == 1:
+                key = next(iter(arrays))
+            if key is None:
+                raise EdgepruneError(f"{path} has arrays {sorted(arrays)}; none is the calibration input",
+                                     "save it as np.savez(path, x=samples) or as a dataset with x_train")
+            from edgeprune.data.dataset import _as_images
+
+            return _as_images(arrays[key])[:n]
+    return load_dataset(spec).calibration_samples(n)
+
+
+def parity_inputs(spec: Optional[str], model, samples: int):
+    """(x, y, where) for the parity check: the dataset's test split, or seeded uniform inputs."""
+    import numpy as np
+
+    if spec:
+        path = Path(spec).expanduser()
+        is_inputs_npz = path.suffix == ".npz" and path.is_file() and "x_test" not in _npz_arrays(path)
+        if not is_inputs_npz:
+            from edgeprune.data import load_dataset
+
+            ds = load_dataset(spec)
+            return ds.x_test[:samples], ds.y_test[:samples], f"{ds.name} test split"
+    shape = tuple(model.inputs[0].shape[1:])
+    x = np.random.default_rng(0).uniform(0, 1, size=(min(samples, RANDOM_PARITY_SAMPLES), *shape)).astype(np.float32)
+    return x, None, "uniform random inputs (no labelled data given)"
+
+
+def export_cmd(
+    model: Annotated[Path, typer.Argument(help="Model file (.keras, .h5, SavedModel dir; QAT .h5 too).")],
+    format: Annotated[str, typer.Option("--format", "-f", help="tflite or onnx.")] = "tflite",
+    quant: Annotated[str, typer.Option(help="tflite: none|int8|fp16|dynamic; onnx: none|int8.")] = "none",
+    calib_data: Annotated[Optional[str], typer.Option(help="Dataset name or .npz for int8 calibration.")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (default: next to the model).")] = None,
+    int8_io: Annotated[bool, typer.Option("--int8-io", help="TFLite int8 input/output tensors.")] = False,
+    parity_data: Annotated[Optional[str], typer.Option(help="Dataset for the parity check (default: --calib-data).")] = None,
+    parity_samples: Annotated[int, typer.Option(help="Test images used for the parity check.")] = 500,
+    opset: Annotated[int, typer.Option(help="ONNX opset (13–18).")] = 15,
+    tolerance: Annotated[float, typer.Option(help="Max |Δ| allowed for float exports.")] = 1e-4,
+) -> dict:
+    """Export a model to TFLite or ONNX and check it against the Keras model."""
+    from edgeprune.export import FORMATS
+    from edgeprune.quantize import ONNX_QUANT_MODES, TFLITE_QUANT_MODES
+
+    fmt = format.lower()
+    if fmt not in FORMATS:
+        raise EdgepruneError(f"unknown export format '{format}'", f"use one of {', '.join(FORMATS)}")
+    modes = TFLITE_QUANT_MODES if fmt == "tflite" else ONNX_QUANT_MODES
+    if quant not in modes:
+        raise EdgepruneError(f"quant '{quant}' is not available for {fmt}", f"use one of {', '.join(modes)}")
+    model = Path(model)
+    output = Path(output) if output else model.with_name(f"{model.stem}-{quant}{FORMATS[fmt]}")
+    if output.suffix.lower() != FORMATS[fmt]:
+        raise EdgepruneError(f"output {output} does not end in {FORMATS[fmt]}", f"name it *{FORMATS[fmt]}")
+
+    keras_model = load_any_model(model)  # refuse a bad model before anything else is loaded
+
+    from edgeprune.export.atomic import atomic_path
+    from edgeprune.export.parity import assert_parity, format_parity
+    from edgeprune.export.parity import check_parity
+    from edgeprune.quantize.qat import is_qat_model
+
+    qat = is_qat_model(keras_model)
+    calibration = None
+    if quant == "int8" and not qat:
+        if not calib_data:
+            raise EdgepruneError("int8 export needs calibration data", "pass --calib-data fashion_mnist (or a .npz)")
+        calibration = load_calibration(calib_data)
+    x, y, where = parity_inputs(parity_data or calib_data, keras_model, parity_samples)
+
+    with atomic_path(output) as tmp:
+        if fmt == "tflite":
+            from edgeprune.export.tflite import export_tflite
+
+            export_tflite(keras_model, tmp, quant=quant, calibration=calibration, int8_io=int8_io)
+        else:
+            from edgeprune.export.onnx import export_onnx
+
+            export_onnx(keras_model, tmp, quant=quant, calibration=calibration, opset=opset)
+        result = check_parity(tmp, keras_model, x, y, tolerance=tolerance)
+        assert_parity(result)
+    result["file"] = str(output)
+    print(f"wrote {output} ({result['file_bytes']:,} bytes){' from a QAT model' if qat else ''}")
+    print(f"parity on {result['samples']} {where}: {format_parity(result)}")
+    return result
