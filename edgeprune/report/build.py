@@ -1,0 +1,278 @@
+"""metrics.json + the run directory → the report dict (report.json, schema in :mod:`.schema`).
+
+Everything here is read from files the run wrote; nothing is re-measured.  What cannot be shown
+(no plan, a model file missing, ...) is said in ``notes`` rather than silently left out.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from edgeprune.errors import EdgepruneError
+from edgeprune.report.pareto import pareto_front
+from edgeprune.report.schema import REPORT_SCHEMA_VERSION, validate_report
+
+# stages in pipeline order; the stage before "pruned" is what pruning started from
+STAGE_ORDER = ("baseline", "sparse", "pruned", "finetuned", "qat")
+# "recommended" = fastest row whose test accuracy is within this many points of the device's best
+RECOMMEND_WITHIN = 0.01
+
+
+def load_metrics(run_dir: Path) -> dict:
+    path = Path(run_dir) / "metrics.json"
+    if not path.exists():
+        raise EdgepruneError(f"no metrics.json in {run_dir}", "run `edgeprune run RECIPE --out DIR` first, then report on DIR")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise EdgepruneError(f"{path} is not valid JSON ({e})", "re-run `edgeprune run` to rewrite it") from None
+
+
+def build_report(run_dir, *, weights: bool = True) -> dict:
+    """The report dict for one run directory, validated against the schema.
+
+    ``weights=False`` skips loading the Keras models for the weight histograms (no TensorFlow
+    import): enough for tables and comparisons.
+    """
+    run_dir = Path(run_dir)
+    m = load_metrics(run_dir)
+    notes: list[str] = []
+    lock = _read_lock(run_dir, notes)
+    run = m.get("run", {})
+    stages = m.get("stages", {})
+    rows = summary_rows(m)
+    _mark_pareto(rows)
+    report = {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "generated": dt.datetime.now().isoformat(timespec="seconds"),
+        "run": {"name": run.get("name", run_dir.name), "run_dir": str(run_dir), "recipe_path": run.get("recipe_path"),
+                "started": run.get("started"), "seconds": run.get("seconds")},
+        "recipe": lock.get("recipe"),
+        "seed": m.get("seed", lock.get("seed")),
+        "environment": m.get("environment", {}),
+        "dataset": m.get("dataset", {}),
+        "rows": rows,
+        "recommendations": recommendations(rows),
+        "stages": [{"stage": s, **{k: v for k, v in d.items() if k != "layers"}} for s, d in _ordered(stages)],
+        "pruning": pruning_section(run_dir, m, notes),
+        "weights": None,
+        "sensitivity": _sensitivity(run_dir, m, notes),
+        "training": [{"step": s["name"], "history": s["history"]} for s in m.get("steps", []) if s.get("history")],
+        "skipped_devices": [{"device": d.get("device", "?"), "reason": d.get("reason", "")} for d in m.get("skipped_devices", [])],
+        "notes": notes,
+    }
+    if weights:
+        report["weights"] = weights_section(run_dir, m, notes)
+    if not m.get("benchmarks"):
+        notes.append("no benchmark step ran: latency and memory columns are empty")
+    validate_report(report)
+    return report
+
+
+def _ordered(stages: dict):
+    known = [(s, stages[s]) for s in STAGE_ORDER if s in stages]
+    return known + [(s, d) for s, d in stages.items() if s not in STAGE_ORDER]
+
+
+def _read_lock(run_dir: Path, notes: list[str]) -> dict:
+    import yaml
+
+    path = run_dir / "recipe.lock.yaml"
+    if not path.exists():
+        notes.append("recipe.lock.yaml is missing: the resolved recipe is not in this report")
+        return {}
+    return yaml.safe_load(path.read_text()) or {}
+
+
+# ---------------------------------------------------------------------------------------------
+# summary rows: one per stage × format × device
+
+
+def summary_rows(m: dict) -> list[dict]:
+    stages = m.get("stages", {})
+    test_n = m.get("dataset", {}).get("test")
+    exports = {e["path"]: e for e in m.get("exports", [])}
+    rows = []
+    benched = set()
+    for b in m.get("benchmarks", []):
+        exp = exports.get(b["export"], {})
+        benched.add(b["export"])
+        rows.append(_artifact_row(exp or b, stages.get(b["stage"], {}), test_n, bench=b))
+    for path, exp in exports.items():
+        if path not in benched:
+            rows.append(_artifact_row(exp, stages.get(exp["stage"], {}), test_n, bench=None))
+    if not rows:  # nothing exported: the Keras stages are the artifacts
+        for stage, d in _ordered(stages):
+            rows.append({"stage": stage, "format": "keras", "quant": None, "device": None, "emulated": False,
+                         "artifact": d.get("model_path"), "file_bytes": d.get("file_bytes"), "params": d.get("params"),
+                         "macs": d.get("macs"), "test_accuracy": d.get("test_accuracy"), "test_samples": test_n})
+    order = {s: i for i, s in enumerate(STAGE_ORDER)}
+    rows.sort(key=lambda r: (r["device"] is None, r["device"] or "", order.get(r["stage"], 99), r["format"], r["quant"] or ""))
+    return rows
+
+
+def _artifact_row(exp: dict, stage: dict, test_n, bench: dict | None) -> dict:
+    row = {
+        "stage": exp["stage"], "format": exp["format"], "quant": exp.get("quant"),
+        "device": None, "emulated": False, "artifact": exp.get("path") or exp.get("export"),
+        "file_bytes": exp.get("file_bytes"), "params": stage.get("params"), "macs": stage.get("macs"),
+        "test_accuracy": exp.get("accuracy"), "test_samples": exp.get("samples", test_n),
+    }
+    if "top1_agreement" in exp:
+        row["parity"] = {k: exp.get(k) for k in ("top1_agreement", "max_abs_diff", "tolerance", "within_tolerance", "samples")}
+    if bench is not None:
+        lat = bench.get("latency_ms") or {}
+        row.update({
+            "device": bench["device"], "emulated": bool(bench.get("emulated")), "cpu": bench.get("cpu"),
+            "device_accuracy": bench.get("accuracy"), "device_eval_samples": bench.get("eval_samples"),
+            "latency_ms": {k: lat.get(k) for k in ("p50", "p90", "p99", "mean")},
+            "init_ms": bench.get("init_ms"), "first_inference_ms": bench.get("first_inference_ms"),
+            "peak_rss_bytes": bench.get("peak_rss_bytes"),
+            "instructions_per_inference": bench.get("instructions_per_inference"), "raw": bench.get("raw"),
+        })
+        if row["test_accuracy"] is None:
+            row["test_accuracy"] = bench.get("accuracy")
+    return row
+
+
+def _mark_pareto(rows: list[dict]) -> None:
+    for device in {r["device"] for r in rows if r["device"]}:
+        idx = [i for i, r in enumerate(rows) if r["device"] == device and r["test_accuracy"] is not None]
+        timed = [i for i in idx if (r := rows[i]).get("latency_ms") and r["latency_ms"].get("p50") is not None]
+        front = {timed[k] for k in pareto_front([(rows[i]["latency_ms"]["p50"], rows[i]["test_accuracy"]) for i in timed])}
+        for i in timed:
+            rows[i]["pareto_latency"] = i in front
+        sized = [i for i in idx if rows[i]["file_bytes"] is not None]
+        front = {sized[k] for k in pareto_front([(rows[i]["file_bytes"], rows[i]["test_accuracy"]) for i in sized])}
+        for i in sized:
+            rows[i]["pareto_size"] = i in front
+
+
+def recommendations(rows: list[dict]) -> list[dict]:
+    """Per device: the recommended row, the most accurate, the fastest and the smallest.
+
+    On an emulated device "fast" means fewest instructions per inference when every row has that
+    count (emulator wall time is not board time), else emulated p50.
+    """
+    out = []
+    for device in sorted({r["device"] for r in rows if r["device"]}):
+        idx = [i for i, r in enumerate(rows) if r["device"] == device and r["test_accuracy"] is not None
+               and (r.get("latency_ms") or {}).get("p50") is not None]
+        if not idx:
+            continue
+        emulated = any(rows[i].get("emulated") for i in idx)
+        by_instr = emulated and all(rows[i].get("instructions_per_inference") is not None for i in idx)
+        speed = (lambda i: rows[i]["instructions_per_inference"]) if by_instr else (lambda i: rows[i]["latency_ms"]["p50"])
+        speed_name = "instructions per inference" if by_instr else ("emulated p50 latency" if emulated else "p50 latency")
+        acc = lambda i: rows[i]["test_accuracy"]  # noqa: E731
+        best = max(idx, key=lambda i: (acc(i), -speed(i)))
+        fastest = min(idx, key=lambda i: (speed(i), -acc(i)))
+        close = [i for i in idx if acc(i) >= acc(best) - RECOMMEND_WITHIN]
+        pick = min(close, key=lambda i: (speed(i), -acc(i)))
+        out.append({"device": device, "goal": "recommended", "row": pick,
+                    "why": f"lowest {speed_name} within {RECOMMEND_WITHIN * 100:g} percentage point of the best test accuracy"})
+        out.append({"device": device, "goal": "most_accurate", "row": best, "why": "highest test accuracy"})
+        out.append({"device": device, "goal": "fastest", "row": fastest, "why": f"lowest {speed_name}"})
+        sized = [i for i in idx if rows[i]["file_bytes"] is not None]
+        if sized:
+            out.append({"device": device, "goal": "smallest", "row": min(sized, key=lambda i: (rows[i]["file_bytes"], -acc(i))),
+                        "why": "smallest file"})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# pruning: per-layer changes and the plan's removed channels
+
+
+def before_stage(stages: dict) -> str:
+    return "sparse" if "sparse" in stages else "baseline"
+
+
+def pruning_section(run_dir: Path, m: dict, notes: list[str]) -> dict | None:
+    stages = m.get("stages", {})
+    if "pruned" not in stages:
+        return None
+    b_name = before_stage(stages)
+    before, after = stages.get(b_name, {}), stages["pruned"]
+    info = m.get("pruning", {})
+    section = {
+        "before_stage": b_name, "after_stage": "pruned", "plan_path": info.get("plan_path"),
+        "ratio": info.get("ratio"), "criterion": info.get("criterion"), "schedule": info.get("schedule"),
+        "removed_channels": info.get("removed_channels"),
+        "params_before": before.get("params"), "params_after": after.get("params"),
+        "macs_before": before.get("macs"), "macs_after": after.get("macs"),
+        "layers": layer_changes(before.get("layers", []), after.get("layers", [])),
+        "groups": [], "steps": info.get("steps", []),
+    }
+    plan_path = run_dir / (info.get("plan_path") or "plan.json")
+    if plan_path.exists():
+        plan = json.loads(plan_path.read_text())
+        section["settings"] = plan.get("settings", {})
+        section["groups"] = [{
+            "id": g["id"], "sources": g["sources"], "channels": g["channels"], "kept": g["kept"],
+            "removed_channels": g.get("removed_channels", []), "removed_scores": g.get("removed_scores", []),
+            "kept_score_mean": g.get("kept_score_mean"), "pinned_reasons": g.get("pinned_reasons", []),
+        } for g in plan.get("groups", [])]
+        if section["removed_channels"] is None:
+            section["removed_channels"] = sum(g["channels"] - g["kept"] for g in section["groups"])
+    else:
+        notes.append(f"{plan_path.name} is missing: the removed-channel table is empty")
+    return section
+
+
+def layer_changes(before: list[dict], after: list[dict]) -> list[dict]:
+    """Layers with parameters or MACs, before vs after pruning (channels = last output dim)."""
+    after_by_name = {layer["name"]: layer for layer in after}
+    rows = []
+    for lb in before:
+        if not lb.get("params") and not lb.get("macs"):
+            continue
+        la = after_by_name.get(lb["name"])
+        rows.append({
+            "name": lb["name"], "type": lb["type"],
+            "channels_before": _channels(lb), "channels_after": _channels(la) if la else None,
+            "params_before": lb["params"], "params_after": la["params"] if la else None,
+            "macs_before": lb["macs"], "macs_after": la["macs"] if la else None,
+        })
+    return rows
+
+
+def _channels(layer: dict) -> int | None:
+    shape = layer.get("output_shape") or []
+    return int(shape[-1]) if shape and shape[-1] is not None else None
+
+
+def weights_section(run_dir: Path, m: dict, notes: list[str]) -> dict | None:
+    stages = m.get("stages", {})
+    if "pruned" not in stages:
+        return None
+    b_name = before_stage(stages)
+    paths = [run_dir / stages[s].get("model_path", "") for s in (b_name, "pruned")]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        notes.append(f"weight histograms left out: {', '.join(missing)} missing")
+        return None
+    from edgeprune.report.weights import weight_histograms
+
+    try:
+        layers, hist_notes = weight_histograms(*paths)
+    except Exception as e:  # a model the loader cannot read must not cost the whole report
+        notes.append(f"weight histograms left out: could not load {paths[0].name}/{paths[1].name} ({type(e).__name__}: {e})")
+        return None
+    notes.extend(hist_notes)
+    return {"before_stage": b_name, "after_stage": "pruned", "layers": layers}
+
+
+def _sensitivity(run_dir: Path, m: dict, notes: list[str]) -> dict | None:
+    rel = (m.get("pruning") or {}).get("sensitivity_path") or "sensitivity.json"
+    path = run_dir / rel
+    if not path.exists():
+        return None
+    d = json.loads(path.read_text())
+    try:
+        return {"ratios": list(d["ratios"]), "baseline_val_accuracy": float(d["baseline_val_accuracy"]),
+                "curves": {k: list(v) for k, v in d["curves"].items()}}
+    except (KeyError, TypeError, ValueError) as e:
+        notes.append(f"{rel} has an unexpected layout ({e}): sensitivity curves left out")
+        return None

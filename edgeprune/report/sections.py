@@ -1,0 +1,184 @@
+"""The report's sections as data (key, title, text, tables), rendered by markdown.py and html.py alike."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgeprune.report.table import DASH, cells, columns, fmt_acc, fmt_device, fmt_format, fmt_int, fmt_ms
+
+LEGEND = ("★ = on the accuracy-vs-latency Pareto front of its device. test acc: the exported file on the run's "
+          "test split. parity: top-1 agreement with the Keras model and the largest |output difference| "
+          "(ok/FAIL against the float tolerance; quantized files are not judged).")
+MAX_SCORES_SHOWN = 8
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    right: set[int] = field(default_factory=set)   # right-aligned (numeric) columns
+
+
+@dataclass
+class Section:
+    key: str            # html.py hangs the plots on this
+    title: str
+    text: str = ""
+    tables: list[Table] = field(default_factory=list)
+    bullets: list[str] = field(default_factory=list)
+
+
+def _numeric(header: list[str], text_cols: tuple[str, ...]) -> set[int]:
+    return {i for i, c in enumerate(header) if c not in text_cols}
+
+
+def summary(report: dict) -> Table:
+    cols = columns(report["rows"])
+    return Table(cols, [cells(r, cols) for r in report["rows"]], _numeric(cols, ("stage", "format", "device", "parity")))
+
+
+def headline(report: dict) -> str:
+    run, ds = report["run"], report.get("dataset", {})
+    recipe = report.get("recipe") or {}
+    return (f"Model {recipe.get('model', '?')} on {ds.get('name', '?')} ({fmt_int(ds.get('train'))} train / "
+            f"{fmt_int(ds.get('val'))} val / {fmt_int(ds.get('test'))} test), seed {report.get('seed')}, "
+            f"started {run.get('started') or '?'}, {run.get('seconds') or 0:.0f} s.")
+
+
+def sections(report: dict) -> list[Section]:
+    out = []
+    for make in (recommendations, stages, pruning, removed_groups, weights, sensitivity, training, skipped, notes,
+                 environment):
+        s = make(report)
+        if s is not None:
+            out.append(s)
+    return out
+
+
+def recommendations(report: dict) -> Section | None:
+    recs = report.get("recommendations") or []
+    if not recs:
+        return None
+    rows = report["rows"]
+    body = []
+    for r in recs:
+        row = rows[r["row"]]
+        body.append([fmt_device(row), r["goal"].replace("_", " "), f"{row['stage']} {fmt_format(row)}",
+                     fmt_acc(row["test_accuracy"]), fmt_ms(row["latency_ms"]["p50"]), fmt_int(row["file_bytes"]), r["why"]])
+    return Section("recommendations", "Which file to ship",
+                   tables=[Table(["device", "goal", "artifact", "test acc", "p50 ms", "file bytes", "why"], body, {3, 4, 5})])
+
+
+def stages(report: dict) -> Section | None:
+    st = report.get("stages") or []
+    if not st:
+        return None
+    body = [[s["stage"], fmt_int(s.get("params")), fmt_int(s.get("macs")), fmt_int(s.get("file_bytes")),
+             fmt_acc(s.get("val_accuracy")), fmt_acc(s.get("test_accuracy")), s.get("model_path") or DASH] for s in st]
+    return Section("stages", "Keras stages", tables=[
+        Table(["stage", "params", "MACs", "file bytes", "val acc", "test acc", "file"], body, {1, 2, 3, 4, 5})])
+
+
+def _drop(before, after) -> str:
+    if not before or after is None:
+        return DASH
+    return f"−{(1 - after / before) * 100:.1f}%"
+
+
+def pruning(report: dict) -> Section | None:
+    p = report.get("pruning")
+    if not p:
+        return None
+    text = (f"Criterion {p.get('criterion') or '?'}, ratio {p.get('ratio')}, schedule {p.get('schedule') or 'oneshot'}; "
+            f"{fmt_int(p.get('removed_channels'))} channels removed. Params {fmt_int(p.get('params_before'))} → "
+            f"{fmt_int(p.get('params_after'))} ({_drop(p.get('params_before'), p.get('params_after'))}), MACs "
+            f"{fmt_int(p.get('macs_before'))} → {fmt_int(p.get('macs_after'))} ({_drop(p.get('macs_before'), p.get('macs_after'))}).")
+    body = [[l["name"], l["type"], fmt_int(l["channels_before"]), fmt_int(l["channels_after"]),
+             fmt_int(l["params_before"]), fmt_int(l["params_after"]), fmt_int(l["macs_before"]), fmt_int(l["macs_after"])]
+            for l in p.get("layers", [])]
+    tables = [Table(["layer", "type", "channels before", "channels after", "params before", "params after",
+                     "MACs before", "MACs after"], body, {2, 3, 4, 5, 6, 7})]
+    if p.get("steps"):
+        tables.append(Table(["schedule step", "ratio", "val acc"],
+                            [[str(i + 1), str(s.get("ratio", DASH)), fmt_acc(s.get("val_accuracy"))] for i, s in enumerate(p["steps"])],
+                            {0, 1, 2}))
+    return Section("pruning", f"Pruning ({p['before_stage']} → {p['after_stage']})", text, tables)
+
+
+def removed_groups(report: dict) -> Section | None:
+    p = report.get("pruning")
+    if not p or not p.get("groups"):
+        return None
+    body = []
+    for g in p["groups"]:
+        removed, scores = g["removed_channels"], g["removed_scores"]
+        shown = ", ".join(f"{c}:{s:.3g}" for c, s in zip(removed[:MAX_SCORES_SHOWN], scores[:MAX_SCORES_SHOWN]))
+        if len(removed) > MAX_SCORES_SHOWN:
+            shown += f", … (+{len(removed) - MAX_SCORES_SHOWN} more in report.json)"
+        score_range = f"{min(scores):.4g}–{max(scores):.4g}" if scores else DASH
+        kept_mean = DASH if g.get("kept_score_mean") is None else f"{g['kept_score_mean']:.4g}"
+        body.append([str(g["id"]), ", ".join(g["sources"]), str(g["channels"]), str(g["kept"]), score_range, kept_mean,
+                     shown or DASH])
+    return Section("removed", "Removed channels per group",
+                   "Channel index:importance score of the removed channels, lowest score first (scores from plan.json; "
+                   "higher = more important).",
+                   [Table(["group", "source layers", "channels", "kept", "removed scores", "kept mean score",
+                           "removed (index:score)"], body, {0, 2, 3, 4, 5})])
+
+
+def weights(report: dict) -> Section | None:
+    w = report.get("weights")
+    if not w:
+        return None
+    body = [[h["layer"], h["type"], fmt_int(h["count_before"]), fmt_int(h["count_after"]),
+             fmt_int(h["count_before"] - h["count_after"]), f"{h['mean_abs_before']:.4g}",
+             DASH if h["mean_abs_after"] is None else f"{h['mean_abs_after']:.4g}"] for h in w["layers"]]
+    return Section("weights", f"Kernel weights ({w['before_stage']} → {w['after_stage']})",
+                   "Per-layer |w| histograms (kept, removed, after) are plotted in report.html and stored in report.json.",
+                   [Table(["layer", "type", "weights before", "weights after", "removed", "mean |w| before",
+                           "mean |w| after"], body, {2, 3, 4, 5, 6})])
+
+
+def sensitivity(report: dict) -> Section | None:
+    s = report.get("sensitivity")
+    if not s:
+        return None
+    header = ["group"] + [f"ratio {r:g}" for r in s["ratios"]]
+    return Section("sensitivity", "Sensitivity",
+                   f"Val accuracy when one group is pruned alone (unpruned: {s['baseline_val_accuracy']:.4f}).",
+                   [Table(header, [[g] + [fmt_acc(v) for v in curve] for g, curve in s["curves"].items()],
+                          set(range(1, len(header))))])
+
+
+def training(report: dict) -> Section | None:
+    curves = report.get("training") or []
+    if not curves:
+        return None
+    body = []
+    for c in curves:
+        h = c["history"]
+        body.append([c["step"], str(max((len(v) for v in h.values()), default=0)),
+                     fmt_acc((h.get("accuracy") or [None])[-1]), fmt_acc((h.get("val_accuracy") or [None])[-1])])
+    return Section("training", "Training", tables=[Table(["step", "epochs", "final train acc", "final val acc"], body, {1, 2, 3})])
+
+
+def skipped(report: dict) -> Section | None:
+    sk = report.get("skipped_devices") or []
+    if not sk:
+        return None
+    return Section("skipped", "Devices not measured", bullets=[f"{s['device']}: {s['reason']}" for s in sk])
+
+
+def notes(report: dict) -> Section | None:
+    n = report.get("notes") or []
+    return Section("notes", "Notes", bullets=list(n)) if n else None
+
+
+def environment(report: dict) -> Section:
+    env = report.get("environment") or {}
+    ds = report.get("dataset") or {}
+    rows = [[k, str(v)] for k, v in env.items()]
+    rows += [["dataset source", str(ds.get("source", DASH))], ["dataset fingerprint", str(ds.get("fingerprint", DASH))],
+             ["seed", str(report.get("seed"))], ["recipe", str(report["run"].get("recipe_path") or DASH)]]
+    return Section("environment", "Environment and reproducibility",
+                   "The resolved recipe is in recipe.lock.yaml and in report.json (\"recipe\").",
+                   [Table(["", "value"], rows)])

@@ -1,0 +1,81 @@
+"""The summary table's columns and cell text, shared by report.md, compare.md and the terminal."""
+from __future__ import annotations
+
+DASH = "—"
+
+
+def fmt_int(v) -> str:
+    return DASH if v is None else f"{int(v):,}"
+
+
+def fmt_acc(v) -> str:
+    return DASH if v is None else f"{v:.4f}"
+
+
+def fmt_ms(v) -> str:
+    if v is None:
+        return DASH
+    if v >= 100:
+        return f"{v:,.1f}"
+    return f"{v:.3f}" if v >= 1 else f"{v:.4f}"
+
+
+def fmt_format(row: dict) -> str:
+    return row["format"] if not row.get("quant") else f"{row['format']}/{row['quant']}"
+
+
+def fmt_device(row: dict) -> str:
+    if not row.get("device"):
+        return DASH
+    return f"{row['device']} (emulated)" if row.get("emulated") else row["device"]
+
+
+def fmt_parity(row: dict) -> str:
+    p = row.get("parity")
+    if not p or p.get("top1_agreement") is None:
+        return DASH
+    verdict = {True: " ok", False: " FAIL", None: ""}[p.get("within_tolerance")]
+    return f"{p['top1_agreement'] * 100:.1f}% Δ{p['max_abs_diff']:.1e}{verdict}"
+
+
+def columns(rows: list[dict]) -> list[str]:
+    cols = ["stage", "format", "device", "file bytes", "params", "MACs", "test acc", "p50 ms", "p90 ms"]
+    if any(r.get("instructions_per_inference") is not None for r in rows):
+        cols.append("instr/inference")
+    return cols + ["parity"]
+
+
+def cells(row: dict, cols: list[str]) -> list[str]:
+    lat = row.get("latency_ms") or {}
+    by_col = {
+        "stage": row["stage"] + (" ★" if row.get("pareto_latency") else ""),
+        "format": fmt_format(row),
+        "device": fmt_device(row),
+        "file bytes": fmt_int(row.get("file_bytes")),
+        "params": fmt_int(row.get("params")),
+        "MACs": fmt_int(row.get("macs")),
+        "test acc": fmt_acc(row.get("test_accuracy")),
+        "p50 ms": fmt_ms(lat.get("p50")),
+        "p90 ms": fmt_ms(lat.get("p90")),
+        "instr/inference": fmt_int(row.get("instructions_per_inference")),
+        "parity": fmt_parity(row),
+    }
+    return [by_col[c] for c in cols]
+
+
+def summary_table(report: dict, title: str | None = None):
+    """The report's summary as a rich Table (the same rows and cells as report.md's head)."""
+    from rich import box
+    from rich.table import Table
+
+    rows = report["rows"]
+    cols = columns(rows)
+    t = Table(title=title or f"edgeprune run {report['run']['name']}", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True,
+              caption="★ on the accuracy-vs-latency Pareto front of its device; test acc on "
+                      f"{report.get('dataset', {}).get('test', '?')} test images")
+    for c in cols:
+        # fold rather than truncate: a narrow terminal wraps numbers but never hides digits
+        t.add_column(c, justify="left" if c in ("stage", "format", "device", "parity") else "right", overflow="fold")
+    for r in rows:
+        t.add_row(*cells(r, cols))
+    return t
