@@ -5,6 +5,10 @@ non-negative score per atom (higher = more important).  :func:`class_scores` nor
 layer's scores (so layers of different scale are comparable) and aggregates them per channel
 (sum/mean/max over the group's members): a group's importance is the aggregate of its members'.
 Data-driven criteria receive ``dataset`` (validation batches only, never the test split).
+
+Weights: l1, l2, bn_gamma, random.  Data: taylor (|activation × gradient|), mean_activation,
+apoz (1 − average percentage of zeros after the ReLU).  ``threshold_<base>[:k=K]`` ranks a group's
+statistical outliers (below mean − k·std) before every ordinary channel.
 """
 from __future__ import annotations
 
@@ -83,6 +87,219 @@ def random_scores(g: ChannelGraph, dataset=None, seed: int = 0, **_) -> dict:
     return {name: (atoms, rng.random(len(atoms))) for name, atoms, _ in _out_filters(g)}
 
 
+# --------------------------------------------------------------------------------------------
+# data-driven criteria: activations (and gradients) on validation batches
+
+ACTIVATION_LAYERS = ("ReLU", "LeakyReLU", "ELU", "PReLU", "Activation")
+RELU_NAMES = ("relu", "relu6")
+DATA_SAMPLES = 512   # validation images a data criterion looks at
+DATA_BATCH = 128
+
+
+def _is_relu(layer) -> bool:
+    kind = type(layer).__name__
+    if kind == "ReLU":
+        return True
+    act = layer.get_config().get("activation")
+    return isinstance(act, str) and act in RELU_NAMES
+
+
+def _consumers(g: ChannelGraph) -> dict:
+    out: dict = {}
+    for node in g.nodes:
+        for key in node.inputs:
+            out.setdefault(key, []).append(node)
+    return out
+
+
+def probe_point(g: ChannelGraph, name: str, consumers: dict | None = None) -> tuple[tuple, bool]:
+    """(tensor key, follows_relu) of the channel values a source layer really hands on.
+
+    Starts at the layer's output and walks a single-consumer chain of BatchNormalization and
+    activation layers, stopping after the first activation: zeroing that tensor's channel is what
+    removing the channel does.  ``follows_relu`` says whether the tensor is post-ReLU.
+    """
+    consumers = _consumers(g) if consumers is None else consumers
+    key = g.nodes_of(name)[0].outputs[0]
+    relu = _is_relu(g.layer(name))
+    if relu:
+        return key, True
+    while True:
+        nxt = consumers.get(key, [])
+        if len(nxt) != 1 or not nxt[0].outputs:
+            return key, relu
+        kind = type(g.layer(nxt[0].layer)).__name__
+        if kind == "BatchNormalization":
+            key = nxt[0].outputs[0]
+        elif kind in ACTIVATION_LAYERS:
+            return nxt[0].outputs[0], _is_relu(g.layer(nxt[0].layer))
+        else:
+            return key, relu
+
+
+def _tensor(g: ChannelGraph, key: tuple):
+    node = g.layer(key[0])._inbound_nodes[key[1]]
+    outs = node.outputs if isinstance(node.outputs, (list, tuple)) else [node.outputs]
+    return outs[key[2]]
+
+
+def _validation_batches(dataset, max_samples: int = DATA_SAMPLES, batch: int = DATA_BATCH):
+    x, y = dataset.x_val[:max_samples], dataset.y_val[:max_samples]
+    if len(x) == 0:
+        raise EdgepruneError("data-driven criteria need validation samples, the dataset has none",
+                             "use a dataset with a validation split (val_fraction > 0)")
+    for i in range(0, len(x), batch):
+        yield x[i:i + batch], y[i:i + batch]
+
+
+def _probe(g: ChannelGraph):
+    """(names, keys, relu flags, a model returning every probe tensor and then the model output)."""
+    consumers = _consumers(g)
+    names, keys, relus = [], [], []
+    for name, atoms, _k in _out_filters(g):
+        if all(int(a) in g.pinned for a in atoms):
+            continue  # e.g. the classifier: its channels are the model output and never pruned
+        key, relu = probe_point(g, name, consumers)
+        names.append(name)
+        keys.append(key)
+        relus.append(relu)
+    from edgeprune.keras import keras
+
+    outputs = [_tensor(g, k) for k in keys]
+    model = keras.Model(g.model.inputs, outputs + [g.model.outputs[0]])
+    return names, keys, relus, model
+
+
+def _channel_stats(g: ChannelGraph, dataset, stat: str, max_samples: int = DATA_SAMPLES) -> dict:
+    """Per probe tensor, accumulate a per-channel statistic over validation batches."""
+    import tensorflow as tf
+
+    names, keys, relus, probe = _probe(g)
+    sums = [0.0] * len(names)
+    count = 0
+    for xb, yb in _validation_batches(dataset, max_samples):
+        xb = tf.convert_to_tensor(xb)
+        if stat == "taylor":
+            with tf.GradientTape() as tape:
+                outs = probe(xb, training=False)
+                acts, pred = outs[:-1], outs[-1]
+                # -log p by hand: Keras' crossentropy would read the logits behind the softmax
+                # and cut the gradient path through the output tensor
+                picked = tf.gather(pred, tf.cast(yb, tf.int32), axis=-1, batch_dims=1)
+                loss = -tf.reduce_sum(tf.math.log(tf.clip_by_value(picked, 1e-7, 1.0)))
+            grads = tape.gradient(loss, acts)
+        else:
+            outs = probe(xb, training=False)
+            acts, grads = outs[:-1], [None] * len(names)
+        for i, (a, gr) in enumerate(zip(acts, grads)):
+            a = np.asarray(a, dtype=np.float64)
+            a = a.reshape(a.shape[0], -1, a.shape[-1])              # (batch, positions, channels)
+            if stat == "taylor":
+                # first-order change of the loss when the channel is zeroed, per sample (Molchanov 2017/19)
+                contrib = np.abs((a * np.asarray(gr, dtype=np.float64).reshape(a.shape)).sum(axis=1))
+            elif stat == "mean_activation":
+                contrib = np.abs(a).mean(axis=1)
+            elif stat == "apoz":
+                # fraction of positions a ReLU would leave at zero (post-ReLU tensors are ≥ 0 already)
+                contrib = (a <= 0.0).mean(axis=1)
+            else:
+                raise ValueError(stat)
+            sums[i] = sums[i] + contrib.sum(axis=0)
+        count += len(xb)
+    return {name: (g.atoms_of[key], np.asarray(s) / count) for name, key, s in zip(names, keys, sums)}
+
+
+@register("taylor", needs_data=True)
+def taylor(g: ChannelGraph, dataset=None, **_) -> dict:
+    """First-order Taylor: |Σ activation × ∂loss/∂activation| per channel and sample, averaged."""
+    return _channel_stats(g, dataset, "taylor")
+
+
+@register("mean_activation", needs_data=True)
+def mean_activation(g: ChannelGraph, dataset=None, **_) -> dict:
+    """Mean |activation| of each channel after its BN and activation, on validation images."""
+    return _channel_stats(g, dataset, "mean_activation")
+
+
+@register("apoz", needs_data=True)
+def apoz(g: ChannelGraph, dataset=None, **_) -> dict:
+    """1 − APoZ: share of non-zero outputs after the channel's ReLU (Hu et al. 2016, Network Trimming).
+
+    Channels not followed by a ReLU are scored as if one followed (values ≤ 0 count as zeros).
+    """
+    return {name: (atoms, 1.0 - z) for name, (atoms, z) in _channel_stats(g, dataset, "apoz").items()}
+
+
+# --------------------------------------------------------------------------------------------
+# statistical threshold on top of any base criterion
+
+THRESHOLD_PREFIX = "threshold_"
+THRESHOLD_K = 1.0
+OUTLIER_FACTOR = 1e-6
+
+
+def outlier_classes(g: ChannelGraph, class_score: dict[int, float], k: float) -> set[int]:
+    """Classes whose score is below mean − k·std of the prunable channels of their dependency group."""
+    from edgeprune.pruning.groups import dependency_groups
+
+    out: set[int] = set()
+    for grp in dependency_groups(g):
+        chans = grp.prunable
+        if len(chans) < 2:
+            continue
+        vals = np.array([class_score.get(c, 0.0) for c in chans])
+        limit = vals.mean() - k * vals.std()
+        out.update(c for c, v in zip(chans, vals) if v < limit)
+    return out
+
+
+def threshold(g: ChannelGraph, dataset=None, *, base: str, k: float = THRESHOLD_K, **kwargs) -> dict:
+    """The base criterion, with statistical outliers (below mean − k·std in their group) ranked first.
+
+    Within a group the order is the base order; the difference shows across groups (global
+    pruning, residual groups aggregating several layers): an outlier channel of any group goes
+    before every ordinary channel.  Outlier scores are scaled by 1e-6, so they keep their order.
+    """
+    per_layer = CRITERIA[base](g, dataset=dataset, **kwargs)
+    flagged = outlier_classes(g, class_scores(g, per_layer), k)
+    out = {}
+    for name, (atoms, scores) in per_layer.items():
+        scores = np.asarray(scores, dtype=np.float64).copy()
+        mask = np.array([g.cls(int(a)) in flagged for a in np.asarray(atoms)], dtype=bool)
+        scores[mask] *= OUTLIER_FACTOR
+        out[name] = (atoms, scores)
+    return out
+
+
+def resolve_criterion(name: str) -> tuple[Criterion, dict, bool]:
+    """(function, extra kwargs, needs data) for a criterion name.
+
+    ``threshold_<base>`` and ``threshold_<base>:k=<float>`` wrap any registered base criterion.
+    """
+    if name in CRITERIA:
+        return CRITERIA[name], {}, name in DATA_CRITERIA
+    if name.startswith(THRESHOLD_PREFIX):
+        base, _, opt = name[len(THRESHOLD_PREFIX):].partition(":")
+        k = THRESHOLD_K
+        if opt:
+            key, _, val = opt.partition("=")
+            try:
+                k = float(val)
+            except ValueError:
+                k = None
+            if key != "k" or k is None or k < 0:
+                raise EdgepruneError(f"criterion '{name}': bad option '{opt}'", "write it as threshold_l1:k=1.5 (k ≥ 0)")
+        if base in CRITERIA:
+            return (lambda g, dataset=None, **kw: threshold(g, dataset, base=base, k=k, **kw)), {}, base in DATA_CRITERIA
+    known = sorted(CRITERIA) + [f"{THRESHOLD_PREFIX}<base>[:k=K]"]
+    raise EdgepruneError(f"unknown criterion '{name}'", f"use one of {', '.join(known)}")
+
+
+def criterion_names() -> list[str]:
+    """Every name `prune(criterion=...)` accepts (threshold forms with the default k)."""
+    return sorted(CRITERIA) + [THRESHOLD_PREFIX + b for b in sorted(CRITERIA)]
+
+
 AGGREGATES = {"sum": np.sum, "mean": np.mean, "max": np.max}
 
 
@@ -102,8 +319,7 @@ def class_scores(g: ChannelGraph, per_layer: dict, aggregate: str = "mean") -> d
 
 
 def compute_scores(g: ChannelGraph, criterion: str, dataset=None, aggregate: str = "mean", **kwargs) -> dict[int, float]:
-    if criterion not in CRITERIA:
-        raise EdgepruneError(f"unknown criterion '{criterion}'", f"use one of {', '.join(sorted(CRITERIA))}")
-    if criterion in DATA_CRITERIA and dataset is None:
+    fn, extra, needs_data = resolve_criterion(criterion)
+    if needs_data and dataset is None:
         raise EdgepruneError(f"criterion '{criterion}' needs data", "pass a dataset (recipe `dataset:` or --data)")
-    return class_scores(g, CRITERIA[criterion](g, dataset=dataset, **kwargs), aggregate)
+    return class_scores(g, fn(g, dataset=dataset, **extra, **kwargs), aggregate)

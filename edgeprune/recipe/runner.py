@@ -160,6 +160,10 @@ def _apply(ctx: RunContext, result: dict) -> None:
         ctx.metrics["pruning"] = result["pruning"]
         if result.get("sensitivity_path"):
             ctx.metrics["pruning"]["sensitivity_path"] = result["sensitivity_path"]
+    if "search" in result:
+        ctx.metrics["search"] = result["search"]
+        if result.get("sensitivity_path"):
+            ctx.metrics.setdefault("pruning", {})["sensitivity_path"] = result["sensitivity_path"]
     if result.get("kind") == "quantize":
         ctx.ptq = result["ptq"]
     if "exports" in result:

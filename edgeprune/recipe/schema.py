@@ -66,6 +66,43 @@ class PruneStep(Strict):
         return v
 
 
+class SearchStep(Strict):
+    """Prune to a budget measured on a device (``edgeprune search`` as a step); its best model is the pruned stage."""
+
+    budget: dict[Literal["latency_ms", "size_kb", "macs", "instructions"], float] = Field(
+        description="one limit, e.g. {latency_ms: 0.05} (p50 on the device) or {macs: 1.0e6}")
+    device: str = "host"
+    max_drop: float = Field(0.5, ge=0.0, description="allowed validation-accuracy loss in points")
+    criterion: str = "l1"
+    ratios: list[float] = [0.2, 0.4, 0.6, 0.8]
+    quant: Literal["none", "int8", "fp16", "dynamic"] = "none"
+    finetune_epochs: int = Field(1, ge=0)
+    round_to: Optional[int] = Field(None, ge=1, le=256, description="default: the device profile's")
+    sensitivity: bool = True
+    protect: list[str] = []
+    protect_first: bool = True
+    runs: int = Field(50, ge=1)
+    max_train_samples: Optional[int] = Field(10000, gt=0, description="training images per candidate's fine-tuning")
+    executor: Literal["inprocess", "ray"] = "inprocess"
+    ray_address: Optional[str] = None
+
+    @field_validator("budget")
+    @classmethod
+    def _one_limit(cls, v):
+        if len(v) != 1:
+            raise ValueError("give exactly one limit, e.g. {latency_ms: 0.05}")
+        if any(x <= 0 for x in v.values()):
+            raise ValueError("the limit must be positive")
+        return v
+
+    @field_validator("ratios")
+    @classmethod
+    def _fractions(cls, v):
+        if not v or any(not 0.0 < r < 1.0 for r in v):
+            raise ValueError("ratios are fractions in (0, 1), e.g. [0.2, 0.4, 0.6]")
+        return v
+
+
 class DistillSpec(Strict):
     temperature: float = Field(4.0, gt=0.0)
     alpha: float = Field(0.5, ge=0.0, le=1.0)
@@ -115,6 +152,7 @@ STEP_TYPES: dict[str, type[Strict]] = {
     "train": TrainStep,
     "sparsity_train": SparsityTrainStep,
     "prune": PruneStep,
+    "search": SearchStep,
     "finetune": FinetuneStep,
     "quantize": QuantizeStep,
     "export": ExportStep,

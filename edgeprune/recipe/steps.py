@@ -160,10 +160,10 @@ def step_prune(ctx: RunContext, spec) -> dict:
     else:
         from edgeprune.strategies.schedule import gradual_prune
 
-        teacher = model
+        kwargs.pop("dataset")
+        # between steps the pruned model recovers by distilling from the model before pruning
         gr = gradual_prune(model, ds, target_ratio=spec.ratio, steps=spec.steps, schedule=spec.schedule,
-                           finetune_epochs=spec.finetune_epochs, teacher=None, **kwargs)
-        del teacher
+                           finetune_epochs=spec.finetune_epochs, teacher=model, **kwargs)
         pruned, plan, steps = gr.model, gr.plans[-1], gr.history
         for i, p in enumerate(gr.plans):
             p.save(ctx.path(f"plans/step-{i + 1}.json"))
@@ -173,6 +173,44 @@ def step_prune(ctx: RunContext, spec) -> dict:
     result["pruning"] = {"plan_path": "plan.json", "ratio": spec.ratio, "criterion": spec.criterion,
                          "schedule": spec.schedule, "removed_channels": plan.removed_channels, "steps": steps}
     return result | {"stage": "pruned", "stage_metrics": stage_metrics(ctx, "pruned", pruned)}
+
+
+def step_search(ctx: RunContext, spec) -> dict:
+    """Budget search on the current model; the most accurate candidate within the budget becomes `pruned`."""
+    from edgeprune.executor import get_executor
+    from edgeprune.strategies.search import budget_search
+    from edgeprune.strategies.trialio import fresh_model_file
+
+    model = current_model(ctx)
+    res = budget_search(model, ctx.dataset, device=spec.device, budget=dict(spec.budget), max_drop=spec.max_drop,
+                        run_dir=ctx.run_dir, executor=get_executor(spec.executor, address=spec.ray_address),
+                        criterion=spec.criterion, round_to=spec.round_to, ratios=spec.ratios,
+                        use_sensitivity=spec.sensitivity, quant=spec.quant, finetune_epochs=spec.finetune_epochs,
+                        max_train_samples=spec.max_train_samples, runs=spec.runs, protect=spec.protect,
+                        protect_first=spec.protect_first, seed=ctx.recipe.seed)
+    (metric, limit), = spec.budget.items()
+    if res.best is None:
+        raise EdgepruneError(f"search: no candidate met {metric} ≤ {limit:g} on {spec.device} "
+                             f"(largest ratio tried {max(spec.ratios)}; trials in {ctx.run_dir / 'search'})",
+                             "add larger ratios, loosen the budget, or set quant: int8")
+    best = fresh_model_file(ctx.run_dir / res.best["model_path"])
+    plan_file = ctx.run_dir / "search" / f"plan-{res.best['trial']:03d}.json"
+    if plan_file.exists():  # the removed-channels table of the report reads plan.json
+        shutil.copyfile(plan_file, ctx.path("plan.json"))
+    save_stage_model(ctx, "pruned", best)
+    ctx.current_stage = "pruned"
+    b = res.best
+    search = {"status": res.status, "summary_path": "search/summary.json", "budget": {metric: limit},
+              "device": spec.device, "best_trial": b["trial"], "best_ratio": b["settings"]["ratio"],
+              "best_measured": b["measured"], "trials": len(res.trials)}
+    if res.status != "ok":
+        search["warning"] = (f"the best model within the budget loses {b['measured']['accuracy_drop_points']:.2f} "
+                             f"validation points (> max_drop {spec.max_drop:g}); fine-tuning follows")
+        ctx.log(f"warning: {search['warning']}")
+    result = {"kind": "search", "search": search}
+    if spec.sensitivity:
+        result["sensitivity_path"] = "sensitivity.json"
+    return result | {"stage": "pruned", "stage_metrics": stage_metrics(ctx, "pruned", best)}
 
 
 def _teacher(ctx: RunContext):
@@ -336,6 +374,7 @@ STEPS = {
     "train": step_train,
     "sparsity_train": step_sparsity_train,
     "prune": step_prune,
+    "search": step_search,
     "finetune": step_finetune,
     "quantize": step_quantize,
     "export": step_export,

@@ -1,0 +1,76 @@
+"""``edgeprune search``: prune until a measured budget is met (registered in edgeprune/cli.py).
+
+Nothing heavy at module top: TensorFlow loads inside the command.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def search_cmd(
+    model: Annotated[str, typer.Argument(help="Trained model file (.keras/.h5, Keras 3 or tf-keras).")],
+    budget: Annotated[str, typer.Option(help="One limit: latency_ms=X (p50 on the device), size_kb=Y (exported file), macs=Z, or instructions=N (qemu).")],
+    device: Annotated[str, typer.Option("--device", "-d", help="Device profile measured on (see `edgeprune devices`).")] = "host",
+    max_drop: Annotated[float, typer.Option(help="Allowed validation-accuracy loss in points.")] = 0.5,
+    data: Annotated[str, typer.Option(help="Dataset name or path (validation split decides; test is never used).")] = "fashion_mnist",
+    out: Annotated[Path, typer.Option(help="Run directory: search/ trials, sensitivity.json, best model.")] = Path("runs/search"),
+    criterion: Annotated[str, typer.Option(help="Importance criterion (l1, l2, bn_gamma, taylor, apoz, mean_activation, threshold_<base>).")] = "l1",
+    ratios: Annotated[str, typer.Option(help="Comma-separated global ratios tried first (then bisection).")] = "0.2,0.4,0.6,0.8",
+    quant: Annotated[str, typer.Option(help="Export quantization for size/latency: none, int8, fp16, dynamic.")] = "none",
+    finetune_epochs: Annotated[int, typer.Option(help="Fine-tuning epochs per candidate.")] = 1,
+    round_to: Annotated[Optional[int], typer.Option(help="Channel multiple (default: the device profile's).")] = None,
+    no_sensitivity: Annotated[bool, typer.Option("--no-sensitivity", help="Uniform ratios instead of the sensitivity allocation.")] = False,
+    runs: Annotated[int, typer.Option(help="Timed inferences per latency measurement.")] = 50,
+    executor: Annotated[str, typer.Option(help="Trial executor: inprocess or ray.")] = "inprocess",
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: a local instance).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for data split, fine-tuning and random criteria.")] = 0,
+) -> None:
+    """Search pruning ratios for the most accurate model that meets a budget measured on a device."""
+    from edgeprune.errors import EdgepruneError
+
+    try:
+        ratio_list = [float(r) for r in ratios.split(",") if r.strip()]
+    except ValueError:
+        raise EdgepruneError(f"bad --ratios '{ratios}'", "pass comma-separated fractions, e.g. 0.2,0.4,0.6") from None
+    from edgeprune.strategies.search import parse_budget
+
+    budget_dict = parse_budget(budget)  # fail on a typo before loading TensorFlow
+    from rich.console import Console
+
+    from edgeprune.data import load_dataset
+    from edgeprune.executor import get_executor
+    from edgeprune.modelio import read_model, save_model
+    from edgeprune.strategies.search import budget_search
+    from edgeprune.strategies.trialio import load_model_file
+    from edgeprune.zoo import MODELS
+
+    if model in MODELS and not Path(model).exists():
+        raise EdgepruneError(f"'{model}' is an untrained zoo model", "search a trained model file (e.g. models/finetuned.keras of a run)")
+    loaded = read_model(Path(model))
+    dataset = load_dataset(data, seed=seed)
+    result = budget_search(loaded.model, dataset, device=device, budget=budget_dict, max_drop=max_drop, run_dir=out,
+                           executor=get_executor(executor, address=ray_address), criterion=criterion, round_to=round_to,
+                           ratios=ratio_list, use_sensitivity=not no_sensitivity, quant=quant,
+                           finetune_epochs=finetune_epochs, runs=runs, seed=seed)
+    console = Console()
+    (key, limit), = budget_dict.items()
+    for t in result.trials:
+        m = t["measured"]
+        console.print(f"trial {t['index']:3d}  ratio {t['settings']['ratio']:.3f}  {key} {m[key]:,.4g}  "
+                      f"val acc {m['val_accuracy']:.2%} (−{m['accuracy_drop_points']:.2f} pt)  "
+                      f"{'meets budget' if m['meets_budget'] else 'over budget'}")
+    if result.best is None:
+        raise EdgepruneError(f"no candidate met {key} ≤ {limit:g} on {device} (largest ratio tried: {max(ratio_list)})",
+                             "add larger --ratios, loosen the budget, or use --quant int8")
+    best_out = out / f"best{Path(model).suffix if Path(model).suffix in ('.keras', '.h5') else '.keras'}"
+    save_model(load_model_file(out / "search" / "best.keras"), best_out, flavor=loaded.flavor)
+    b = result.best
+    console.print(f"best: trial {b['trial']} ratio {b['settings']['ratio']:.3f}: {key} {b['measured'][key]:,.4g} ≤ {limit:g}, "
+                  f"val acc {b['measured']['val_accuracy']:.2%} → {best_out} (summary {result.summary_path})")
+    if result.status != "ok":
+        raise EdgepruneError(f"the best model within {key} ≤ {limit:g} loses {b['measured']['accuracy_drop_points']:.2f} "
+                             f"accuracy points (> --max-drop {max_drop:g})",
+                             "fine-tune longer (--finetune-epochs), loosen the budget, or accept the drop")

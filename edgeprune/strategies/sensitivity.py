@@ -1,0 +1,201 @@
+"""Per-group sensitivity: prune one dependency group at a time and watch validation accuracy.
+
+Each (group, ratio) is one trial (a file-in, JSON-out function run by an executor); the scan
+writes ``sensitivity.json`` and :func:`sensitivity_overrides` turns the curves into per-group
+ratios that spend the channel budget where accuracy suffers least.
+"""
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeprune.errors import EdgepruneError
+from edgeprune.strategies.trialio import load_arrays, load_model_file, save_arrays, save_model_file, write_json
+
+DEFAULT_RATIOS = (0.1, 0.3, 0.5, 0.7)
+
+
+@dataclass
+class SensitivityResult:
+    ratios: list[float]
+    baseline_val_accuracy: float
+    curves: dict[str, list[float]]              # group label -> val accuracy per ratio
+    groups: dict[str, dict] = field(default_factory=dict)  # label -> {"sources", "channels", "prunable"}
+    criterion: str = "l1"
+    val_samples: int = 0
+    path: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"ratios": self.ratios, "baseline_val_accuracy": self.baseline_val_accuracy, "curves": self.curves,
+                "groups": self.groups, "criterion": self.criterion, "val_samples": self.val_samples}
+
+    def drops(self, label: str) -> list[float]:
+        """Accuracy lost (fraction, ≥ 0) at each ratio for one group."""
+        return [max(0.0, self.baseline_val_accuracy - a) for a in self.curves[label]]
+
+    @classmethod
+    def load(cls, path) -> "SensitivityResult":
+        try:
+            d = json.loads(Path(path).read_text())
+            return cls(list(d["ratios"]), float(d["baseline_val_accuracy"]), dict(d["curves"]),
+                       dict(d.get("groups", {})), d.get("criterion", "l1"), int(d.get("val_samples", 0)), str(path))
+        except (OSError, ValueError, KeyError) as e:
+            raise EdgepruneError(f"cannot read sensitivity file {path}: {e}",
+                                 "pass a sensitivity.json written by a sensitivity scan") from None
+
+
+def group_label(sources) -> str:
+    return "+".join(sources)
+
+
+def sensitivity_trial(*, model_path: str, data_path: str, out_path: str, label: str, source: str, ratio: float,
+                      criterion: str, protect: list, protect_first: bool, seed: int) -> dict:
+    """Prune only the group containing `source` by `ratio`, no fine-tuning; val accuracy → JSON."""
+    from edgeprune.pruning import model_stats, prune
+    from edgeprune.train import evaluate
+
+    model = load_model_file(model_path)
+    data = load_arrays(data_path)
+    pruned, plan = prune(model, 0.0, criterion=criterion, overrides={re.escape(source): ratio}, protect=protect,
+                         protect_first=protect_first, dataset=data, seed=seed)
+    row = next(g for g in plan.groups if source in g["sources"])
+    stats = model_stats(pruned)
+    result = {"kind": "sensitivity", "group": label, "source": source, "ratio": ratio, "criterion": criterion,
+              "channels": row["channels"], "kept": row["kept"], "params": stats["params"], "macs": stats["macs"],
+              "val_accuracy": _accuracy(evaluate(pruned, data.x_val, data.y_val)), "val_samples": int(len(data.y_val))}
+    return write_json(out_path, result)
+
+
+def _accuracy(x: float) -> float:
+    return round(float(x), 6)
+
+
+def sensitivity_scan(model, dataset, *, ratios=DEFAULT_RATIOS, criterion: str = "l1", executor=None, run_dir=None,
+                     max_val_samples: int = 2000, protect=(), protect_first: bool = True, seed: int = 0) -> SensitivityResult:
+    """Prune each dependency group alone at each ratio and measure validation accuracy (no fine-tuning).
+
+    Writes ``run_dir/sensitivity.json`` and one JSON per trial under ``run_dir/sensitivity/``.
+    """
+    from edgeprune.executor import get_executor
+    from edgeprune.pruning import analyse
+    from edgeprune.train import evaluate
+
+    ratios = [float(r) for r in ratios]
+    if not ratios or any(not 0.0 < r < 1.0 for r in ratios) or ratios != sorted(set(ratios)):
+        raise EdgepruneError(f"sensitivity ratios {ratios} must be increasing fractions in (0, 1)", "e.g. 0.1,0.3,0.5,0.7")
+    if len(dataset.x_val) == 0:
+        raise EdgepruneError("the sensitivity scan needs a validation split", "use a dataset with val_fraction > 0")
+    executor = executor or get_executor()
+    tmp = None
+    if run_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="edgeprune-sensitivity-")
+        run_dir = tmp.name
+    run_dir = Path(run_dir)
+    work = run_dir / "sensitivity"
+    try:
+        model_path = save_model_file(model, work / "model.keras")
+        data_path = save_arrays(dataset, work / "val.npz", max_train=0, max_val=max_val_samples)
+        data = load_arrays(data_path)
+        groups = [g for g in analyse(model, protect, protect_first).groups if g.prunable]
+        if not groups:
+            raise EdgepruneError(f"model '{model.name}' has no prunable channel groups",
+                                 "check --protect, or use a model with prunable conv/dense layers")
+        labels = {group_label(g.sources): g for g in groups}
+        jobs = []
+        for gi, (label, g) in enumerate(labels.items()):
+            for r in ratios:
+                jobs.append(dict(model_path=str(model_path), data_path=str(data_path),
+                                 out_path=str(work / f"trial-g{gi:03d}-r{round(r * 100):02d}.json"),
+                                 label=label, source=g.sources[0], ratio=r, criterion=criterion,
+                                 protect=list(protect), protect_first=protect_first, seed=seed))
+        results = executor.map(sensitivity_trial, jobs)
+        curves = {label: [None] * len(ratios) for label in labels}
+        for res in results:
+            curves[res["group"]][ratios.index(res["ratio"])] = res["val_accuracy"]
+        baseline = _accuracy(evaluate(model, data.x_val, data.y_val))
+        result = SensitivityResult(
+            ratios=ratios, baseline_val_accuracy=baseline, curves=curves,
+            groups={label: {"sources": g.sources, "channels": g.size, "prunable": len(g.prunable)} for label, g in labels.items()},
+            criterion=criterion, val_samples=int(len(data.y_val)))
+        if tmp is None:
+            out = run_dir / "sensitivity.json"
+            write_json(out, result.to_dict())
+            result.path = str(out)
+            (work / "val.npz").unlink(missing_ok=True)  # a copy of the data; the trial JSONs stay
+            (work / "model.keras").unlink(missing_ok=True)
+        return result
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+# --------------------------------------------------------------------------------------------
+# allocation: equal accuracy cost across groups for one overall channel target
+
+
+def _drop_curve(result: SensitivityResult, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """(ratios, monotone accuracy drop) with the origin (0, 0) prepended."""
+    xs = np.array([0.0, *result.ratios])
+    ys = np.maximum.accumulate(np.array([0.0, *result.drops(label)]))
+    return xs, ys
+
+
+def _ratio_within(xs: np.ndarray, ys: np.ndarray, tau: float) -> float:
+    """Largest ratio whose (interpolated) drop is at most `tau`."""
+    for i in range(1, len(xs)):
+        if ys[i] > tau:
+            return float(xs[i - 1] + (tau - ys[i - 1]) / (ys[i] - ys[i - 1]) * (xs[i] - xs[i - 1]))
+    return float(xs[-1])
+
+
+def sensitivity_allocation(result: SensitivityResult, target_ratio: float) -> dict[str, float]:
+    """group label -> ratio; channel-weighted mean equals `target_ratio`, fragile groups get less.
+
+    Every group is pruned up to the same accuracy drop τ (read off its curve); τ is found by
+    bisection and the last step is interpolated so the overall channel count is met exactly.
+    Beyond the largest scanned ratio the curves say nothing: such targets fall back to uniform.
+    """
+    if not 0.0 <= target_ratio < 1.0:
+        raise EdgepruneError(f"target ratio {target_ratio} is out of range", "use a fraction in [0, 1)")
+    labels = list(result.curves)
+    if target_ratio == 0.0 or target_ratio >= max(result.ratios):
+        return {label: float(target_ratio) for label in labels}
+    weights = np.array([float(result.groups.get(label, {}).get("channels", 1)) for label in labels])
+    curves = [_drop_curve(result, label) for label in labels]
+
+    def ratios_at(tau: float) -> np.ndarray:
+        return np.array([_ratio_within(xs, ys, tau) for xs, ys in curves])
+
+    def total(r: np.ndarray) -> float:
+        return float((r * weights).sum() / weights.sum())
+
+    lo, hi = 0.0, max(float(ys[-1]) for _, ys in curves) + 1e-9
+    r_lo, r_hi = ratios_at(lo), ratios_at(hi)
+    if total(r_lo) >= target_ratio:  # even "no accuracy lost" leaves room: scale those ratios down
+        return {label: round(float(r) * target_ratio / total(r_lo), 6) for label, r in zip(labels, r_lo)}
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        r_mid = ratios_at(mid)
+        if total(r_mid) < target_ratio:
+            lo, r_lo = mid, r_mid
+        else:
+            hi, r_hi = mid, r_mid
+    t_lo, t_hi = total(r_lo), total(r_hi)
+    lam = 0.0 if t_hi == t_lo else (target_ratio - t_lo) / (t_hi - t_lo)
+    r = r_lo + lam * (r_hi - r_lo)
+    return {label: round(float(v), 6) for label, v in zip(labels, r)}
+
+
+def sensitivity_overrides(result: SensitivityResult, target_ratio: float) -> dict[str, float]:
+    """``{regex of a group's first source layer: ratio}`` for ``prune(..., overrides=...)``."""
+    alloc = sensitivity_allocation(result, target_ratio)
+    out = {}
+    for label, r in alloc.items():
+        sources = result.groups.get(label, {}).get("sources") or label.split("+")
+        out[re.escape(sources[0])] = r
+    return out
