@@ -1,0 +1,189 @@
+"""Importance criteria side by side: prune a trained model at several ratios, fine-tune, measure.
+
+``python -m edgeprune.bench_suite.criteria`` trains (or reuses) each reference model, then runs one
+trial per (model, criterion, ratio) through edgeprune's executor: structured pruning with that
+criterion, fine-tuning with the unpruned model as distillation teacher, and the Keras accuracy on
+the full test split before and after fine-tuning.  Results go to ``<out>/<date>-criteria.json`` and
+a Markdown table (``bench/CRITERIA.md`` by default).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+import time
+from pathlib import Path
+
+from edgeprune.errors import EdgepruneError
+
+DEFAULT_CRITERIA = ("l1", "bn_gamma", "taylor", "apoz", "random")  # bn_gamma: n/a without BatchNormalization
+DEFAULT_RATIOS = (0.3, 0.5, 0.7)
+
+
+def criteria_trial(run_dir: str, model: str, dataset: str, criterion: str, ratio: float, settings: dict) -> dict:
+    """One (criterion, ratio) on the pretrained model of `run_dir`; writes and returns its JSON."""
+    from edgeprune.bench_suite.settings import BenchSettings
+    from edgeprune.bench_suite.trials import _fresh_session, _load_pretrained, dataset_for, group_dir
+    from edgeprune.pruning import model_stats, prune
+    from edgeprune.strategies.trialio import write_json
+    from edgeprune.train import evaluate, fit
+
+    s = BenchSettings(**{k: v for k, v in settings.items() if k in BenchSettings.__dataclass_fields__})
+    epochs = int(settings["criteria_epochs"])
+    out = group_dir(run_dir, model, dataset)
+    ds = dataset_for(dataset, s)
+    _fresh_session()
+    teacher = _load_pretrained(out)
+    t0 = time.perf_counter()
+    # data-driven criteria (taylor, activations) score on real validation batches
+    try:
+        pruned, plan = prune(teacher, ratio, criterion=criterion, round_to=s.round_to, seed=s.seed, dataset=ds)
+    except EdgepruneError as err:  # e.g. bn_gamma on a model without BatchNormalization
+        result = {"model": model, "dataset": dataset, "criterion": criterion, "ratio": ratio,
+                  "not_applicable": err.problem, "test_samples": int(len(ds.y_test))}
+        return write_json(out / "criteria" / f"{criterion}-{round(ratio * 100)}.json", result)
+    before = evaluate(pruned, ds.x_test, ds.y_test)
+    fit(pruned, ds, epochs=epochs, learning_rate=s.finetune_learning_rate, batch_size=s.batch_size,
+        teacher=teacher, patience=None, seed=s.seed)
+    after = evaluate(pruned, ds.x_test, ds.y_test)
+    stats, base_stats = model_stats(pruned), model_stats(teacher)
+    result = {"model": model, "dataset": dataset, "criterion": criterion, "ratio": ratio,
+              "finetune_epochs": epochs, "distillation": True,
+              "baseline_accuracy": evaluate(teacher, ds.x_test, ds.y_test),
+              "accuracy_pruned": before, "accuracy_finetuned": after,
+              "params": stats["params"], "macs": stats["macs"],
+              "params_removed": 1 - stats["params"] / base_stats["params"],
+              "macs_removed": 1 - stats["macs"] / base_stats["macs"],
+              "test_samples": int(len(ds.y_test)), "seconds": time.perf_counter() - t0}
+    write_json(out / "criteria" / f"{criterion}-{round(ratio * 100)}.json", result)
+    return result
+
+
+def _ensure_pretrained(work: Path, model: str, dataset: str, s) -> None:
+    """Reuse a pretrained model made with the same epochs and data (e.g. by `make bench`), else train one."""
+    from edgeprune.bench_suite import trials
+
+    gdir = trials.group_dir(work, model, dataset)
+    meta = gdir / "pretrain.json"
+    if (gdir / trials.PRETRAINED).exists() and meta.exists():
+        info = json.loads(meta.read_text())
+        if info.get("epochs") == s.epochs and info.get("train_samples") == len(trials.dataset_for(dataset, s).x_train):
+            return
+    trials.run_trials(trials.pretrain_trial, [dict(run_dir=str(work), model=model, dataset=dataset,
+                                                   settings=s.to_dict())])
+
+
+def markdown_table(results: list[dict]) -> str:
+    """Rows (model, criterion), columns ratio: fine-tuned accuracy (and before fine-tuning)."""
+    ratios = sorted({r["ratio"] for r in results})
+    lines = ["| model | baseline | criterion | " + " | ".join(f"{round(r * 100)}% channels" for r in ratios) + " |",
+             "|---|---:|---|" + "---:|" * len(ratios)]
+    keyed = {(r["model"], r["dataset"], r["criterion"], r["ratio"]): r for r in results}
+    for model, dataset in dict.fromkeys((r["model"], r["dataset"]) for r in results):
+        crits = list(dict.fromkeys(r["criterion"] for r in results if r["model"] == model and r["dataset"] == dataset))
+        for c in crits:
+            cells, base = [], None
+            for ratio in ratios:
+                r = keyed.get((model, dataset, c, ratio))
+                if r is None or "not_applicable" in r:
+                    cells.append("—" if r is None else f"n/a: {r['not_applicable']}")
+                    continue
+                base = r["baseline_accuracy"]
+                cells.append(f"{r['accuracy_finetuned'] * 100:.2f} ({r['accuracy_pruned'] * 100:.1f}) "
+                             f"−{r['macs_removed'] * 100:.0f}% MACs")
+            base_cell = "—" if base is None else f"{base * 100:.2f}"
+            lines.append(f"| {model}/{dataset} | {base_cell} | {c} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_markdown(summary: dict, path: Path) -> Path:
+    s = summary["settings"]
+    test_sizes = ", ".join(f"{n:,}" for n in sorted({r["test_samples"] for r in summary["results"]}))
+    text = "\n".join([
+        "# Importance criteria compared",
+        "",
+        f"Generated by `{summary['command']}` on {summary['date']} ({summary['host']}). Do not edit by hand.",
+        "",
+        f"Each model was trained {s['epochs']} epochs, then pruned with each criterion (per-group ratio, "
+        f"counts rounded to {s['round_to']}, first layer protected), fine-tuned {s['criteria_epochs']} epoch(s) "
+        "with the unpruned model as distillation teacher, and evaluated in Keras on the test split "
+        f"({test_sizes} images).",
+        "Cells: test accuracy (%) after fine-tuning, (before fine-tuning), and the MACs removed.",
+        "",
+        markdown_table(summary["results"]),
+        "",
+    ])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def run_criteria(*, models, dataset: str, criteria, ratios, epochs: int, criteria_epochs: int, work: Path,
+                 out: Path, markdown: Path, command: str, max_train=None, max_test=None, executor=None) -> tuple[Path, Path]:
+    import platform
+
+    from edgeprune.bench_suite.settings import BenchSettings
+    from edgeprune.executor import get_executor
+
+    s = BenchSettings(models=tuple(models), datasets=(dataset,), epochs=epochs, max_train=max_train,
+                      max_test=max_test)
+    executor = executor or get_executor()
+    results = []
+    for model in models:
+        _ensure_pretrained(work, model, dataset, s)
+        settings = {**s.to_dict(), "criteria_epochs": criteria_epochs}
+        jobs = [dict(run_dir=str(work), model=model, dataset=dataset, criterion=c, ratio=r, settings=settings)
+                for c in criteria for r in ratios]
+        print(f"[criteria] {model}/{dataset}: {len(jobs)} trials", flush=True)
+        results += executor.map(criteria_trial, jobs)
+    date = _dt.date.today().isoformat()
+    summary = {"date": date, "command": command, "host": f"{platform.machine()}, {platform.python_version()}",
+               "settings": {**s.to_dict(), "criteria_epochs": criteria_epochs}, "results": results}
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / f"{date}-criteria.json"
+    json_path.write_text(json.dumps(summary, indent=1))
+    return json_path, write_markdown(summary, markdown)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m edgeprune.bench_suite.criteria", description=__doc__.split("\n")[0])
+    p.add_argument("--models", default="lenet5,resnet8")
+    p.add_argument("--dataset", default="fashion_mnist")
+    p.add_argument("--criteria", default=",".join(DEFAULT_CRITERIA))
+    p.add_argument("--ratios", default=",".join(str(r) for r in DEFAULT_RATIOS))
+    p.add_argument("--epochs", type=int, default=8, help="pre-training epochs (same default as make bench)")
+    p.add_argument("--finetune-epochs", type=int, default=2, help="distillation fine-tuning epochs per trial")
+    p.add_argument("--max-train", type=int)
+    p.add_argument("--max-test", type=int)
+    p.add_argument("--executor", default="inprocess", help="inprocess or ray")
+    p.add_argument("--ray-address")
+    p.add_argument("--work", default=f"bench/work/{_dt.date.today().isoformat()}",
+                   help="trained models and per-trial JSON (default: the folder `make bench` uses today, "
+                        "so its pretrained models are reused)")
+    p.add_argument("--out", default="bench/results")
+    p.add_argument("--markdown", default="bench/CRITERIA.md")
+    args = p.parse_args(argv)
+    try:
+        from edgeprune.executor import get_executor
+        from edgeprune.pruning.importance import resolve_criterion
+
+        criteria = [c.strip() for c in args.criteria.split(",") if c.strip()]
+        for c in criteria:
+            resolve_criterion(c)  # a one-line error naming the known criteria, before any training
+        json_path, md = run_criteria(
+            models=[m.strip() for m in args.models.split(",") if m.strip()], dataset=args.dataset,
+            criteria=criteria, ratios=[float(r) for r in args.ratios.split(",")], epochs=args.epochs,
+            criteria_epochs=args.finetune_epochs, work=Path(args.work), out=Path(args.out),
+            markdown=Path(args.markdown), max_train=args.max_train, max_test=args.max_test,
+            command="python -m edgeprune.bench_suite.criteria " + " ".join(argv if argv is not None else sys.argv[1:]),
+            executor=get_executor(args.executor, address=args.ray_address))
+    except EdgepruneError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {json_path} and {md}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
