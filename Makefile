@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RECIPE ?= recipes/quickstart.yaml
 # Debian packages: the data set, the ARM emulator and its build tools, sshd and Chromium for tests
-APT_PACKAGES := dataset-fashion-mnist qemu-user debootstrap gcc dpkg-dev openssh-server openssh-client chromium
+APT_PACKAGES := dataset-fashion-mnist qemu-user debootstrap debian-archive-keyring gcc libc6-dev dpkg-dev openssh-server openssh-client chromium
 
 .PHONY: setup system-packages qemu-rootfs demo test test-fast bench deploy-rpi clean
 
@@ -31,10 +31,10 @@ system-packages:
 	  echo "      boards and the sshd/Chromium tests run: sudo apt-get install $(APT_PACKAGES)"; \
 	fi
 
-# emulated aarch64 board (Debian arm64 rootfs + guest interpreters + instruction-count plugin),
+# emulated aarch64 + armv7 boards (Debian rootfs + guest interpreters + instruction-count plugin),
 # cached under ~/.cache/edgeprune/qemu; needs root for debootstrap
 qemu-rootfs: setup
-	@if [ "$$(id -u)" = 0 ]; then $(BIN)/python -m edgeprune.harness.qemu build --arch aarch64; \
+	@if [ "$$(id -u)" = 0 ]; then $(BIN)/python -m edgeprune.harness.qemu build --arch all; \
 	else echo "note: building the emulated board needs root: sudo make qemu-rootfs"; fi
 
 demo: setup qemu-rootfs
@@ -48,6 +48,7 @@ test-fast: setup
 
 bench: setup qemu-rootfs
 	$(BIN)/python -m edgeprune.bench_suite
+	$(BIN)/python -m edgeprune.bench_suite.criteria
 
 deploy-rpi: setup
 	@if [ -z "$(RPI_HOST)" ]; then \

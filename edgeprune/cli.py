@@ -5,6 +5,7 @@ Nothing heavy is imported at module level, so ``--help`` is instant.
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, List, Optional
@@ -36,13 +37,13 @@ def run_cmd(
 def _print_summary(run_dir: Path) -> None:
     from rich.console import Console
 
-    console = Console()
-    try:
-        from edgeprune.report import summary_table
-        from edgeprune.report.build import build_report
-    except ImportError:
-        return
-    console.print(summary_table(build_report(run_dir)))
+    from edgeprune.report import build_report, summary_table
+
+    # the same rows as report.md's head; report.json when the run wrote one, else built from metrics
+    report_json = run_dir / "report.json"
+    report = json.loads(report_json.read_text()) if report_json.exists() else build_report(run_dir, weights=False)
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console.print(summary_table(report))
 
 
 @app.command("inspect")

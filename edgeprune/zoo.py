@@ -45,7 +45,7 @@ def lenet5(input_shape, num_classes):
 
 def _conv_bn(x, filters, kernel, stride, name, act=True):
     x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if act else x
 
 
@@ -73,7 +73,7 @@ def dscnn(input_shape, num_classes, width: int = 64, blocks: int = 4):
     x = _conv_bn(x, width, 3, 2, "stem")
     for i in range(1, blocks + 1):
         x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"ds{i}_dw")(x)
-        x = layers.BatchNormalization(name=f"ds{i}_dw_bn")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"ds{i}_dw_bn")(x)
         x = layers.ReLU(name=f"ds{i}_dw_relu")(x)
         x = _conv_bn(x, width, 1, 1, f"ds{i}_pw")
     x = layers.Dropout(0.2, name="dropout")(x)
@@ -86,13 +86,13 @@ def _inverted_residual(x, expand, out, stride, name):
     inp = x
     c = x.shape[-1]
     x = layers.Conv2D(c * expand, 1, use_bias=False, name=f"{name}_expand")(x)
-    x = layers.BatchNormalization(name=f"{name}_expand_bn")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_expand_bn")(x)
     x = layers.ReLU(6.0, name=f"{name}_expand_relu")(x)
     x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
-    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_dw_bn")(x)
     x = layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
     x = layers.Conv2D(out, 1, use_bias=False, name=f"{name}_project")(x)
-    x = layers.BatchNormalization(name=f"{name}_project_bn")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_project_bn")(x)
     if stride == 1 and c == out:
         x = layers.Add(name=f"{name}_add")([inp, x])
     return x
@@ -107,7 +107,7 @@ def mobilenetv2(input_shape, num_classes):
     for i, (expand, out, stride) in enumerate(cfg, start=1):
         x = _inverted_residual(x, expand, out, stride, f"ir{i}")
     x = layers.Conv2D(128, 1, use_bias=False, name="head_conv")(x)
-    x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.BatchNormalization(momentum=0.9, name="head_bn")(x)
     x = layers.ReLU(6.0, name="head_relu")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dense(num_classes, activation="softmax", name="classifier")(x)

@@ -14,15 +14,13 @@ def edgeprune(*args, cwd=None):
 def test_help_lists_commands():
     out = edgeprune("--help")
     assert out.returncode == 0
-    for cmd in ["run", "inspect", "prune", "bench", "devices"]:
+    for cmd in COMMANDS:
         assert cmd in out.stdout
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)
 def test_each_command_has_help(cmd):
     out = edgeprune(cmd, "--help")
-    if "No such command" in out.stderr:
-        pytest.skip(f"{cmd} not registered")
     assert out.returncode == 0, out.stderr
     assert "Usage" in out.stdout
 
