@@ -73,9 +73,15 @@ def prune_cmd(
     plan: Annotated[Optional[Path], typer.Option(help="Replay a saved plan instead of scoring.")] = None,
     plan_out: Annotated[Optional[Path], typer.Option(help="Write the prune plan (JSON).")] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Check equivalence with the zeroed original (≤1e-4).")] = False,
+    drop_features: Annotated[Optional[float], typer.Option(help="Dense-first models: drop this fraction of the input features instead of channels.")] = None,
+    feature_method: Annotated[str, typer.Option(help="Input-feature ranking: weight_norm (first layer) or gradient (needs --data).")] = "weight_norm",
 ) -> None:
-    """Remove whole channels and write the smaller model (a plain Keras file)."""
-    from edgeprune.prune_cli import prune_file
+    """Remove whole channels (or, with --drop-features, input features) and write the smaller model."""
+    from edgeprune.prune_cli import prune_features_file, prune_file
+
+    if drop_features is not None:
+        prune_features_file(model, output, ratio=drop_features, method=feature_method, data=data)
+        return
 
     prune_file(model, output, ratio=ratio, criterion=criterion, global_pruning=global_pruning, round_to=round_to,
                min_channels=min_channels, protect=protect or [], protect_first=not no_protect_first, data=data,

@@ -44,3 +44,29 @@ def prune_file(model_path: Path, output: Path, *, ratio: float, criterion: str, 
     if verify:
         print(f"equivalence with the zeroed original: max |Δ| = {result['equivalence_max_abs_diff']:.2e} (≤ 1e-4)")
     return result
+
+
+def prune_features_file(model_path: Path, output: Path, *, ratio: float, method: str, data: str | None) -> dict:
+    """Drop the weakest input features of a Dense-first model; the kept ones go to OUTPUT.features.json."""
+    import json
+
+    from edgeprune.modelio import read_model, save_model
+    from edgeprune.pruning import model_stats
+    from edgeprune.strategies.features import prune_input_features
+
+    if output.suffix not in (".keras", ".h5"):
+        raise EdgepruneError(f"output {output} must end in .keras or .h5", "e.g. -o pruned.keras")
+    loaded = read_model(model_path)
+    dataset = None
+    if data:
+        from edgeprune.data import load_dataset
+
+        dataset = load_dataset(data)
+    pruned, kept = prune_input_features(loaded.model, dataset, ratio=ratio, method=method)
+    save_model(pruned, output, flavor=loaded.flavor)
+    before, after = model_stats(loaded.model), model_stats(pruned)
+    features_path = output.with_suffix(".features.json")
+    features_path.write_text(json.dumps({"method": method, "ratio": ratio, "kept": kept}, indent=1))
+    print(f"{model_path} → {output} ({loaded.flavor}): {len(kept)} input features kept ({method}), params "
+          f"{before['params']:,} → {after['params']:,}; kept feature indices in {features_path}")
+    return {"kept": kept, "before": before, "after": after}

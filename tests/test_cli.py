@@ -72,3 +72,24 @@ def test_prune_and_inspect_roundtrip(tmp_path):
     assert data["keras"] == "keras3" and data["groups"]
     before = json.loads(edgeprune("inspect", str(src), "--json").stdout)
     assert data["macs"] < before["macs"] and data["file_bytes"] < before["file_bytes"]
+
+
+def test_prune_drop_features_on_an_mlp(tmp_path):
+    import json
+
+    from edgeprune.keras import keras, layers
+
+    inp = keras.Input((20,), name="x")
+    h = layers.Dense(16, activation="relu", name="fc1")(inp)
+    model = keras.Model(inp, layers.Dense(3, activation="softmax", name="out")(h))
+    w = model.get_layer("fc1").get_weights()
+    w[0][[2, 5, 7], :] = 0.0  # three features the model ignores
+    model.get_layer("fc1").set_weights(w)
+    src, dst = tmp_path / "mlp.keras", tmp_path / "mlp-small.keras"
+    model.save(src)
+    out = edgeprune("prune", str(src), "--drop-features", "0.15", "-o", str(dst))
+    assert out.returncode == 0, out.stderr
+    kept = json.loads(dst.with_suffix(".features.json").read_text())["kept"]
+    assert len(kept) == 17 and not {2, 5, 7} & set(kept)
+    small = keras.models.load_model(dst, compile=False)
+    assert small.input_shape == (None, 17)
