@@ -27,6 +27,7 @@ def test_sparsity_gradual_taylor_distill_chain(tmp_path):
     sens = json.loads((out / "sensitivity.json").read_text())
     assert sens  # the curves the report plots
     assert m["stages"]["pruned"]["macs"] < m["stages"]["baseline"]["macs"]
+    assert next(s for s in m["steps"] if s["name"] == "prune")["bn_recalibrated_layers"] > 0
     assert json.loads((out / "report.json").read_text())["sensitivity"]
 
 

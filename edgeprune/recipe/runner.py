@@ -119,7 +119,7 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
         seconds = round(time.perf_counter() - t, 2)
         ctx.metrics["steps"].append({"name": kind, "index": i, "status": status, "seconds": seconds,
                                      **{k: v for k, v in result.items() if k in ("history", "reused_from", "mode",
-                                                                                  "distill", "equivalence_max_abs_diff",
+                                                                                  "distill", "equivalence_max_abs_diff", "bn_recalibrated_layers",
                                                                                   "skipped_devices")}})
         if status == "done":
             _save_state(state_file, key, result, ctx)

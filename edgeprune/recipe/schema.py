@@ -54,6 +54,7 @@ class PruneStep(Strict):
     finetune_epochs: int = Field(1, ge=0, description="fine-tuning epochs between gradual steps")
     sensitivity: bool = Field(False, description="scan per-group sensitivity and give fragile groups lower ratios")
     verify: bool = True
+    recalibrate_bn: bool = Field(True, description="re-estimate BatchNorm moving statistics on training batches after surgery")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

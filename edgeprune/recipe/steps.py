@@ -167,6 +167,11 @@ def step_prune(ctx: RunContext, spec) -> dict:
         pruned, plan, steps = gr.model, gr.plans[-1], gr.history
         for i, p in enumerate(gr.plans):
             p.save(ctx.path(f"plans/step-{i + 1}.json"))
+    if spec.recalibrate_bn:
+        from edgeprune.pruning.recalibrate import recalibrate_batchnorm
+
+        # after the equivalence check, which compares the surgery itself with the zeroed original
+        result["bn_recalibrated_layers"] = recalibrate_batchnorm(pruned, ds.x_train)
     plan.save(ctx.path("plan.json"))
     save_stage_model(ctx, "pruned", pruned)
     ctx.current_stage = "pruned"

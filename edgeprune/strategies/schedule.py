@@ -55,6 +55,7 @@ def gradual_prune(model, dataset, *, target_ratio: float, steps: int, schedule: 
     """
     from edgeprune.pruning import model_stats, prune
     from edgeprune.pruning.plan import resolve_ratio
+    from edgeprune.pruning.recalibrate import recalibrate_batchnorm
     from edgeprune.train import evaluate, fit
 
     if steps < 1:
@@ -91,6 +92,7 @@ def gradual_prune(model, dataset, *, target_ratio: float, steps: int, schedule: 
         current, plan = prune(current, step_ratio, criterion=criterion, dataset=dataset, seed=seed,
                               overrides=overrides, **prune_kwargs)
         plans.append(plan)
+        recalibrate_batchnorm(current, dataset.x_train)
         before_ft = evaluate(current, dataset.x_val, dataset.y_val)
         after_ft = before_ft
         if finetune_epochs > 0:

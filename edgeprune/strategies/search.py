@@ -75,6 +75,9 @@ def candidate_trial(*, model_path: str, data_path: str, out_dir: str, index: int
         model, plan = prune(load_model_file(model_path), ratio, criterion=criterion, overrides=overrides,
                             round_to=round_to, protect=protect, protect_first=protect_first, dataset=data, seed=seed)
         plan.save(out / f"plan-{index:03d}.json")
+        from edgeprune.pruning.recalibrate import recalibrate_batchnorm
+
+        recalibrate_batchnorm(model, data.x_train)
         if finetune_epochs > 0:
             fit(model, data, epochs=finetune_epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed)
     else:

@@ -18,6 +18,7 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.strategies.trialio import load_arrays, load_model_file, save_arrays, save_model_file, write_json
 
 DEFAULT_RATIOS = (0.1, 0.3, 0.5, 0.7)
+RECALIBRATION_SAMPLES = 2048  # training images for BatchNorm recalibration after each cut
 
 
 @dataclass
@@ -57,12 +58,14 @@ def sensitivity_trial(*, model_path: str, data_path: str, out_path: str, label: 
                       criterion: str, protect: list, protect_first: bool, seed: int) -> dict:
     """Prune only the group containing `source` by `ratio`, no fine-tuning; val accuracy → JSON."""
     from edgeprune.pruning import model_stats, prune
+    from edgeprune.pruning.recalibrate import recalibrate_batchnorm
     from edgeprune.train import evaluate
 
     model = load_model_file(model_path)
     data = load_arrays(data_path)
     pruned, plan = prune(model, 0.0, criterion=criterion, overrides={re.escape(source): ratio}, protect=protect,
                          protect_first=protect_first, dataset=data, seed=seed)
+    recalibrate_batchnorm(pruned, data.x_train)  # what the prune step does too (edgeprune.pruning.recalibrate)
     row = next(g for g in plan.groups if source in g["sources"])
     stats = model_stats(pruned)
     result = {"kind": "sensitivity", "group": label, "source": source, "ratio": ratio, "criterion": criterion,
@@ -99,7 +102,7 @@ def sensitivity_scan(model, dataset, *, ratios=DEFAULT_RATIOS, criterion: str = 
     work = run_dir / "sensitivity"
     try:
         model_path = save_model_file(model, work / "model.keras")
-        data_path = save_arrays(dataset, work / "val.npz", max_train=0, max_val=max_val_samples)
+        data_path = save_arrays(dataset, work / "val.npz", max_train=RECALIBRATION_SAMPLES, max_val=max_val_samples)
         data = load_arrays(data_path)
         groups = [g for g in analyse(model, protect, protect_first).groups if g.prunable]
         if not groups:
