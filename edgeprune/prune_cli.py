@@ -6,13 +6,9 @@ from pathlib import Path
 from edgeprune.errors import EdgepruneError
 
 
-def prune_file(model_path: Path, output: Path, *, ratio: float, criterion: str, global_pruning: bool, round_to: int,
-               min_channels: int, protect: list[str], protect_first: bool, data: str | None,
-               plan_path: Path | None, plan_out: Path | None, verify: bool) -> dict:
-    import numpy as np
-
-    from edgeprune.modelio import read_model, save_model
-    from edgeprune.pruning import PrunePlan, model_stats, prune, verify_equivalence
+def _read_inputs(model_path: Path, output: Path, data: str | None):
+    """(loaded model, dataset or None), after refusing an output name no Keras can read back."""
+    from edgeprune.modelio import read_model
 
     if output.suffix not in (".keras", ".h5"):
         raise EdgepruneError(f"output {output} must end in .keras or .h5", "e.g. -o pruned.keras")
@@ -22,6 +18,18 @@ def prune_file(model_path: Path, output: Path, *, ratio: float, criterion: str, 
         from edgeprune.data import load_dataset
 
         dataset = load_dataset(data)
+    return loaded, dataset
+
+
+def prune_file(model_path: Path, output: Path, *, ratio: float, criterion: str, global_pruning: bool, round_to: int,
+               min_channels: int, protect: list[str], protect_first: bool, data: str | None,
+               plan_path: Path | None, plan_out: Path | None, verify: bool) -> dict:
+    import numpy as np
+
+    from edgeprune.modelio import save_model
+    from edgeprune.pruning import PrunePlan, model_stats, prune, verify_equivalence
+
+    loaded, dataset = _read_inputs(model_path, output, data)
     plan = PrunePlan.load(plan_path) if plan_path else None
     pruned, plan = prune(loaded.model, ratio, criterion=criterion, global_pruning=global_pruning, round_to=round_to,
                          min_channels=min_channels, protect=protect, protect_first=protect_first, dataset=dataset,
@@ -50,18 +58,11 @@ def prune_features_file(model_path: Path, output: Path, *, ratio: float, method:
     """Drop the weakest input features of a Dense-first model; the kept ones go to OUTPUT.features.json."""
     import json
 
-    from edgeprune.modelio import read_model, save_model
+    from edgeprune.modelio import save_model
     from edgeprune.pruning import model_stats
     from edgeprune.strategies.features import prune_input_features
 
-    if output.suffix not in (".keras", ".h5"):
-        raise EdgepruneError(f"output {output} must end in .keras or .h5", "e.g. -o pruned.keras")
-    loaded = read_model(model_path)
-    dataset = None
-    if data:
-        from edgeprune.data import load_dataset
-
-        dataset = load_dataset(data)
+    loaded, dataset = _read_inputs(model_path, output, data)
     pruned, kept = prune_input_features(loaded.model, dataset, ratio=ratio, method=method)
     save_model(pruned, output, flavor=loaded.flavor)
     before, after = model_stats(loaded.model), model_stats(pruned)

@@ -138,6 +138,7 @@ def step_sparsity_train(ctx: RunContext, spec) -> dict:
 
 def step_prune(ctx: RunContext, spec) -> dict:
     from edgeprune.pruning import prune, verify_equivalence
+    from edgeprune.pruning.recalibrate import batchnorm_layers, recalibrate_batchnorm
 
     model = current_model(ctx)
     ds = ctx.dataset
@@ -157,21 +158,21 @@ def step_prune(ctx: RunContext, spec) -> dict:
         if spec.verify:
             n = min(64, len(ds.x_val))
             result["equivalence_max_abs_diff"] = verify_equivalence(model, pruned, plan, ds.x_val[:n])
+        # after the equivalence check, which compares the surgery itself with the zeroed original
+        recalibrated = recalibrate_batchnorm(pruned, ds.x_train) if spec.recalibrate_bn else 0
     else:
         from edgeprune.strategies.schedule import gradual_prune
 
         kwargs.pop("dataset")
         # between steps the pruned model recovers by distilling from the model before pruning
         gr = gradual_prune(model, ds, target_ratio=spec.ratio, steps=spec.steps, schedule=spec.schedule,
-                           finetune_epochs=spec.finetune_epochs, teacher=model, **kwargs)
+                           finetune_epochs=spec.finetune_epochs, teacher=model,
+                           recalibrate_bn=spec.recalibrate_bn, **kwargs)
         pruned, plan, steps = gr.model, gr.plans[-1], gr.history
+        recalibrated = len(batchnorm_layers(pruned)) if spec.recalibrate_bn else 0  # after each step
         for i, p in enumerate(gr.plans):
             p.save(ctx.path(f"plans/step-{i + 1}.json"))
-    if spec.recalibrate_bn:
-        from edgeprune.pruning.recalibrate import recalibrate_batchnorm
-
-        # after the equivalence check, which compares the surgery itself with the zeroed original
-        result["bn_recalibrated_layers"] = recalibrate_batchnorm(pruned, ds.x_train)
+    result["bn_recalibrated_layers"] = recalibrated
     plan.save(ctx.path("plan.json"))
     save_stage_model(ctx, "pruned", pruned)
     ctx.current_stage = "pruned"

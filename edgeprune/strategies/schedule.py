@@ -46,7 +46,7 @@ def removed_fraction(original: dict[str, int], current: dict[str, int]) -> float
 def gradual_prune(model, dataset, *, target_ratio: float, steps: int, schedule: str = "linear",
                   finetune_epochs: int = 1, criterion: str = "l1", teacher=None, learning_rate: float = 1e-3,
                   batch_size: int = 128, max_train_samples: int | None = None, seed: int = 0,
-                  **prune_kwargs) -> GradualResult:
+                  recalibrate_bn: bool = True, **prune_kwargs) -> GradualResult:
     """Prune `model` to `target_ratio` of its channels in `steps` prune + fine-tune rounds.
 
     prune_kwargs go to :func:`edgeprune.prune` (round_to, min_channels, protect, overrides,
@@ -92,7 +92,8 @@ def gradual_prune(model, dataset, *, target_ratio: float, steps: int, schedule: 
         current, plan = prune(current, step_ratio, criterion=criterion, dataset=dataset, seed=seed,
                               overrides=overrides, **prune_kwargs)
         plans.append(plan)
-        recalibrate_batchnorm(current, dataset.x_train)
+        if recalibrate_bn:
+            recalibrate_batchnorm(current, dataset.x_train)
         before_ft = evaluate(current, dataset.x_val, dataset.y_val)
         after_ft = before_ft
         if finetune_epochs > 0:
