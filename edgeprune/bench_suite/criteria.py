@@ -31,10 +31,10 @@ def criteria_trial(run_dir: str, model: str, dataset: str, criterion: str, ratio
 
     s = BenchSettings(**{k: v for k, v in settings.items() if k in BenchSettings.__dataclass_fields__})
     epochs = int(settings["criteria_epochs"])
-    out = group_dir(run_dir, model, dataset)
+    path = group_dir(run_dir, model, dataset) / "criteria" / f"{criterion}-{round(ratio * 100)}.json"
     ds = dataset_for(dataset, s)
     _fresh_session()
-    teacher = _load_pretrained(out)
+    teacher = _load_pretrained(group_dir(run_dir, model, dataset))
     t0 = time.perf_counter()
     # data-driven criteria (taylor, activations) score on real validation batches
     try:
@@ -42,7 +42,7 @@ def criteria_trial(run_dir: str, model: str, dataset: str, criterion: str, ratio
     except EdgepruneError as err:  # e.g. bn_gamma on a model without BatchNormalization
         result = {"model": model, "dataset": dataset, "criterion": criterion, "ratio": ratio,
                   "not_applicable": err.problem, "test_samples": int(len(ds.y_test))}
-        return write_json(out / "criteria" / f"{criterion}-{round(ratio * 100)}.json", result)
+        return write_json(path, result)
     before = evaluate(pruned, ds.x_test, ds.y_test)
     fit(pruned, ds, epochs=epochs, learning_rate=s.finetune_learning_rate, batch_size=s.batch_size,
         teacher=teacher, patience=None, seed=s.seed)
@@ -56,8 +56,7 @@ def criteria_trial(run_dir: str, model: str, dataset: str, criterion: str, ratio
               "params_removed": 1 - stats["params"] / base_stats["params"],
               "macs_removed": 1 - stats["macs"] / base_stats["macs"],
               "test_samples": int(len(ds.y_test)), "seconds": time.perf_counter() - t0}
-    write_json(out / "criteria" / f"{criterion}-{round(ratio * 100)}.json", result)
-    return result
+    return write_json(path, result)
 
 
 def _ensure_pretrained(work: Path, model: str, dataset: str, s) -> None:

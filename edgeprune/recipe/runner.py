@@ -158,12 +158,10 @@ def _apply(ctx: RunContext, result: dict) -> None:
         ctx.current_stage = result["stage"]
     if "pruning" in result:
         ctx.metrics["pruning"] = result["pruning"]
-        if result.get("sensitivity_path"):
-            ctx.metrics["pruning"]["sensitivity_path"] = result["sensitivity_path"]
     if "search" in result:
         ctx.metrics["search"] = result["search"]
-        if result.get("sensitivity_path"):
-            ctx.metrics.setdefault("pruning", {})["sensitivity_path"] = result["sensitivity_path"]
+    if result.get("sensitivity_path"):  # prune or search scanned: the report plots the curves
+        ctx.metrics.setdefault("pruning", {})["sensitivity_path"] = result["sensitivity_path"]
     if result.get("kind") == "quantize":
         ctx.ptq = result["ptq"]
     if "exports" in result:
