@@ -107,6 +107,12 @@ def _register_optional():
     except ImportError:
         pass
     try:
+        from edgeprune.profiling.cli import profile_cmd
+
+        app.command("profile")(profile_cmd)
+    except ImportError:
+        pass
+    try:
         from edgeprune.strategies.cli import search_cmd
 
         app.command("search")(search_cmd)
