@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.report.device_cost import device_cost_section
 from edgeprune.report.pareto import pareto_front
 from edgeprune.report.schema import REPORT_SCHEMA_VERSION, validate_report
 
@@ -58,6 +59,7 @@ def build_report(run_dir, *, weights: bool = True) -> dict:
         "pruning": pruning_section(run_dir, m, notes),
         "weights": None,
         "sensitivity": _sensitivity(run_dir, m, notes),
+        "device_cost": device_cost_section(run_dir, notes),
         "training": [{"step": s["name"], "history": s["history"]} for s in m.get("steps", []) if s.get("history")],
         "skipped_devices": [{"device": d.get("device", "?"), "reason": d.get("reason", "")} for d in m.get("skipped_devices", [])],
         "notes": notes,

@@ -160,6 +160,33 @@ class SkippedDevice(_Strict):
     reason: str
 
 
+class LayerCost(_Strict):
+    layer: str
+    ops: list[str]
+    before: Optional[float] = None
+    after: Optional[float] = None
+
+
+class DeviceCost(_Strict):
+    """Per-layer cost on the device the prune step allocated for (profile.json)."""
+
+    device: str
+    cpu: str
+    precision: str
+    metric: str
+    budget: Optional[float] = None
+    predicted: Optional[float] = None
+    before_whole: float
+    after_whole: float
+    before_overhead: float
+    after_overhead: float
+    before_parts_over_whole: Optional[float] = None
+    after_parts_over_whole: Optional[float] = None
+    counts: dict[str, int] = {}
+    full: dict[str, int] = {}
+    layers: list[LayerCost]
+
+
 class Report(_Strict):
     schema_version: Literal[1]
     generated: str
@@ -174,6 +201,7 @@ class Report(_Strict):
     pruning: Optional[Pruning] = None
     weights: Optional[Weights] = None
     sensitivity: Optional[Sensitivity] = None
+    device_cost: Optional[DeviceCost] = None
     training: list[TrainingCurve] = []
     skipped_devices: list[SkippedDevice] = []
     notes: list[str] = Field(default_factory=list, description="what the report could not show, and why")

@@ -46,8 +46,10 @@ def headline(report: dict) -> str:
 
 def sections(report: dict) -> list[Section]:
     out = []
-    for make in (recommendations, stages, pruning, removed_groups, weights, sensitivity, training, skipped, notes,
-                 environment):
+    from edgeprune.report.device_cost import section as device_cost
+
+    for make in (recommendations, stages, pruning, removed_groups, device_cost, weights, sensitivity, training, skipped,
+                 notes, environment):
         s = make(report)
         if s is not None:
             out.append(s)
