@@ -32,14 +32,18 @@ def device_cost_prune(ctx, spec, model):
     before = profile_model(model, spec.device, spec.precision, calibration=calibration, executor=executor)
     after = profile_model(pruned, spec.device, spec.precision, calibration=calibration, executor=executor)
     summary = alloc.summary()
+    metric = before["metric"]
+    summary["budget"] = alloc.limits.get(metric)  # the limit on the device's own metric, if any
     summary["measured_cost"] = after["whole"]
     summary["measured_baseline_cost"] = before["whole"]
-    summary["measured_met"] = summary["metric"] == "size_kb" or after["whole"] <= alloc.budget
+    summary["measured_file_kb"] = after["file_bytes"] / 1024
+    summary["measured_met"] = (after["whole"] <= alloc.limits.get(metric, float("inf"))
+                               and summary["measured_file_kb"] <= alloc.limits.get("size_kb", float("inf")))
     ctx.path(PROFILE_FILE).write_text(json.dumps({"device": spec.device, "precision": spec.precision,
                                                   "allocation": summary, "before": before, "after": after}, indent=1))
-    short = {k: summary[k] for k in ("metric", "budget", "predicted_cost", "measured_cost", "measured_baseline_cost",
-                                     "met", "measured_met", "counts", "full")}
+    short = {k: summary[k] for k in ("limits", "predicted", "measured_cost", "measured_baseline_cost",
+                                     "measured_file_kb", "met", "measured_met", "counts", "full")}
     if not summary["met"]:
-        ctx.log(f"      warning: no channel counts reach the budget on {spec.device}; kept the cheapest found "
-                f"({summary['predicted_cost']:,.6g} {summary['metric']} > {alloc.budget:,.6g})")
+        ctx.log(f"      warning: no channel counts meet every limit on {spec.device}; kept the cheapest found "
+                f"(predicted {summary['predicted']}, limits {alloc.limits})")
     return pruned, plan, {**short, "device": spec.device, "precision": spec.precision, "profile_path": PROFILE_FILE}
