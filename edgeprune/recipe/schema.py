@@ -7,12 +7,13 @@ line naming the key path and its line in the file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgeprune.errors import RecipeError
+from edgeprune.export.targets import all_precisions, target_names
 
 
 class Strict(BaseModel):
@@ -127,9 +128,21 @@ class QuantizeStep(Strict):
     distill: Optional[DistillSpec] = None
 
 
+def _export_format(v: str) -> str:
+    if v not in target_names():
+        raise ValueError(f"unknown export format '{v}' (known: {', '.join(target_names())})")
+    return v
+
+
+def _export_precision(v: str) -> str:
+    if v not in all_precisions():
+        raise ValueError(f"unknown precision '{v}' (known: {', '.join(all_precisions())})")
+    return v
+
+
 class ExportStep(Strict):
-    formats: list[Literal["tflite", "onnx"]] = ["tflite", "onnx"]
-    stages: Optional[dict[str, list[Literal["none", "int8", "fp16", "dynamic"]]]] = Field(
+    formats: list[Annotated[str, AfterValidator(_export_format)]] = ["tflite", "onnx"]
+    stages: Optional[dict[str, list[Annotated[str, AfterValidator(_export_precision)]]]] = Field(
         None, description="stage -> quant modes; default: each float stage as float, the QAT stage as int8")
     opset: int = Field(15, ge=13, le=18)
     parity_tolerance: float = Field(1e-4, gt=0.0)
