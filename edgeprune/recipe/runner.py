@@ -186,9 +186,13 @@ def _is_zoo(source: str) -> bool:
 
 
 def _check_model_source(source: str) -> None:
+    if Path(source).exists():
+        return
+    if Path(source).suffix or "/" in source:  # a file name: refuse before TensorFlow loads with the zoo
+        raise EdgepruneError(f"model file '{source}' does not exist", "check the recipe's model: (or --model)")
     from edgeprune import zoo
 
-    if _is_zoo(source) or Path(source).exists():
+    if _is_zoo(source):
         return
     raise EdgepruneError(f"model '{source}' is neither a zoo model nor an existing file",
                          f"use one of {', '.join(sorted(zoo.MODELS))} or a path to a .keras/.h5/SavedModel")
