@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from edgeprune.errors import DeviceError
+from edgeprune.harness.backends import BACKENDS
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
 
@@ -27,13 +28,14 @@ class InterpreterChoice(BaseModel):
 
 
 class DeviceProfile(BaseModel):
-    """One target.  ``cpu`` is the model name; for ``kind: qemu`` it is passed to ``qemu -cpu``."""
+    """One target.  ``kind`` names its backend (:mod:`edgeprune.harness.backends`); ``cpu`` is the
+    model name, for ``kind: qemu`` passed to ``qemu -cpu``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     description: str = ""
-    kind: Literal["host", "qemu", "ssh"]
+    kind: str
     arch: str
     cpu: str
     threads: int = 1
@@ -47,6 +49,14 @@ class DeviceProfile(BaseModel):
     known_hosts: Optional[str] = None
     identity_file: Optional[str] = None
     source: Optional[str] = None  # the file this profile came from (filled in by the loader)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in BACKENDS:
+            kinds = [f"'{k}'" for k in BACKENDS]
+            raise ValueError("Input should be " + " or ".join([", ".join(kinds[:-1]), kinds[-1]] if kinds[:-1] else kinds))
+        return v
 
     @field_validator("threads", "round_to")
     @classmethod
@@ -64,12 +74,13 @@ class DeviceProfile(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.kind == "qemu" and not self.emulated:
-            raise ValueError("a qemu profile must say emulated: true")
-        if self.kind != "qemu" and self.emulated:
-            raise ValueError(f"emulated: true only makes sense for kind qemu, not {self.kind}")
-        if self.kind != "ssh" and self.host:
-            raise ValueError(f"host is only used by kind ssh, not {self.kind}")
+        backend = BACKENDS[self.kind]
+        if backend.EMULATED and not self.emulated:
+            raise ValueError(f"a {self.kind} profile must say emulated: true")
+        if not backend.EMULATED and self.emulated:
+            raise ValueError(f"emulated: true only makes sense for an emulated kind, not {self.kind}")
+        if not backend.USES_HOST and self.host:
+            raise ValueError(f"host is not used by kind {self.kind}")
         return self
 
 

@@ -319,7 +319,8 @@ def step_export(ctx: RunContext, spec) -> dict:
 
 def step_benchmark(ctx: RunContext, spec) -> dict:
     from edgeprune.errors import DeviceError
-    from edgeprune.harness.bench import run_on_device, write_eval_npz
+    from edgeprune.harness.backends import backend_for, run_on_device
+    from edgeprune.harness.bench import write_eval_npz
     from edgeprune.harness.profiles import get_profile
 
     exports = ctx.metrics.get("exports") or []
@@ -331,21 +332,18 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
     rows, skipped = [], []
     (ctx.run_dir / "bench").mkdir(exist_ok=True)
     for profile in profiles:
-        emulated = profile.kind == "qemu"
+        emulated = profile.emulated
         n_eval = spec.emulated_eval_samples if emulated else spec.eval_samples
         runs = spec.emulated_runs if emulated else spec.runs
         eval_npz = write_eval_npz(ds.x_test[:n_eval], ds.y_test[:n_eval], ctx.run_dir / "bench" / f"eval-{n_eval}.npz") if n_eval else None
-        if emulated:
-            from edgeprune.harness.qemu import ensure_env
-
-            try:
-                ensure_env(profile.arch if hasattr(profile, "arch") else "aarch64", build=False)
-            except DeviceError as e:
-                if not spec.skip_unavailable:
-                    raise
-                skipped.append({"device": profile.name, "reason": str(e)})
-                ctx.log(f"      skipped {profile.name}: {e}")
-                continue
+        try:
+            backend_for(profile).ready(profile)
+        except DeviceError as e:
+            if not spec.skip_unavailable:
+                raise
+            skipped.append({"device": profile.name, "reason": str(e)})
+            ctx.log(f"      skipped {profile.name}: {e}")
+            continue
         for exp in exports:
             raw = run_on_device(profile, ctx.path(exp["path"]), eval_npz=eval_npz, runs=runs, warmup=spec.warmup)
             raw_rel = f"bench/{Path(exp['path']).name}@{profile.name}.json"
