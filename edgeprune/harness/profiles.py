@@ -1,6 +1,6 @@
 """Device profiles: YAML files that say what a target is and how to reach it.
 
-Profiles are read from, in order, the repository's ``devices/`` folder,
+Profiles are read from, in order, the package's ``edgeprune/devices/`` folder (shipped in the wheel),
 ``~/.config/edgeprune/devices/`` and each folder in ``EDGEPRUNE_DEVICES`` (``os.pathsep``-separated).
 A later folder's file overrides an earlier one of the same name, so a user can redefine a shipped
 device as well as add one, by dropping a YAML file in.
@@ -18,6 +18,7 @@ from edgeprune.errors import DeviceError
 from edgeprune.harness.backends import BACKENDS
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "devices"  # package data: edgeprune/devices/*.yaml
 
 
 class InterpreterChoice(BaseModel):
@@ -86,9 +87,7 @@ class DeviceProfile(BaseModel):
 
 def profile_dirs() -> list[Path]:
     """The folders searched for profiles, lowest priority first."""
-    import edgeprune
-
-    dirs = [Path(edgeprune.__file__).resolve().parent.parent / "devices",
+    dirs = [SHIPPED_DIR,
             Path.home() / ".config" / "edgeprune" / "devices"]
     extra = os.environ.get("EDGEPRUNE_DEVICES", "")
     dirs += [Path(d).expanduser() for d in extra.split(os.pathsep) if d.strip()]
@@ -107,7 +106,7 @@ def _one_line(path: Path, err: ValidationError) -> str:
 def load_profile_file(path: Path) -> DeviceProfile:
     """Read and validate one YAML profile; any problem is one DeviceError line naming file and key."""
     path = Path(path)
-    fix = "fix the file (see devices/host.yaml for the fields)"
+    fix = f"fix the file (see {SHIPPED_DIR / 'host.yaml'} for the fields)"
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as e:
