@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from edgeprune import fileio
 from edgeprune.errors import EdgepruneError, Interrupted
 from edgeprune.recipe.cache import root_key, step_key
 from edgeprune.recipe.context import METRICS_SCHEMA_VERSION, RunContext
@@ -231,6 +232,8 @@ def _artifacts(result: dict) -> list[str]:
         paths.append(result["stage_metrics"]["model_path"])
     paths += [e["path"] for e in result.get("exports", [])]
     paths += [b["raw"] for b in result.get("benchmarks", [])]
+    if result.get("weights_path"):
+        paths.append(result["weights_path"])
     return paths
 
 
@@ -246,8 +249,4 @@ def _load_state(path: Path, key: str, run_dir: Path):
 
 
 def _save_state(path: Path, key: str, result: dict, ctx: RunContext) -> None:
-    from edgeprune.recipe.context import _jsonable
-
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "result": result}, default=_jsonable))
-    tmp.replace(path)
+    fileio.write_json(path, {"key": key, "result": result}, indent=None)
