@@ -112,6 +112,9 @@ def export_cmd(
         raise EdgepruneError(f"output {output} does not end in {FORMATS[fmt]}", f"name it *{FORMATS[fmt]}")
 
     keras_model = load_any_model(model)  # refuse a bad model before anything else is loaded
+    from edgeprune.data.check import check_inputs, require_single_io
+
+    require_single_io(keras_model, "export (its parity check against the Keras model)")
 
     from edgeprune.export.atomic import atomic_path
     from edgeprune.export.parity import assert_parity, format_parity
@@ -124,7 +127,9 @@ def export_cmd(
         if not calib_data:
             raise EdgepruneError("int8 export needs calibration data", "pass --calib-data fashion_mnist (or a .npz)")
         calibration = load_calibration(calib_data)
+        check_inputs(keras_model, calibration, f"calibration data {calib_data}")
     x, y, where = parity_inputs(parity_data or calib_data, keras_model, parity_samples)
+    check_inputs(keras_model, x, f"parity data {parity_data or calib_data}")
 
     with atomic_path(output) as tmp:
         if fmt == "tflite":

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from edgeprune.errors import DeviceError
+from edgeprune.export.runtime import check_exported_file
 from edgeprune.harness import runner as _runner_script
 from edgeprune.harness.profiles import DeviceProfile
 
@@ -29,6 +30,7 @@ def check_model_file(model_path: Path) -> Path:
                           "export the model first (edgeprune export) and pass the exported file")
     if not model_path.is_file():
         raise DeviceError(f"model file not found: {model_path}", "check the path")
+    check_exported_file(model_path)
     return model_path
 
 
