@@ -18,11 +18,11 @@ RANDOM_PARITY_SAMPLES = 64
 
 def load_any_model(path: Path):
     """A tf-keras model from any file edgeprune reads, QAT .h5/SavedModel included."""
+    path = Path(path)
+    if not path.exists():  # before TensorFlow loads
+        raise ModelLoadError(f"model file {path} does not exist", "check the path")
     from edgeprune.quantize.qat import qat_scope
 
-    path = Path(path)
-    if not path.exists():
-        raise ModelLoadError(f"model file {path} does not exist", "check the path")
     try:
         from edgeprune.modelio import load_model
     except ImportError:  # modelio not installed in this checkout: plain tf-keras loading
