@@ -64,7 +64,7 @@ def test_stderr_of_a_process_that_loaded_tensorflow_is_one_line(files, tmp_path)
 
 def _interrupt_run(tmp_path, signum):
     """Start a real `edgeprune run`, wait until its train step runs, then send `signum`."""
-    data = write_dataset(tmp_path / "d.npz", n=4000)
+    data = write_dataset(tmp_path / "d.npz", n=4000, shape=(28, 28, 1), classes=10)
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"model: lenet5\ndataset: {data}\nsteps:\n  - train: {{epochs: 50}}\n  - prune: {{ratio: 0.5}}\n")
     proc = subprocess.Popen([sys.executable, "-m", "edgeprune", "run", str(recipe), "--out", str(tmp_path / "run")],
@@ -163,6 +163,12 @@ def test_recipe_run_checks_data_before_training(files, tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"model: {files / 'tiny.keras'}\ndataset: {data}\nsteps:\n  - train: {{epochs: 1}}\n")
     assert_refused(cli("run", recipe, "--out", tmp_path / "run"), "(8, 8, 3)", "(8, 8, 1)")
+
+
+def test_zoo_model_too_big_for_the_images(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"model: lenet5\ndataset: {write_dataset(tmp_path / 'd.npz')}\nsteps:\n  - train: {{epochs: 1}}\n")
+    assert_refused(cli("run", recipe, "--out", tmp_path / "run"), "zoo model lenet5", "(8, 8, 1)")
 
 
 def test_nan_weights_are_refused_naming_the_layer(tmp_path):
