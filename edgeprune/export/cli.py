@@ -18,11 +18,11 @@ RANDOM_PARITY_SAMPLES = 64
 
 def load_any_model(path: Path):
     """A tf-keras model from any file edgeprune reads, QAT .h5/SavedModel included."""
+    path = Path(path)
+    if not path.exists():  # before TensorFlow loads
+        raise ModelLoadError(f"model file {path} does not exist", "check the path")
     from edgeprune.quantize.qat import qat_scope
 
-    path = Path(path)
-    if not path.exists():
-        raise ModelLoadError(f"model file {path} does not exist", "check the path")
     try:
         from edgeprune.modelio import load_model
     except ImportError:  # modelio not installed in this checkout: plain tf-keras loading
@@ -108,6 +108,9 @@ def export_cmd(
         raise EdgepruneError(f"output {output} does not end in {target.suffix}", f"name it *{target.suffix}")
 
     keras_model = load_any_model(model)  # refuse a bad model before anything else is loaded
+    from edgeprune.data.check import check_inputs, require_single_io
+
+    require_single_io(keras_model, "export (its parity check against the Keras model)")
 
     from edgeprune.export.atomic import atomic_path
     from edgeprune.export.parity import assert_parity, format_parity
@@ -120,7 +123,9 @@ def export_cmd(
         if not calib_data:
             raise EdgepruneError(f"{quant} export needs calibration data", "pass --calib-data fashion_mnist (or a .npz)")
         calibration = load_calibration(calib_data)
+        check_inputs(keras_model, calibration, f"calibration data {calib_data}")
     x, y, where = parity_inputs(parity_data or calib_data, keras_model, parity_samples)
+    check_inputs(keras_model, x, f"parity data {parity_data or calib_data}")
 
     with atomic_path(output) as tmp:
         target.write(keras_model, tmp, quant=quant, calibration=calibration,

@@ -47,7 +47,10 @@ def initial_model(ctx: RunContext):
         return zoo.build(ctx.model_source, input_shape=ds.input_shape, num_classes=ds.num_classes, seed=ctx.recipe.seed)
     from edgeprune.modelio import read_model
 
+    from edgeprune.data.check import check_fits
+
     loaded = read_model(ctx.model_source)
+    check_fits(loaded.model, ctx.dataset, "the recipe's steps")
     ctx.model_flavor = loaded.flavor
     return loaded.model
 
