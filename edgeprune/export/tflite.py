@@ -105,7 +105,7 @@ def _check_loads(path: Path):
 
 def _write(model, path, *, quant: str, calibration=None, options: ExportOptions = ExportOptions()) -> Path:
     return export_tflite(model, path, quant=quant, calibration=calibration, int8_io=options.int8_io,
-                         keep_float=options.keep_float if quant == "mixed" else ())
+                         keep_float=options.keep_float)
 
 
 TARGET = ExportTarget(

@@ -105,7 +105,10 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
     state_dir.mkdir(exist_ok=True)
     specs = recipe.step_specs()
     for i, (kind, spec) in enumerate(specs, start=1):
-        key = step_key(key, kind, spec, extra=devices if kind == "benchmark" else None)
+        extra = devices if kind == "benchmark" else None
+        if kind == "export" and spec.precision is not None:  # a mixed file is chosen for the benchmarked devices
+            extra = devices or [s.devices for k, s in specs if k == "benchmark"]
+        key = step_key(key, kind, spec, extra=extra)
         state_file = state_dir / f"{i:02d}-{kind}.json"
         t = time.perf_counter()
         cached = _load_state(state_file, key, run_dir)
@@ -166,6 +169,8 @@ def _apply(ctx: RunContext, result: dict) -> None:
         ctx.ptq = result["ptq"]
     if "exports" in result:
         ctx.metrics["exports"] = result["exports"]
+    if "precision" in result:
+        ctx.metrics["precision"] = result["precision"]
     if "benchmarks" in result:
         ctx.metrics["benchmarks"] = result["benchmarks"]
         ctx.metrics["skipped_devices"] = result.get("skipped_devices", [])
