@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeprune.errors import DeviceError
 from edgeprune.export.targets import find_target_for_file, suffixes
 from edgeprune.harness import runner as _runner_script
-from edgeprune.harness.profiles import DeviceProfile
+
+if TYPE_CHECKING:
+    from edgeprune.harness.profiles import DeviceProfile
 
 RUNNER_SCRIPT = Path(_runner_script.__file__).resolve()
 

@@ -6,8 +6,11 @@ import shutil
 import time
 from pathlib import Path
 
+from edgeprune import rundir
 from edgeprune.errors import EdgepruneError
-from edgeprune.recipe.context import FLOAT_STAGES, RunContext
+from edgeprune.pruning.histograms import weight_histograms
+from edgeprune.recipe.context import FLOAT_STAGES, STAGE_FILES, RunContext
+from edgeprune.rundir import WEIGHTS_FILE, WeightsFile
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,6 +98,14 @@ def _float_parent(ctx: RunContext) -> str:
     return "baseline"
 
 
+def write_weight_histograms(ctx: RunContext, before_stage: str, before, after) -> str:
+    """weights.json for the report, from the models in memory (the report itself needs no TensorFlow)."""
+    layers, notes = weight_histograms(before, after)
+    hist = WeightsFile(before_stage=before_stage, after_stage="pruned", before_model=STAGE_FILES[before_stage],
+                       after_model=STAGE_FILES["pruned"], layers=layers, notes=notes)
+    return rundir.write_model(ctx.run_dir, WEIGHTS_FILE, hist)
+
+
 # ---------------------------------------------------------------------------------------------
 # steps
 
@@ -174,8 +185,10 @@ def step_prune(ctx: RunContext, spec) -> dict:
             p.save(ctx.path(f"plans/step-{i + 1}.json"))
     result["bn_recalibrated_layers"] = recalibrated
     plan.save(ctx.path("plan.json"))
+    before_stage = ctx.current_stage
     save_stage_model(ctx, "pruned", pruned)
     ctx.current_stage = "pruned"
+    result["weights_path"] = write_weight_histograms(ctx, before_stage, model, pruned)
     result["pruning"] = {"plan_path": "plan.json", "ratio": spec.ratio, "criterion": spec.criterion,
                          "schedule": spec.schedule, "removed_channels": plan.removed_channels, "steps": steps}
     return result | {"stage": "pruned", "stage_metrics": stage_metrics(ctx, "pruned", pruned)}
@@ -203,8 +216,10 @@ def step_search(ctx: RunContext, spec) -> dict:
     plan_file = ctx.run_dir / "search" / f"plan-{res.best['trial']:03d}.json"
     if plan_file.exists():  # the removed-channels table of the report reads plan.json
         shutil.copyfile(plan_file, ctx.path("plan.json"))
+    before_stage = ctx.current_stage
     save_stage_model(ctx, "pruned", best)
     ctx.current_stage = "pruned"
+    weights_path = write_weight_histograms(ctx, before_stage, model, best)
     b = res.best
     search = {"status": res.status, "summary_path": "search/summary.json", "budget": {metric: limit},
               "device": spec.device, "best_trial": b["trial"], "best_ratio": b["settings"]["ratio"],
@@ -213,7 +228,7 @@ def step_search(ctx: RunContext, spec) -> dict:
         search["warning"] = (f"the best model within the budget loses {b['measured']['accuracy_drop_points']:.2f} "
                              f"validation points (> max_drop {spec.max_drop:g}); fine-tuning follows")
         ctx.log(f"warning: {search['warning']}")
-    result = {"kind": "search", "search": search}
+    result = {"kind": "search", "search": search, "weights_path": weights_path}
     if spec.sensitivity:
         result["sensitivity_path"] = "sensitivity.json"
     return result | {"stage": "pruned", "stage_metrics": stage_metrics(ctx, "pruned", best)}
@@ -384,7 +399,8 @@ def step_export(ctx: RunContext, spec) -> dict:
 
 def step_benchmark(ctx: RunContext, spec) -> dict:
     from edgeprune.errors import DeviceError
-    from edgeprune.harness.bench import run_on_device, write_eval_npz
+    from edgeprune.harness.backends import backend_for, run_on_device
+    from edgeprune.harness.bench import write_eval_npz
     from edgeprune.harness.profiles import get_profile
 
     exports = ctx.metrics.get("exports") or []
@@ -396,21 +412,18 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
     rows, skipped = [], []
     (ctx.run_dir / "bench").mkdir(exist_ok=True)
     for profile in profiles:
-        emulated = profile.kind == "qemu"
+        emulated = profile.emulated
         n_eval = spec.emulated_eval_samples if emulated else spec.eval_samples
         runs = spec.emulated_runs if emulated else spec.runs
         eval_npz = write_eval_npz(ds.x_test[:n_eval], ds.y_test[:n_eval], ctx.run_dir / "bench" / f"eval-{n_eval}.npz") if n_eval else None
-        if emulated:
-            from edgeprune.harness.qemu import ensure_env
-
-            try:
-                ensure_env(profile.arch if hasattr(profile, "arch") else "aarch64", build=False)
-            except DeviceError as e:
-                if not spec.skip_unavailable:
-                    raise
-                skipped.append({"device": profile.name, "reason": str(e)})
-                ctx.log(f"      skipped {profile.name}: {e}")
-                continue
+        try:
+            backend_for(profile).ready(profile)
+        except DeviceError as e:
+            if not spec.skip_unavailable:
+                raise
+            skipped.append({"device": profile.name, "reason": str(e)})
+            ctx.log(f"      skipped {profile.name}: {e}")
+            continue
         for exp in exports:
             if exp.get("devices") is not None and profile.name not in exp["devices"]:
                 continue  # a mixed file chosen for other devices
