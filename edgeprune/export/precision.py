@@ -15,12 +15,16 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from edgeprune.executor import get_executor
+from edgeprune.export.tflite import export_tflite
+from edgeprune.harness.backends import run_on_device
 from edgeprune.harness.metric import cost, device_metric
 from edgeprune.harness.profiles import get_profile
+from edgeprune.quantize.selective import compute_layers
 
 MIN_SAVING = 0.01  # a layer stays float when that saves ≥ 1% of the int8 file's cost
-# per file: instructions repeat exactly under emulation, latency needs many timed runs
-RUNS = {"qemu": (3, 1), "host": (200, 20), "ssh": (100, 10)}
+# (runs, warm-up) per file: instructions repeat exactly under emulation, latency needs many timed runs
+EMULATED_RUNS, TIMED_RUNS = (3, 1), (200, 20)
 
 
 def choose_keep_float(deltas: dict[str, float], int8_cost: float, min_saving: float = MIN_SAVING) -> list[str]:
@@ -31,12 +35,11 @@ def choose_keep_float(deltas: dict[str, float], int8_cost: float, min_saving: fl
 
 def measure_file_trial(device: str, path: str) -> dict:
     """Executor trial: one exported file measured whole on `device`; ``{"cost", "metric"}``."""
-    from edgeprune.harness.bench import run_on_device
-
     profile = get_profile(device)
-    runs, warmup = RUNS[profile.kind]
+    runs, warmup = EMULATED_RUNS if profile.emulated else TIMED_RUNS
     result = run_on_device(profile, Path(path), eval_npz=None, runs=runs, warmup=warmup)
-    return {"cost": cost(result, device_metric(profile.kind == "qemu")), "metric": device_metric(profile.kind == "qemu").key}
+    metric = device_metric(profile.emulated)
+    return {"cost": cost(result, metric), "metric": metric.key}
 
 
 def measure_layer_deltas(model, device: str, calibration, candidates: list[str], *, executor=None,
@@ -45,9 +48,6 @@ def measure_layer_deltas(model, device: str, calibration, candidates: list[str],
 
     Returns ``{"metric", "int8_cost", "deltas": {layer: float-only-this-layer cost − int8 cost}}``.
     """
-    from edgeprune.executor import get_executor
-    from edgeprune.export.tflite import export_tflite
-
     executor = executor or get_executor()
     with tempfile.TemporaryDirectory(prefix="edgeprune-mixed-", dir=work_dir) as tmp:
         files = {"": export_tflite(model, Path(tmp) / "int8.tflite", quant="int8", calibration=calibration)}
@@ -67,8 +67,6 @@ def plan_mixed(model, devices: list[str], calibration, *, executor=None, log=pri
     Devices whose choice keeps nothing float (int8 is cheaper everywhere) or everything (that is
     the float32 file) get no mixed file.
     """
-    from edgeprune.quantize.selective import compute_layers
-
     candidates = compute_layers(model)
     plans: dict[tuple, dict] = {}
     for device in devices:

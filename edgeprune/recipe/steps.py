@@ -338,13 +338,11 @@ def _mixed_files(ctx: RunContext, spec, model, calib) -> list[dict]:
 
 
 def _check_device_ready(device: str) -> None:
+    from edgeprune.harness.backends import backend_for
     from edgeprune.harness.profiles import get_profile
 
     profile = get_profile(device)
-    if profile.kind == "qemu":
-        from edgeprune.harness.qemu import ensure_env
-
-        ensure_env(profile.arch, build=False)
+    backend_for(profile).ready(profile)
 
 
 def _mixed_name(stage: str, keep: list[str]) -> str:
