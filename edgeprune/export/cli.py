@@ -5,7 +5,7 @@ The file is written under a temporary name, checked against the Keras model, and
 Heavy imports happen inside the function so `edgeprune --help` stays fast.
 """
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -87,7 +87,8 @@ def parity_inputs(spec: Optional[str], model, samples: int):
 def export_cmd(
     model: Annotated[Path, typer.Argument(help="Model file (.keras, .h5, SavedModel dir; QAT .h5 too).")],
     format: Annotated[str, typer.Option("--format", "-f", help="An export target: tflite or onnx.")] = "tflite",
-    quant: Annotated[str, typer.Option(help="Precision; tflite: none|int8|fp16|dynamic; onnx: none|int8.")] = "none",
+    quant: Annotated[str, typer.Option(help="Precision; tflite: none|int8|fp16|dynamic|mixed; onnx: none|int8.")] = "none",
+    keep_float: Annotated[Optional[List[str]], typer.Option("--keep-float", help="Layer kept float in a mixed file (repeat).")] = None,
     calib_data: Annotated[Optional[str], typer.Option(help="Dataset name or .npz for int8 calibration.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (default: next to the model).")] = None,
     int8_io: Annotated[bool, typer.Option("--int8-io", help="TFLite int8 input/output tensors.")] = False,
@@ -102,6 +103,8 @@ def export_cmd(
     target = get_target(format)
     if quant not in target.precisions:
         raise EdgepruneError(f"quant '{quant}' is not available for {target.name}", f"use one of {', '.join(target.precisions)}")
+    if keep_float and quant != "mixed":
+        raise EdgepruneError(f"--keep-float only applies to --quant mixed, not '{quant}'", "add --quant mixed")
     model = Path(model)
     output = Path(output) if output else model.with_name(f"{model.stem}-{quant}{target.suffix}")
     if output.suffix.lower() != target.suffix:
@@ -129,7 +132,7 @@ def export_cmd(
 
     with atomic_path(output) as tmp:
         target.write(keras_model, tmp, quant=quant, calibration=calibration,
-                     options=ExportOptions(int8_io=int8_io, opset=opset))
+                     options=ExportOptions(int8_io=int8_io, opset=opset, keep_float=tuple(keep_float or ())))
         result = check_parity(tmp, keras_model, x, y, tolerance=tolerance)
         assert_parity(result)
     result["file"] = str(output)

@@ -133,17 +133,40 @@ def predict(path, x: np.ndarray, *, batch_size: int = 256, num_threads: int | No
         raise EdgepruneError(f"cannot run {path.name}: {first}", "re-export the model; check input shape and dtype") from err
 
 
+# ops that do a layer's arithmetic: their input type says which precision that layer runs in
+COMPUTE_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D", "BATCH_MATMUL"}
+
+
+def tflite_compute_ops(path) -> list[dict]:
+    """Each conv / fully-connected op of a .tflite file: op name, output and weight tensor names, and
+    the element types of its input and weights (``int8`` ops run integer kernels, ``float32`` float ones)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    ops = []
+    for op in interp._get_ops_details():  # noqa: SLF001 (no public op list)
+        if op["op_name"] not in COMPUTE_OPS:
+            continue
+        ins = [tensors[i] for i in op["inputs"] if i >= 0]
+        ops.append({"op": op["op_name"], "output": tensors[op["outputs"][0]]["name"],
+                    "weights": ins[1]["name"] if len(ins) > 1 else None,
+                    "input_dtype": np.dtype(ins[0]["dtype"]).name,
+                    "weight_dtype": np.dtype(ins[1]["dtype"]).name if len(ins) > 1 else None})
+    return ops
+
+
 def tflite_quant_mode(path) -> str:
-    """'int8' (full integer), 'dynamic' (int8 weights only), 'fp16' or 'none', read from the file."""
+    """'int8' (full integer), 'mixed' (integer with some conv/dense ops float), 'dynamic' (int8
+    weights only), 'fp16' or 'none', read from the file."""
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path))
     io = interp.get_input_details() + interp.get_output_details()
-    if any(np.issubdtype(d["dtype"], np.integer) and d["quantization"][0] for d in io):
-        return "int8"
     ops = {op["op_name"] for op in interp._get_ops_details()}  # noqa: SLF001 (no public op list)
-    if "QUANTIZE" in ops:
-        return "int8"
+    if "QUANTIZE" in ops or any(np.issubdtype(d["dtype"], np.integer) and d["quantization"][0] for d in io):
+        float_ops = [op for op in tflite_compute_ops(path) if op["input_dtype"] == "float32"]
+        return "mixed" if float_ops else "int8"
     dtypes = {np.dtype(t["dtype"]) for t in interp.get_tensor_details()}
     if np.dtype(np.int8) in dtypes:
         return "dynamic"

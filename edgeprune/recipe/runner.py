@@ -152,7 +152,10 @@ def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, wh
     state_dir.mkdir(exist_ok=True)
     specs = recipe.step_specs()
     for i, (kind, spec) in enumerate(specs, start=1):
-        key = step_key(key, kind, spec, extra=devices if kind == "benchmark" else None)
+        extra = devices if kind == "benchmark" else None
+        if kind == "export" and spec.precision is not None:  # a mixed file is chosen for the benchmarked devices
+            extra = devices or [s.devices for k, s in specs if k == "benchmark"]
+        key = step_key(key, kind, spec, extra=extra)
         state_file = state_dir / f"{i:02d}-{kind}.json"
         t = time.perf_counter()
         where[0] = f"{i}/{len(specs)} ({kind})"
@@ -219,6 +222,8 @@ def _apply(ctx: RunContext, result: dict) -> None:
         ctx.ptq = result["ptq"]
     if "exports" in result:
         ctx.metrics["exports"] = result["exports"]
+    if "precision" in result:
+        ctx.metrics["precision"] = result["precision"]
     if "benchmarks" in result:
         ctx.metrics["benchmarks"] = result["benchmarks"]
         ctx.metrics["skipped_devices"] = result.get("skipped_devices", [])

@@ -147,6 +147,21 @@ class ExportStep(Strict):
         None, description="stage -> quant modes; default: each float stage as float, the QAT stage as int8")
     opset: int = Field(15, ge=13, le=18)
     parity_tolerance: float = Field(1e-4, gt=0.0)
+    precision: Optional[Union[Literal["auto"], list[Annotated[str, AfterValidator(_export_precision)]]]] = Field(
+        None, description="precisions of the shipped stage (the QAT stage as int8 plus its float parent): a list, or "
+                          "auto (float32, float16, int8, mixed; per device the cheapest within max_accuracy_drop is kept)")
+    max_accuracy_drop: float = Field(0.5, ge=0.0, description="points below the most accurate precision (precision: auto)")
+    keep_float: Optional[list[str]] = Field(
+        None, description="layers a mixed file keeps float; default: chosen per device from measured per-layer cost")
+    devices: Optional[list[str]] = Field(
+        None, description="devices a mixed file is chosen for; default: the benchmark step's (or --device)")
+
+    @field_validator("keep_float")
+    @classmethod
+    def _some_layers(cls, v):
+        if v is not None and not v:
+            raise ValueError("name at least one layer, or leave keep_float out to choose per device")
+        return v
 
 
 class BenchmarkStep(Strict):

@@ -281,17 +281,29 @@ def _ptq_settings(spec) -> dict:
     return {"int8_io": spec.int8_io, "calibration_samples": spec.calibration_samples}
 
 
+AUTO_PRECISIONS = ("none", "fp16", "int8", "mixed")
+
+
 def export_targets(ctx: RunContext, spec) -> list[tuple[str, str]]:
-    """(stage, quant) pairs: each float stage as float, the latest float stage also PTQ'd if asked, QAT as int8."""
+    """(stage, quant) pairs: each float stage as float, the latest float stage also PTQ'd if asked, QAT as int8.
+
+    With `precision`, the shipped stages instead: the float baseline as reference, the latest float
+    stage in every asked precision, and the QAT stage as int8."""
     if spec.stages:
+        if spec.precision is not None:
+            raise EdgepruneError("export gives both stages and precision", "use precision (the shipped stage) or stages")
         unknown = [s for s in spec.stages if s not in ctx.metrics["stages"]]
         if unknown:
             raise EdgepruneError(f"export.stages names {unknown}, which this run has not produced",
                                  f"use stages from {sorted(ctx.metrics['stages'])}")
         return [(s, q) for s, qs in spec.stages.items() for q in qs]
     stages = ctx.metrics["stages"]
-    targets = [("baseline", "none")]
     last_float = _float_parent(ctx)
+    if spec.precision is not None:
+        precisions = AUTO_PRECISIONS if spec.precision == "auto" else spec.precision
+        targets = [("baseline", "none")] + [(last_float, q) for q in precisions if (last_float, q) != ("baseline", "none")]
+        return targets + ([("qat", "int8")] if "qat" in stages and "int8" in precisions else [])
+    targets = [("baseline", "none")]
     if last_float != "baseline":
         targets.append((last_float, "none"))
     if "qat" in stages:
@@ -299,6 +311,48 @@ def export_targets(ctx: RunContext, spec) -> list[tuple[str, str]]:
     elif ctx.ptq is not None:
         targets.append((last_float, "int8"))
     return targets
+
+
+def _precision_devices(ctx: RunContext, spec) -> list[str]:
+    """Where per-device precision is decided: export.devices, else --device, else the benchmark step's devices."""
+    if spec.devices:
+        return spec.devices
+    if ctx.devices:
+        return ctx.devices
+    bench = [s for kind, s in ctx.recipe.step_specs() if kind == "benchmark"]
+    return bench[0].devices if bench else ["host"]
+
+
+def _mixed_files(ctx: RunContext, spec, model, calib) -> list[dict]:
+    """{keep_float, devices (None: every device), tables} per mixed file to write."""
+    from edgeprune.errors import DeviceError
+    from edgeprune.export.precision import plan_mixed
+
+    if spec.keep_float:
+        return [{"keep_float": list(spec.keep_float), "devices": None, "tables": {}}]
+    devices = []
+    for device in _precision_devices(ctx, spec):
+        try:
+            _check_device_ready(device)
+            devices.append(device)
+        except DeviceError as e:
+            ctx.log(f"      no mixed file for {device}: {e}")
+    return plan_mixed(model, devices, calib, log=ctx.log)
+
+
+def _check_device_ready(device: str) -> None:
+    from edgeprune.harness.backends import backend_for
+    from edgeprune.harness.profiles import get_profile
+
+    profile = get_profile(device)
+    backend_for(profile).ready(profile)
+
+
+def _mixed_name(stage: str, keep: list[str]) -> str:
+    import hashlib
+
+    tag = "_".join(keep) if len(keep) <= 3 else f"{len(keep)}layers-{hashlib.sha1(','.join(keep).encode()).hexdigest()[:6]}"
+    return f"{stage}-mixed-{tag}"
 
 
 def step_export(ctx: RunContext, spec) -> dict:
@@ -315,20 +369,33 @@ def step_export(ctx: RunContext, spec) -> dict:
         for fmt in spec.formats:
             target, q = get_target(fmt), quant
             if q not in target.precisions:
-                continue  # e.g. onnx covers float and int8 (QDQ), not fp16/dynamic
-            rel = f"exports/{stage}-{q}{target.suffix}"
-            path = ctx.path(rel)
-            t = time.perf_counter()
-            options = ExportOptions(int8_io=bool(ptq.get("int8_io")) and q == "int8", opset=spec.opset)
-            target.write(model, path, quant=q, options=options,
-                         calibration=calib if target.needs_calibration(q, qat=stage == "qat") else None)
-            parity = check_parity(path, model, x, y, tolerance=spec.parity_tolerance)
-            parity.pop("file", None)
-            rows.append({"stage": stage, "format": fmt, "quant": q, "path": rel, "export_seconds": round(time.perf_counter() - t, 2), **parity})
-            ctx.log(f"      {rel}: {parity['file_bytes']:,} B, test acc {parity['accuracy']:.4f}, "
-                    f"agreement {parity['top1_agreement']:.4f}, max|Δ| {parity['max_abs_diff']:.2e}")
-            assert_parity(parity)
-    return {"kind": "export", "exports": rows}
+                continue  # e.g. onnx covers float and int8 (QDQ), not fp16/dynamic/mixed
+            files = [{"name": f"{stage}-{q}", "keep_float": (), "extra": {}}]
+            if q == "mixed":
+                files = [{"name": _mixed_name(stage, m["keep_float"]), "keep_float": tuple(m["keep_float"]),
+                          "extra": {"keep_float": m["keep_float"], "devices": m["devices"], "layer_costs": m["tables"]}}
+                         for m in _mixed_files(ctx, spec, model, calib)]
+            for f in files:
+                rel = f"exports/{f['name']}{target.suffix}"
+                path = ctx.path(rel)
+                t = time.perf_counter()
+                options = ExportOptions(int8_io=bool(ptq.get("int8_io")) and q == "int8", opset=spec.opset,
+                                        keep_float=f["keep_float"])
+                target.write(model, path, quant=q, options=options,
+                             calibration=calib if target.needs_calibration(q, qat=stage == "qat") else None)
+                parity = check_parity(path, model, x, y, tolerance=spec.parity_tolerance)
+                parity.pop("file", None)
+                rows.append({"stage": stage, "format": fmt, "quant": q, "path": rel,
+                             "export_seconds": round(time.perf_counter() - t, 2), **parity, **f["extra"]})
+                ctx.log(f"      {rel}: {parity['file_bytes']:,} B, test acc {parity['accuracy']:.4f}, "
+                        f"agreement {parity['top1_agreement']:.4f}, max|Δ| {parity['max_abs_diff']:.2e}")
+                assert_parity(parity)
+    result = {"kind": "export", "exports": rows}
+    if spec.precision is not None:
+        shipped = [_float_parent(ctx)] + (["qat"] if "qat" in ctx.metrics["stages"] else [])
+        result["precision"] = {"mode": "auto" if spec.precision == "auto" else "list", "stages": shipped,
+                               "max_accuracy_drop": spec.max_accuracy_drop}
+    return result
 
 
 def step_benchmark(ctx: RunContext, spec) -> dict:
@@ -359,6 +426,8 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
             ctx.log(f"      skipped {profile.name}: {e}")
             continue
         for exp in exports:
+            if exp.get("devices") is not None and profile.name not in exp["devices"]:
+                continue  # a mixed file chosen for other devices
             raw = run_on_device(profile, ctx.path(exp["path"]), eval_npz=eval_npz, runs=runs, warmup=spec.warmup)
             raw_rel = f"bench/{Path(exp['path']).name}@{profile.name}.json"
             import json
@@ -377,7 +446,25 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
             rows.append(row)
             acc = f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "-"
             ctx.log(f"      {profile.name:<14} {Path(exp['path']).name:<24} p50 {row['latency_ms']['p50']:.3f} ms  acc {acc}")
+    _mark_shipped(ctx, rows)
     return {"kind": "benchmark", "benchmarks": rows, "skipped_devices": skipped}
+
+
+def _mark_shipped(ctx: RunContext, rows: list[dict]) -> None:
+    """After precision: auto, flag per device the file it keeps (the report recommends the same one)."""
+    from edgeprune.harness.metric import ship_choice
+
+    precision = ctx.metrics.get("precision") or {}
+    if precision.get("mode") != "auto":
+        return
+    accuracy = {e["path"]: e.get("accuracy") for e in ctx.metrics.get("exports") or []}
+    for device in dict.fromkeys(r["device"] for r in rows):
+        mine = [r for r in rows if r["device"] == device and r["stage"] in precision["stages"]]
+        pick = ship_choice([{**r, "test_accuracy": accuracy.get(r["export"])} for r in mine],
+                           precision["max_accuracy_drop"] / 100)
+        if pick is not None:
+            mine[pick]["shipped"] = True
+            ctx.log(f"      {device}: precision auto keeps {mine[pick]['export']}")
 
 
 def step_report(ctx: RunContext, spec) -> dict:

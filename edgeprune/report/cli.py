@@ -55,8 +55,10 @@ def compare_cmd(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for compare.md/compare.html "
                                                    "(default: the runs' common parent folder).")] = None,
 ) -> None:
-    """Put several runs side by side: one table and accuracy-vs-latency/size plots with the Pareto front."""
+    """Put several runs side by side: one table and accuracy-vs-cost/size plots with the Pareto front."""
     from rich.table import Table as RichTable
+
+    from edgeprune.harness.metric import RULE
 
     from edgeprune.report.compare import comparison_table, write_comparison
 
@@ -65,7 +67,7 @@ def compare_cmd(
     out_dir = output or _common_parent(run_dirs)
     comparison, paths = write_comparison(run_dirs, out_dir)
     table = comparison_table(comparison)
-    t = RichTable(title="edgeprune comparison", caption="★ on the accuracy-vs-latency Pareto front across runs")
+    t = RichTable(title="edgeprune comparison", caption=f"★ on the accuracy-vs-cost Pareto front across runs ({RULE})")
     for i, h in enumerate(table.header):
         t.add_column(h, justify="right" if i in table.right else "left")
     for r in table.rows:

@@ -68,10 +68,12 @@ def summary_table(report: dict, title: str | None = None):
     from rich import box
     from rich.table import Table
 
+    from edgeprune.harness.metric import RULE
+
     rows = report["rows"]
     cols = columns(rows)
     t = Table(title=title or f"edgeprune run {report['run']['name']}", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True,
-              caption="★ on the accuracy-vs-latency Pareto front of its device; test acc on "
+              caption=f"★ on the accuracy-vs-cost Pareto front of its device ({RULE}); test acc on "
                       f"{report.get('dataset', {}).get('test', '?')} test images")
     for c in cols:
         # fold rather than truncate: a narrow terminal wraps numbers but never hides digits
