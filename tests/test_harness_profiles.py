@@ -99,7 +99,16 @@ def test_broken_profile_is_one_line_naming_file_and_key(tmp_path, text, match):
     assert str(f) in str(e.value) and "\n" not in str(e.value)
 
 
-def test_broken_user_profile_stops_loading_with_its_name(isolated):
+def test_broken_user_profile_fails_only_when_used(isolated):
     (isolated / "bad.yaml").write_text(GOOD.replace("arch: aarch64\n", ""))
+    broken = {}
+    assert "bad" not in load_profiles(broken=broken) and "bad" in broken
+    assert get_profile("host").kind == "host"  # a typo in one profile never blocks the others
     with pytest.raises(DeviceError, match=r"bad\.yaml: key 'arch': Field required"):
-        load_profiles()
+        get_profile("bad")
+
+
+def test_broken_override_hides_the_shipped_profile(isolated):
+    (isolated / "host.yaml").write_text("kind: host\narch: x86_64\ncpu: [\n")
+    with pytest.raises(DeviceError, match=r"host\.yaml"):
+        get_profile("host")

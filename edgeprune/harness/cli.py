@@ -42,5 +42,8 @@ def devices_cmd() -> None:
     from edgeprune.tables import console as _console
 
     console = _console()
-    console.print(profiles_table(load_profiles()))
+    broken: dict = {}
+    console.print(profiles_table(load_profiles(broken=broken)))
+    for error in broken.values():
+        console.print(f"[yellow]not usable:[/yellow] {error}", soft_wrap=True)
     console.print("searched: " + ", ".join(str(d) for d in profile_dirs()))

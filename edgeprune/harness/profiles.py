@@ -129,13 +129,22 @@ def load_profile_file(path: Path) -> DeviceProfile:
         raise DeviceError(_one_line(path, e), fix) from None
 
 
-def load_profiles(dirs: list[Path] | None = None) -> dict[str, DeviceProfile]:
+def load_profiles(dirs: list[Path] | None = None, broken: dict[str, DeviceError] | None = None) -> dict[str, DeviceProfile]:
+    """The valid profiles by name.  A file that does not validate never blocks the others: its error is
+    put into `broken` (by file name), and raised only when that device is asked for (:func:`get_profile`)."""
     profiles: dict[str, DeviceProfile] = {}
+    broken = {} if broken is None else broken
     for d in profile_dirs() if dirs is None else dirs:
         if not d.is_dir():
             continue
         for path in sorted(p for p in d.iterdir() if p.suffix in PROFILE_SUFFIXES):
-            profile = load_profile_file(path)
+            try:
+                profile = load_profile_file(path)
+            except DeviceError as e:  # a later folder's broken file hides an earlier good one of that name
+                profiles.pop(path.stem, None)
+                broken[path.stem] = e
+                continue
+            broken.pop(profile.name, None)
             profiles[profile.name] = profile
     return dict(sorted(profiles.items()))
 
@@ -144,7 +153,10 @@ def get_profile(name: str) -> DeviceProfile:
     """A profile by name, or by path to a YAML file (``--device ./board.yaml``)."""
     if name.endswith(PROFILE_SUFFIXES) and Path(name).is_file():
         return load_profile_file(Path(name))
-    profiles = load_profiles()
+    broken: dict[str, DeviceError] = {}
+    profiles = load_profiles(broken=broken)
+    if name in broken:
+        raise broken[name]
     if name not in profiles:
         known = ", ".join(profiles) or "none"
         raise DeviceError(f"unknown device '{name}' (known: {known})",

@@ -299,9 +299,8 @@ def export_targets(ctx: RunContext, spec) -> list[tuple[str, str]]:
 
 
 def step_export(ctx: RunContext, spec) -> dict:
-    from edgeprune.export.onnx import export_onnx
     from edgeprune.export.parity import assert_parity, check_parity
-    from edgeprune.export.tflite import export_tflite
+    from edgeprune.export.targets import ExportOptions, get_target
 
     ds = ctx.dataset
     x, y = ds.x_test, ds.y_test
@@ -311,18 +310,15 @@ def step_export(ctx: RunContext, spec) -> dict:
     for stage, quant in export_targets(ctx, spec):
         model = load_stage_model(ctx, stage)
         for fmt in spec.formats:
-            q = quant
-            if fmt == "onnx" and q in ("fp16", "dynamic"):
-                continue  # onnx export covers float and int8 (QDQ)
-            rel = f"exports/{stage}-{q}.{fmt}"
+            target, q = get_target(fmt), quant
+            if q not in target.precisions:
+                continue  # e.g. onnx covers float and int8 (QDQ), not fp16/dynamic
+            rel = f"exports/{stage}-{q}{target.suffix}"
             path = ctx.path(rel)
             t = time.perf_counter()
-            if fmt == "tflite":
-                export_tflite(model, path, quant=q, calibration=calib if q == "int8" else None,
-                              int8_io=bool(ptq.get("int8_io")) and q == "int8")
-            else:
-                export_onnx(model, path, quant=q, calibration=calib if q == "int8" and stage != "qat" else None,
-                            opset=spec.opset)
+            options = ExportOptions(int8_io=bool(ptq.get("int8_io")) and q == "int8", opset=spec.opset)
+            target.write(model, path, quant=q, options=options,
+                         calibration=calib if target.needs_calibration(q, qat=stage == "qat") else None)
             parity = check_parity(path, model, x, y, tolerance=spec.parity_tolerance)
             parity.pop("file", None)
             rows.append({"stage": stage, "format": fmt, "quant": q, "path": rel, "export_seconds": round(time.perf_counter() - t, 2), **parity})
