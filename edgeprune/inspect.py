@@ -4,13 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgeprune.modelio import read_model
+from edgeprune.pruning import analyse, model_stats
 from edgeprune.tables import console, rich_table
 
 
 def inspect_data(path: Path, show_groups: bool) -> dict:
-    from edgeprune.modelio import read_model
-    from edgeprune.pruning import analyse, model_stats
-
     loaded = read_model(path)
     stats = model_stats(loaded.model)
     out = {"path": str(path), "file_bytes": loaded.file_bytes, "keras": loaded.flavor, "format": loaded.format,

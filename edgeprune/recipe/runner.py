@@ -8,24 +8,26 @@ import platform
 import shutil
 import signal
 import time
+from importlib import metadata
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
-from edgeprune import fileio
+from edgeprune import fileio, zoo
+from edgeprune.data import load_dataset
 from edgeprune.errors import EdgepruneError, Interrupted
+from edgeprune.modelio.detect import detect
 from edgeprune.recipe.cache import root_key, step_key
 from edgeprune.recipe.context import RunContext
 from edgeprune.recipe.schema import load_recipe
+from edgeprune.recipe.steps import STEPS
 from edgeprune.rundir import METRICS_SCHEMA_VERSION, StageMetrics, StepResult, step_result
 
 STATE_DIR = ".state"
 
 
 def versions() -> dict:
-    from importlib import metadata
-
     out = {"python": platform.python_version()}
     for dist, key in [("edgeprune", "edgeprune"), ("tensorflow", "tensorflow"), ("tf-keras", "tf_keras"),
                       ("tensorflow-model-optimization", "tfmot"), ("tf2onnx", "tf2onnx"), ("onnx", "onnx"),
@@ -124,9 +126,6 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
 
 
 def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, where: list) -> Path:
-    from edgeprune.data import load_dataset
-    from edgeprune.recipe.steps import STEPS
-
     started = time.perf_counter()
     log(f"edgeprune run {recipe.name}: model {recipe.model}, dataset {recipe.dataset.name} → {run_dir}")
     ds = load_dataset(recipe.dataset.name, val_fraction=recipe.dataset.val_fraction, seed=recipe.seed)
@@ -134,8 +133,6 @@ def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, wh
     log(f"  dataset {ds.name}: {len(ds.x_train)} train / {len(ds.x_val)} val / {len(ds.x_test)} test ({ds.source})")
     ctx = RunContext(recipe=recipe, run_dir=run_dir, dataset=ds, model_source=recipe.model, devices=devices, log=log)
     if not _is_zoo(recipe.model):
-        from edgeprune.modelio.detect import detect
-
         ctx.model_flavor = detect(Path(recipe.model)).flavor  # give results back in the user's Keras
     ctx.metrics = {
         "schema_version": METRICS_SCHEMA_VERSION,
@@ -180,8 +177,6 @@ def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, wh
 
 
 def _is_zoo(source: str) -> bool:
-    from edgeprune import zoo
-
     return source in zoo.MODELS
 
 
@@ -190,8 +185,6 @@ def _check_model_source(source: str) -> None:
         return
     if Path(source).suffix or "/" in source:  # a file name: refuse before TensorFlow loads with the zoo
         raise EdgepruneError(f"model file '{source}' does not exist", "check the recipe's model: (or --model)")
-    from edgeprune import zoo
-
     if _is_zoo(source):
         return
     raise EdgepruneError(f"model '{source}' is neither a zoo model nor an existing file",
