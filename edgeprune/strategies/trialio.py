@@ -12,7 +12,7 @@ import numpy as np
 
 from edgeprune import fileio
 from edgeprune.data.dataset import Dataset
-from edgeprune.keras import keras
+from edgeprune.modelio import load_model
 
 
 def save_model_file(model, path) -> Path:
@@ -24,7 +24,7 @@ def save_model_file(model, path) -> Path:
 
 @functools.lru_cache(maxsize=8)
 def _load_model_cached(path: str, mtime_ns: int):
-    return keras.models.load_model(path, compile=False)
+    return load_model(path)
 
 
 def load_model_file(path):
@@ -35,7 +35,7 @@ def load_model_file(path):
 
 def fresh_model_file(path):
     """An uncached copy of the model in `path`, safe to train in place."""
-    return keras.models.load_model(str(path), compile=False)
+    return load_model(path)
 
 
 def save_arrays(dataset, path, *, max_train: int | None = None, max_val: int | None = None) -> Path:
