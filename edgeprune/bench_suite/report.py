@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from edgeprune.harness.metric import cost, device_metric
+from edgeprune.report.pareto import pareto_front
 
 
 def _f(x, fmt="{:.2f}"):
@@ -28,16 +29,6 @@ def plot_axis(summary: dict) -> tuple[str | None, str]:
 def _cost(timing: dict, emulated: bool) -> float | None:
     """A variant's cost on a device, by the one device metric (bench timing rows name p50 `p50_ms`)."""
     return cost({"latency_ms": {"p50": timing.get("p50_ms")}, **timing}, device_metric(emulated))
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points not beaten on both lower latency and higher accuracy, sorted by latency."""
-    front, best = [], -1.0
-    for lat, acc in sorted(points, key=lambda p: (p[0], -p[1])):
-        if acc > best:
-            front.append((lat, acc))
-            best = acc
-    return front
 
 
 def write_plot(summary: dict, path: Path) -> Path | None:
@@ -65,7 +56,7 @@ def write_plot(summary: dict, path: Path) -> Path | None:
             ax.scatter([x], [y], marker="*" if ours else "o", s=90 if ours else 40,
                        color="tab:red" if ours else "tab:blue", zorder=3)
             ax.annotate(v["variant"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        front = pareto_front(pts)
+        front = [pts[i] for i in pareto_front(pts)]
         if len(front) > 1:
             ax.plot([p[0] for p in front], [p[1] for p in front], "--", color="gray", lw=1, zorder=2)
         ax.set_title(f"{g['model']} / {g['dataset']}")

@@ -49,8 +49,11 @@ def prune(model, ratio: float = 0.5, *, criterion: str = "l1", global_pruning: b
     ratio: fraction of each group's channels to remove (or of all channels with global_pruning).
     overrides: {layer-name regex: ratio} for groups containing a matching source layer.
     protect: layer names/regexes whose output channels are kept. protect_first keeps the first
-    weight layer (cheap, and the most sensitive).  plan: replay a saved plan instead of scoring.
+    weight layer (cheap, and the most sensitive).  plan: replay a saved plan instead of scoring
+    (:func:`apply_plan`: the plan's settings, including its protect list, decide; the other arguments are ignored).
     """
+    if plan is not None:  # the plan's own protect decides the graph, whatever this call says
+        return apply_plan(model, plan), plan
     protect = list(protect)
     if protect_first and (first := first_weight_layer(model)):
         protect.append(first)
@@ -59,9 +62,6 @@ def prune(model, ratio: float = 0.5, *, criterion: str = "l1", global_pruning: b
     settings = {"ratio": ratio, "criterion": criterion, "global": global_pruning, "round_to": round_to,
                 "min_channels": min_channels, "protect": protect, "protect_first": protect_first,
                 "overrides": dict(overrides or {}), "aggregate": aggregate, "seed": seed}
-    if plan is not None:
-        removed = classes_from_plan(g, plan)
-        return shrink_model(g, removed, name=model.name), plan
     scores = compute_scores(g, criterion, dataset=dataset, aggregate=aggregate, seed=seed)
     chosen = select_channels(an.groups, scores, ratio=ratio, global_pruning=global_pruning, round_to=round_to,
                              min_channels=min_channels, overrides=overrides, max_group_ratio=max_group_ratio)

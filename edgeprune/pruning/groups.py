@@ -112,12 +112,3 @@ def _fill_members(g: ChannelGraph, groups: list[Group]) -> None:
                                                            "DepthwiseConv2D", "DepthwiseConv1D"):
                 roles.discard("in")
                 roles.add("channel")
-
-
-def class_atoms(g: ChannelGraph) -> dict[int, list[int]]:
-    """class id -> its atoms (only atoms created by weight layers)."""
-    out: dict[int, list[int]] = {}
-    for name, atoms in g.source_atoms.items():
-        for a in atoms:
-            out.setdefault(g.cls(int(a)), []).append(int(a))
-    return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Optional
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -189,8 +189,6 @@ STEP_TYPES: dict[str, type[Strict]] = {
     "benchmark": BenchmarkStep,
     "report": ReportStep,
 }
-
-StepSpec = Union[tuple(STEP_TYPES.values())]  # noqa: UP007
 
 
 class Recipe(Strict):

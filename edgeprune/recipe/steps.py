@@ -486,8 +486,3 @@ STEPS = {
     "benchmark": step_benchmark,
     "report": step_report,
 }
-
-
-def copy_file(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(src, dst)

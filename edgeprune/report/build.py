@@ -15,7 +15,7 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.harness.metric import cost, device_metric, ship_choice
 from edgeprune.report.pareto import pareto_front
 from edgeprune.report.schema import REPORT_SCHEMA_VERSION, validate_report
-from edgeprune.rundir import WEIGHTS_FILE, WeightsFile, read_model
+from edgeprune.rundir import WEIGHTS_FILE, WeightsFile, read_metrics, read_model
 
 # stages in pipeline order; the stage before "pruned" is what pruning started from
 STAGE_ORDER = ("baseline", "sparse", "pruned", "finetuned", "qat")
@@ -28,9 +28,10 @@ def load_metrics(run_dir: Path) -> dict:
     if not path.exists():
         raise EdgepruneError(f"no metrics.json in {run_dir}", "run `edgeprune run RECIPE --out DIR` first, then report on DIR")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise EdgepruneError(f"{path} is not valid JSON ({e})", "re-run `edgeprune run` to rewrite it") from None
+        return read_metrics(path)
+    except ValueError as e:  # not JSON, or not metrics.json version 1
+        raise EdgepruneError(f"{path} is not a metrics.json this edgeprune reads ({str(e).splitlines()[0]})",
+                             "re-run `edgeprune run` to rewrite it") from None
 
 
 def build_report(run_dir, *, weights: bool = True) -> dict:
