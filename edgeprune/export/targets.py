@@ -58,6 +58,9 @@ class ExportTarget:
     # precisions that need representative samples when the model is not a QAT model
     calibrated: frozenset = field(default_factory=lambda: frozenset({"int8", "mixed"}))
     description: str = ""
+    # check_file(path) -> None; raises EdgepruneError in one line when the file is not a well-formed file of
+    # this kind (called before any runtime touches it); None: only the empty-file check applies
+    check_file: Optional[Callable] = None
 
     def needs_calibration(self, precision: str, *, qat: bool) -> bool:
         return precision in self.calibrated and not qat
