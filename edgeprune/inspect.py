@@ -31,7 +31,7 @@ def inspect_model(path: Path, *, show_groups: bool = False, as_json: bool = Fals
                   f"{data['params']:,} params, {data['macs']:,} MACs")
     t = Table("layer", "type", "output", "params", "MACs")
     for row in data["layers"]:
-        t.add_row(row["name"], row["type"], str(tuple(row["output_shape"])), f"{row['params']:,}", f"{row['macs']:,}")
+        t.add_row(row["name"], row["type"], str(tuple(row["output_shape"])), f"{row['params']:,}", f"{row['macs']:,}" if row["macs"] is not None else "?")
     console.print(t)
     if show_groups:
         g = Table("group", "channels", "prunable", "sources (out)", "other members", "pinned because", title="dependency groups")

@@ -69,12 +69,24 @@ class ChannelGraph:
     pinned: dict                    # atom id -> reason it may not be removed
     source_atoms: dict              # layer name -> np.ndarray of the atoms it creates
     protected: set
+    kept_layers: dict = field(default_factory=dict)  # layer the engine could not follow -> why
+    opaque: set = field(default_factory=set)          # layers kept intact on both sides (no surgery)
+    pin_events: list = field(default_factory=list)    # (reason, atoms) for every pin, in order
+
+    def __post_init__(self):
+        self._layers = {l.name: l for l in self.model.layers}
+        self._nodes_of: dict[str, list[NodeInfo]] = {}
+        for n in self.nodes:
+            self._nodes_of.setdefault(n.layer, []).append(n)
 
     def layer(self, name: str):
-        return self.model.get_layer(name)
+        return self._layers[name]
+
+    def has_layer(self, name: str) -> bool:
+        return name in self._layers
 
     def nodes_of(self, layer_name: str) -> list[NodeInfo]:
-        return [n for n in self.nodes if n.layer == layer_name]
+        return self._nodes_of.get(layer_name, [])
 
     def cls(self, atom: int) -> int:
         return self.uf.find(int(atom))
@@ -204,11 +216,13 @@ def _topological(nodes: list[NodeInfo], input_keys: set) -> list[NodeInfo]:
     return ordered
 
 
-def build_graph(model, protect=()) -> ChannelGraph:
+def build_graph(model, protect=(), strict: bool = False) -> ChannelGraph:
     """Analyse `model` (Sequential, functional, nested) into a :class:`ChannelGraph`.
 
-    `protect`: layer names or regexes whose output channels must be kept (and, for layers the
-    engine does not understand, whose channels on both sides are left intact instead of failing).
+    `protect`: layer names or regexes whose output channels must be kept.  A layer the engine
+    cannot follow (no rule, or its rule refuses this use) keeps its channels on both sides intact
+    and is recorded in ``kept_layers``; with `strict` it stops the analysis instead.  A protected
+    layer is never refused.
     """
     from edgeprune.pruning.rules import rule_for
 
@@ -224,26 +238,27 @@ def build_graph(model, protect=()) -> ChannelGraph:
     ctx = PropagationContext(g)
     for layer in flat.layers:
         if isinstance(layer, keras.layers.InputLayer):
-            shape = layer.get_output_at(0).shape
-            atoms = ctx.new_atoms(layer.name, int(shape[-1]) if len(shape) > 1 else 1)
-            ctx.pin(atoms, "model input")
-            g.atoms_of[(layer.name, 0, 0)] = atoms
+            g.atoms_of[(layer.name, 0, 0)] = rule_for(layer).propagate(ctx, layer, None, [])[0]
     for node in nodes:
-        layer = flat.get_layer(node.layer)
+        layer = g.layer(node.layer)
         rule = rule_for(layer)
         in_atoms = [g.atoms_of[k] for k in node.inputs]
-        if rule is None:
-            if layer.name not in protected:
+        try:
+            if rule is None:
                 raise UnsupportedLayerError(
                     f"layer '{layer.name}' of type {type(layer).__name__} is not supported by the pruning engine",
                     f"protect it (--protect {layer.name}) to keep its channels intact, or remove it",
                 )
-            out_atoms = _opaque(ctx, layer, node, in_atoms)
-        else:
             out_atoms = rule.propagate(ctx, layer, node, in_atoms)
-            if layer.name in protected:
-                for a in out_atoms:
-                    ctx.pin(a, f"protected layer '{layer.name}'")
+        except UnsupportedLayerError as e:
+            if strict and layer.name not in protected:
+                raise
+            if layer.name not in protected:
+                g.kept_layers.setdefault(layer.name, e.problem)
+            out_atoms = _opaque(ctx, layer, node, in_atoms)
+        if layer.name in protected:
+            for a in out_atoms:
+                ctx.pin(a, f"protected layer '{layer.name}'")
         for key, atoms in zip(node.outputs, out_atoms):
             g.atoms_of[key] = np.asarray(atoms, dtype=np.int64)
     for t in flat.outputs:
@@ -252,14 +267,17 @@ def build_graph(model, protect=()) -> ChannelGraph:
 
 
 def _opaque(ctx, layer, node, in_atoms):
-    """A protected layer the engine does not understand: nothing on either side may change."""
+    """A layer whose channels stay as they are: nothing on either side may change."""
+    reason = (f"protected layer '{layer.name}'" if layer.name in ctx.g.protected
+              else f"layer '{layer.name}' the engine cannot follow")
     for a in in_atoms:
-        ctx.pin(a, f"input of protected layer '{layer.name}'")
+        ctx.pin(a, reason)
     outs = []
     for k, shape in enumerate(node.output_shapes):
         atoms = ctx.new_atoms(f"{layer.name}#{node.index}.{k}", int(shape[-1]) if len(shape) > 1 else 1)
-        ctx.pin(atoms, f"output of protected layer '{layer.name}'")
+        ctx.pin(atoms, reason)
         outs.append(atoms)
+    ctx.g.opaque.add(layer.name)
     return outs
 
 
@@ -286,5 +304,7 @@ class PropagationContext:
             self.g.uf.union(int(x), int(y))
 
     def pin(self, atoms, reason: str) -> None:
-        for a in np.asarray(atoms).ravel():
-            self.g.pinned.setdefault(int(a), reason)
+        atoms = np.asarray(atoms, dtype=np.int64).ravel()
+        self.g.pin_events.append((reason, atoms))
+        for a in atoms.tolist():
+            self.g.pinned.setdefault(a, reason)
