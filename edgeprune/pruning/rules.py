@@ -131,6 +131,7 @@ class Rule:
     consumes = False           # mixes input channels into new output channels (group role "in")
     creates_channels = False   # makes new channels from its weights (a candidate "first weight layer")
     intact = False             # the engine keeps its channels intact on both sides
+    prunes_through = True      # removed channels can pass it (False: it pins them by design)
     to_tfkeras: tuple[KeyRule, ...] = ()   # config edits Keras 3 -> tf-keras
     to_keras3: tuple[KeyRule, ...] = ()    # config edits tf-keras -> Keras 3
 
@@ -175,6 +176,7 @@ class ChannelPreserving(Rule):
 class InputRule(ChannelPreserving):
     """The model input: its channels are atoms of their own, pinned (a model's interface stays)."""
 
+    prunes_through = False
     to_tfkeras = (edit("optional", drop_if=(False,)),)
 
     def propagate(self, ctx, layer, node, in_atoms):
@@ -192,9 +194,24 @@ class Passthrough(ChannelPreserving):
         return [in_atoms[0]]
 
 
+class LeakyReLURule(Passthrough):
+    to_tfkeras = (edit("negative_slope", rename="alpha"),)
+    to_keras3 = (edit("alpha", rename="negative_slope"),)
+
+
+class SpatialDropoutRule(Passthrough):
+    # Keras 3's SpatialDropout takes no `trainable` (it has no weights) and no noise_shape
+    to_keras3 = (edit("trainable", drop_always=True), edit("noise_shape", drop_if=(None,)))
+
+
+class ZeroPadding1DRule(Passthrough):
+    to_tfkeras = (edit("data_format", drop_if=("channels_last",)),)
+
+
 class ChannelMixingActivation(ChannelPreserving):
     """Softmax over the channel axis: removing a channel changes every other output, so pin it."""
 
+    prunes_through = False
     def propagate(self, ctx, layer, node, in_atoms):
         ctx.pin(in_atoms[0], f"softmax over channels in '{layer.name}'")
         return [in_atoms[0]]
@@ -258,7 +275,22 @@ class BatchNormRule(PerChannelWeights):
 
 
 class LayerNormRule(PerChannelWeights):
+    """LayerNormalization over the channel axis: every output depends on the mean and variance of
+    all channels, so removing one changes the others; its channels are pinned."""
+
+    prunes_through = False
     to_tfkeras = (edit("rms_scaling", drop_if=(False,)),)
+
+    def propagate(self, ctx, layer, node, in_atoms):
+        axis = layer.get_config().get("axis", -1)
+        axes = axis if isinstance(axis, (list, tuple)) else [axis]
+        rank = len(node.input_shapes[0])
+        if rank - 1 not in [a % rank for a in axes]:
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}' (LayerNormalization) normalises over axis {axis}, not the channel axis",
+                f"protect it (--protect {layer.name})")
+        ctx.pin(in_atoms[0], f"LayerNormalization over channels in '{layer.name}'")
+        return [in_atoms[0]]
 
 
 class PReLURule(PerChannelWeights):
@@ -278,6 +310,14 @@ class NormalizationRule(PerChannelWeights):
         if [a % rank for a in axes] != [rank - 1]:
             ctx.pin(in_atoms[0], f"Normalization '{layer.name}' over axis {axis}")
         return [in_atoms[0]]
+
+    def shrink(self, layer, config, weights, keep_in, keep_out):
+        config = dict(config)
+        for key in ("mean", "variance"):  # given at construction, they are in the config too
+            v = config.get(key)
+            if v is not None and np.shape(v) and np.shape(v)[-1] == keep_in.size:
+                config[key] = np.asarray(v)[..., keep_in].tolist()
+        return super().shrink(layer, config, weights, keep_in, keep_out)
 
 
 # ---- weight layers -----------------------------------------------------------------------------
@@ -459,7 +499,8 @@ class EmbeddingRule(Rule):
 
     creates_channels = True
     to_tfkeras = _QUANT_EDITS + (edit("embeddings_constraint", drop_if=(None,)),)
-    to_keras3 = (edit("input_length", drop_always=True),)  # the shape comes from the Input
+    # the shape comes from the Input
+    to_keras3 = (edit("input_length", drop_always=True), edit("batch_shape", drop_always=True))
 
     def propagate(self, ctx, layer, node, in_atoms):
         return [ctx.source_atoms(layer.name, int(layer.get_config()["output_dim"]))]
@@ -481,6 +522,7 @@ class KeptIntact(Rule):
     """Layers whose channel mapping the engine does not follow: both sides stay as they are."""
 
     intact = True
+    prunes_through = False
 
     def propagate(self, ctx, layer, node, in_atoms):
         raise UnsupportedLayerError(
@@ -717,18 +759,21 @@ class PermuteRule(ChannelPreserving):
 
 
 _PASSTHROUGH = [
-    "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
-    "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
+    "ReLU", "ELU", "ThresholdedReLU", "Dropout", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
     "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
     "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
-    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "ZeroPadding1D", "ZeroPadding2D",
-    "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D",
+    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "ZeroPadding2D", "ZeroPadding3D",
+    "Cropping1D", "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D",
     "UpSampling3D", "Identity", "RepeatVector",
 ]
 
 RULES: dict[str, Rule] = {name: Passthrough() for name in _PASSTHROUGH}
 RULES.update({
     "InputLayer": InputRule(),
+    "LeakyReLU": LeakyReLURule(),
+    "ZeroPadding1D": ZeroPadding1DRule(),
+    "SpatialDropout1D": SpatialDropoutRule(), "SpatialDropout2D": SpatialDropoutRule(),
+    "SpatialDropout3D": SpatialDropoutRule(),
     "Activation": ActivationRule(),
     "Softmax": ChannelMixingActivation(),
     "Rescaling": RescalingRule(),
