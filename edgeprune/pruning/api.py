@@ -24,7 +24,7 @@ class Analysis:
 
 def first_weight_layer(model) -> str | None:
     """The first layer (in the flat model) that makes new channels from its weights."""
-    flat = model if not any(hasattr(l, "layers") for l in model.layers) else flatten_model(model)
+    flat = flatten_model(model, copy=False)
     for layer in flat.layers:
         rule = rule_for(layer)
         if rule is not None and rule.creates_channels:

@@ -99,17 +99,36 @@ class ChannelGraph:
 # building a flat functional model (nested sub-models inlined, Sequential made functional)
 
 
-def flatten_model(model) -> "keras.Model":
-    """A functional copy of `model` with nested sub-models inlined and the same weights.
+def is_flat(model) -> bool:
+    """A functional model without nested sub-models whose layers are called only inside it, so
+    node indices in its config equal the layers' node indices: it needs no flat copy."""
+    if not getattr(model, "_is_graph_network", False) or isinstance(model, keras.Sequential):
+        return False  # a Sequential config has no inbound nodes to read
+    own = model._network_nodes
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            return False
+        if not isinstance(layer, keras.layers.InputLayer) and any(
+                f"{layer.name}_ib-{i}" not in own for i in range(len(layer._inbound_nodes))):
+            return False
+    return True
+
+
+def flatten_model(model, copy: bool = True) -> "keras.Model":
+    """A functional model equal to `model` with nested sub-models inlined and the same weights.
 
     Layer names are kept; the copy owns fresh layer objects (from_config), so its nodes are only
-    its own and node indices in its config equal the layers' node indices.
+    its own and node indices in its config equal the layers' node indices.  With ``copy=False``
+    a model that is already flat (:func:`is_flat`) is returned itself: rebuilding costs seconds
+    on large or recurrent models.
     """
     if not model.built or not getattr(model, "inputs", None):
         raise UnsupportedLayerError(
             f"model '{model.name}' has no defined inputs",
             "build it with keras.Input(...) (or call it once on data) before pruning",
         )
+    if not copy and is_flat(model):
+        return model
     new_inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=_input_name(t)) for t in model.inputs]
     outputs = _retrace(model, new_inputs)
     traced = keras.Model(new_inputs, outputs, name=model.name)
@@ -226,7 +245,7 @@ def build_graph(model, protect=(), strict: bool = False) -> ChannelGraph:
     """
     from edgeprune.pruning.rules import rule_for
 
-    flat = flatten_model(model)
+    flat = flatten_model(model, copy=False)  # the graph never changes its model's weights for good
     patterns = [re.compile(p) for p in protect]
     protected = {l.name for l in flat.layers if any(p.fullmatch(l.name) for p in patterns)}
     nodes = _node_table(flat)

@@ -14,10 +14,6 @@ def layer_macs(layer, in_shape, out_shape) -> int | None:
     return None if rule is None else int(rule.macs(layer, in_shape, out_shape))
 
 
-def _is_flat(model) -> bool:
-    return not any(isinstance(l, keras.Model) for l in model.layers)
-
-
 def _own_nodes(model, layer) -> list:
     """The calls of `layer` inside `model` (a layer may also be called in other models)."""
     own = getattr(model, "_network_nodes", None)
@@ -29,7 +25,7 @@ def model_stats(model) -> dict:
     """{"params", "macs", "layers": [{name, type, output_shape, params, macs}]} for a tf-keras model."""
     from edgeprune.pruning.graph import flatten_model
 
-    flat = model if _is_flat(model) and getattr(model, "inputs", None) else flatten_model(model)
+    flat = flatten_model(model, copy=False)
     rows = []
     for layer in flat.layers:
         if isinstance(layer, keras.layers.InputLayer):
