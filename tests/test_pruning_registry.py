@@ -149,6 +149,7 @@ def tf_keras_only(K):
     L = K.layers
     inp = K.Input((8, 8, 3), name="img")
     x = L.ThresholdedReLU(theta=0.1, name="thr")(L.Conv2D(8, 3, name="conv")(inp))
+    x = L.ReLU(6.0, name="relu6")(x + 3.0) * (1 / 6)              # TFOpLambda ops (hard-sigmoid style)
     return K.Model(inp, L.Dense(3, name="out")(L.GlobalAveragePooling2D(name="gap")(x)), name="tf_keras_only")
 
 

@@ -200,8 +200,11 @@ def _node_table(model) -> list[NodeInfo]:
         name = entry["name"]
         layer = model.get_layer(name)
         for ni, inbound in enumerate(entry["inbound_nodes"]):
+            if inbound and isinstance(inbound[0], str):  # TFOpLambda: one call written flat
+                inbound = [inbound]
             inputs = [(n, int(i), int(t)) for n, i, t, *_ in inbound]
             kwargs = inbound[0][3] if inbound and len(inbound[0]) > 3 else {}
+            inputs += [(v[0], int(v[1]), int(v[2])) for v in (kwargs or {}).values() if _is_tensor_ref(v)]
             node = layer._inbound_nodes[ni]
             outs = node.outputs if isinstance(node.outputs, (list, tuple)) else [node.outputs]
             in_tensors = node.keras_inputs
@@ -213,6 +216,12 @@ def _node_table(model) -> list[NodeInfo]:
                 kwargs=kwargs or {},
             ))
     return nodes
+
+
+def _is_tensor_ref(v) -> bool:
+    """A tensor named in a call's keyword arguments: [layer name, node index, tensor index(, kwargs)]."""
+    return (isinstance(v, (list, tuple)) and len(v) in (3, 4) and isinstance(v[0], str)
+            and all(isinstance(i, int) for i in v[1:3]))
 
 
 def _topological(nodes: list[NodeInfo], input_keys: set) -> list[NodeInfo]:

@@ -685,6 +685,24 @@ class MergeRule(ChannelPreserving):
         return [full[0]]
 
 
+class TFOpLambdaRule(ChannelPreserving):
+    """tf-keras TFOpLambda (``x + 3.0``, ``tf.nn.relu6(x)``): elementwise ops pass channels, or
+    couple them like a merge when two tensors meet; any other op is not followed."""
+
+    ELEMENTWISE = {"__operators__.add", "math.add", "math.subtract", "math.multiply", "math.truediv",
+                   "math.divide", "nn.relu", "nn.relu6", "math.sigmoid", "math.tanh", "nn.silu", "nn.swish",
+                   "math.maximum", "math.minimum"}
+
+    def propagate(self, ctx, layer, node, in_atoms):
+        fn = layer.get_config().get("function")
+        if fn not in self.ELEMENTWISE:
+            raise UnsupportedLayerError(f"layer '{layer.name}' applies tf.{fn}, which the engine does not follow",
+                                        f"protect it (--protect {layer.name})")
+        if len(in_atoms) > 1:
+            return MergeRule().propagate(ctx, layer, node, in_atoms)
+        return [in_atoms[0]]
+
+
 class ConcatenateRule(ChannelPreserving):
     def propagate(self, ctx, layer, node, in_atoms):
         rank = len(node.output_shapes[0])
@@ -794,6 +812,7 @@ RULES.update({
     "Add": MergeRule(), "Subtract": MergeRule(), "Multiply": MergeRule(), "Average": MergeRule(),
     "Maximum": MergeRule(), "Minimum": MergeRule(),
     "Concatenate": ConcatenateRule(),
+    "TFOpLambda": TFOpLambdaRule(),
     "Flatten": FlattenRule(),
     "Reshape": ReshapeRule(),
     "Permute": PermuteRule(),

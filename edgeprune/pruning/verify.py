@@ -59,6 +59,19 @@ def _run(model, x) -> list[np.ndarray]:
     return [np.concatenate(p) for p in zip(*parts)]
 
 
+def verify_inputs(model, dataset=None, data_name: str | None = None, n: int = 64, seed: int = 0):
+    """(inputs, description) for the check: the dataset's validation images when there is a dataset
+    (real inputs make the check meaningful), else uniform random values in [0, 1)."""
+    if dataset is not None and len(dataset.x_val):
+        return dataset.x_val[:n], f"validation inputs of {data_name or 'the dataset'}"
+    shape = tuple(d or 1 for d in model.input_shape[1:])
+    dtype = model.inputs[0].dtype
+    rng = np.random.default_rng(seed)
+    if getattr(dtype, "is_integer", False):
+        return rng.integers(0, 2, (16, *shape)).astype(dtype.name), "random integer inputs"
+    return rng.random((16, *shape)).astype("float32"), "random inputs (no --data given)"
+
+
 def _graph_for(original, plan: PrunePlan):
     if plan.graph is not None and getattr(plan, "_source", None) == id(original):
         return plan.graph
