@@ -238,3 +238,42 @@ def test_reshapes_that_keep_the_channel_axis_pass_channels_through():
     assert pruned.get_layer("conv").filters == 4 and pruned.get_layer("c1d").filters == 3
     assert pruned.get_layer("merge_w_c").target_shape == (14, 14 * 4)
     assert pruned.get_layer("to_map").target_shape == (1, 1, 3)
+
+
+def _se_resnet(x):
+    """Stem, two residual blocks with squeeze-excite gates on one trunk, a classifier."""
+    x = layers.Conv2D(16, 3, padding="same", name="stem")(x)
+    for i in range(2):
+        y = layers.Conv2D(16, 3, padding="same", activation="relu", name=f"b{i}_c1")(x)
+        y = layers.Conv2D(16, 3, padding="same", name=f"b{i}_c2")(y)
+        s = layers.GlobalAveragePooling2D(name=f"b{i}_gap")(y)
+        s = layers.Dense(4, activation="relu", name=f"b{i}_se1")(s)
+        s = layers.Reshape((1, 1, 16), name=f"b{i}_se_shape")(layers.Dense(16, activation="sigmoid", name=f"b{i}_se2")(s))
+        x = layers.Add(name=f"b{i}_add")([x, layers.Multiply(name=f"b{i}_se_mul")([y, s])])
+    return _head(x)
+
+
+def test_protection_pinning_a_third_of_the_macs_is_named_with_the_option_that_frees_it():
+    m = _model(_se_resnet)
+    pruned, plan = prune(m, 0.5)   # protect_first pins the stem, and with it the whole residual trunk
+    note, = [n for n in plan.kept if n["kind"] == "protect_first"]
+    assert note["layers"] == ["stem"] and note["macs_share"] > 1 / 3 and note["option"] == "--no-protect-first"
+    assert "--no-protect-first" in note["message"] and "stem" in note["message"]
+    assert pruned.get_layer("b0_c2").filters == 16
+    pruned, plan, *_ = prune_and_check(m, X, protect_first=False)
+    assert not [n for n in plan.kept if n["kind"] == "protect_first"]
+    assert pruned.get_layer("b0_c2").filters == pruned.get_layer("stem").filters == 8
+    assert pruned.get_layer("b0_se_shape").target_shape == (1, 1, 8)
+
+
+def test_recurrent_macs_are_counted():
+    from edgeprune.pruning import model_stats
+
+    inp = keras.Input((10, 4))
+    x = layers.LSTM(6, return_sequences=True, name="lstm")(inp)
+    x = layers.Bidirectional(layers.GRU(5), name="bigru")(x)
+    stats = model_stats(keras.Model(inp, layers.Dense(3, name="out")(x)))
+    macs = {r["name"]: r["macs"] for r in stats["layers"]}
+    assert macs["lstm"] == 10 * 4 * 6 * (4 + 6)
+    assert macs["bigru"] == 2 * 10 * 3 * 5 * (6 + 5)
+    assert stats["macs"] == macs["lstm"] + macs["bigru"] + 10 * 3
