@@ -16,8 +16,10 @@ def _read_inputs(model_path: Path, output: Path, data: str | None):
     dataset = None
     if data:
         from edgeprune.data import load_dataset
+        from edgeprune.data.check import check_fits
 
         dataset = load_dataset(data)
+        check_fits(loaded.model, dataset, "prune --data")
     return loaded, dataset
 
 
@@ -38,6 +40,9 @@ def prune_file(model_path: Path, output: Path, *, ratio: float, criterion: str, 
         print(f"warning: {note['message']}", file=sys.stderr)
     result = {"before": model_stats(loaded.model), "after": model_stats(pruned), "kept": plan.kept}
     if verify:
+        from edgeprune.data.check import require_single_io
+
+        require_single_io(loaded.model, "prune --verify")
         x, described = verify_inputs(loaded.model, dataset, data)
         summary = verify_pruning(loaded.model, pruned, plan, x, inputs=described)
         result["verify"] = summary

@@ -89,3 +89,12 @@ def test_zoo_models_prune_equivalently(name, tmp_path):
     pruned.save(tmp_path / "p.keras")
     again = keras.models.load_model(tmp_path / "p.keras")
     np.testing.assert_allclose(again.predict(X, verbose=0), pruned.predict(X, verbose=0), atol=1e-6)
+
+
+def test_both_replay_paths_use_the_plans_protect(resnet8):
+    """prune(plan=...) and apply_plan agree even when the call's protect settings differ from the plan's."""
+    pruned, plan = prune(resnet8, 0.5, protect_first=False)
+    assert not plan.settings["protect"]
+    via_prune, _ = prune(zoo.build("resnet8"), plan=plan)  # protect_first defaults to True here
+    via_apply = apply_plan(zoo.build("resnet8"), plan)
+    assert model_stats(via_prune)["params"] == model_stats(via_apply)["params"] == model_stats(pruned)["params"]

@@ -5,6 +5,9 @@ import json
 import os
 from pathlib import Path
 
+from edgeprune.harness.metric import cost, device_metric
+from edgeprune.report.pareto import pareto_front
+
 
 def _f(x, fmt="{:.2f}"):
     return "—" if x is None else fmt.format(round(x, 6) + 0.0)  # + 0.0: no "-0.00"
@@ -15,21 +18,17 @@ def _int(x):
 
 
 def plot_axis(summary: dict) -> tuple[str | None, str]:
-    """(device, label) for the plot's x axis: the emulated aarch64 board when measured, else the host."""
+    """(device, label) for the plot's x axis: the emulated aarch64 board when measured, else the host;
+    the axis is that device's metric (edgeprune.harness.metric)."""
     emulated, host = summary.get("emulated_device"), summary.get("host_device")
-    if emulated:
-        return emulated, f"{emulated} latency p50 (ms, emulated)"
-    return host, f"{host} latency p50 (ms)"
+    device = emulated or host
+    metric = device_metric(bool(emulated))
+    return device, f"{device} {metric.label} ({metric.unit}{', emulated' if emulated else ''})"
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points not beaten on both lower latency and higher accuracy, sorted by latency."""
-    front, best = [], -1.0
-    for lat, acc in sorted(points, key=lambda p: (p[0], -p[1])):
-        if acc > best:
-            front.append((lat, acc))
-            best = acc
-    return front
+def _cost(timing: dict, emulated: bool) -> float | None:
+    """A variant's cost on a device, by the one device metric (bench timing rows name p50 `p50_ms`)."""
+    return cost({"latency_ms": {"p50": timing.get("p50_ms")}, **timing}, device_metric(emulated))
 
 
 def write_plot(summary: dict, path: Path) -> Path | None:
@@ -49,13 +48,15 @@ def write_plot(summary: dict, path: Path) -> Path | None:
             t = v.get("timing", {}).get(device)
             if not t:
                 continue
-            x, y = t["p50_ms"], v["test_accuracy"] * 100
+            x, y = _cost(t, device == summary.get("emulated_device")), v["test_accuracy"] * 100
+            if x is None:
+                continue
             pts.append((x, y))
             ours = v["variant"].startswith("edgeprune-")
             ax.scatter([x], [y], marker="*" if ours else "o", s=90 if ours else 40,
                        color="tab:red" if ours else "tab:blue", zorder=3)
             ax.annotate(v["variant"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        front = pareto_front(pts)
+        front = [pts[i] for i in pareto_front(pts)]
         if len(front) > 1:
             ax.plot([p[0] for p in front], [p[1] for p in front], "--", color="gray", lw=1, zorder=2)
         ax.set_title(f"{g['model']} / {g['dataset']}")

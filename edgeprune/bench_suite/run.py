@@ -50,7 +50,7 @@ def run_group(work_dir: Path, model: str, dataset: str, s: BenchSettings, profil
     gdir = trials.group_dir(work_dir, model, dataset)
     files = {v["variant"]: gdir / v["file"] for v in variants}
     for profile in profiles:
-        emulated = profile.kind == "qemu"
+        emulated = profile.emulated
         runs, reps = (s.emulated_runs, s.emulated_reps) if emulated else (s.runs, s.reps)
         _log(f"[{model}/{dataset}] timing on {profile.name}: {reps} rep(s) × {runs} runs × {len(files)} files", verbose)
         timed = timing.time_variants(files, profile, runs=runs, reps=reps, warmup=s.warmup)
@@ -68,7 +68,7 @@ def run_bench(s: BenchSettings, *, out_dir: Path, work_dir: Path, markdown: Path
     work.mkdir(parents=True, exist_ok=True)
     profiles, notes = timing.usable_devices(s.devices)
     host = next((p.name for p in profiles if p.kind == "host"), None)
-    emulated = next((p.name for p in profiles if p.kind == "qemu" and p.arch == "aarch64"), None)
+    emulated = next((p.name for p in profiles if p.emulated and p.arch == "aarch64"), None)
     for p in profiles:
         if p.emulated:
             notes.append(f"{p.name}: QEMU user-mode, `-cpu {p.cpu}`; latency is emulator time, not board time; "

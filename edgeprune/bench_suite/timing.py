@@ -11,19 +11,18 @@ from edgeprune.errors import EdgepruneError
 
 def usable_devices(devices) -> tuple[list, list[str]]:
     """(profiles that can run now, notes about the ones skipped): emulated boards need a built rootfs."""
+    from edgeprune.harness.backends import backend_for
     from edgeprune.harness.profiles import get_profile
 
     profiles, notes = [], []
     for name in devices:
         profile = get_profile(name)
-        if profile.kind == "qemu":
-            from edgeprune.harness.qemu import ensure_env
-
-            try:
-                ensure_env(profile.arch, build=False)
-            except EdgepruneError as err:
-                notes.append(f"{name} skipped: {err.problem} (build it with `make qemu-rootfs`)")
-                continue
+        try:
+            backend_for(profile).ready(profile)
+        except EdgepruneError as err:
+            build = " (build it with `make qemu-rootfs`)" if profile.emulated else ""
+            notes.append(f"{name} skipped: {err.problem}{build}")
+            continue
         profiles.append(profile)
     return profiles, notes
 
@@ -37,7 +36,7 @@ def rep_order(names: list[str], rep: int) -> list[str]:
 
 def time_variants(files: dict[str, Path], profile, *, runs: int, reps: int, warmup: int) -> dict[str, dict]:
     """{variant: {p50_ms, p90_ms, mean_ms, samples, [instructions_per_inference]}} on one device."""
-    from edgeprune.harness.bench import run_on_device
+    from edgeprune.harness.backends import run_on_device
 
     lat: dict[str, list[float]] = {v: [] for v in files}
     instr: dict[str, list[int]] = {v: [] for v in files}

@@ -112,9 +112,9 @@ def _fresh_session():
 
 
 def _load_pretrained(out: Path):
-    from edgeprune.keras import keras
+    from edgeprune.modelio import load_model
 
-    return keras.models.load_model(out / PRETRAINED, compile=False)
+    return load_model(out / PRETRAINED)
 
 
 def variant_trial(run_dir: str, model: str, dataset: str, variant: str, settings: dict) -> list[str]:

@@ -51,10 +51,13 @@ def prune(model, ratio: float = 0.5, *, criterion: str = "l1", global_pruning: b
     ratio: fraction of each group's channels to remove (or of all channels with global_pruning).
     overrides: {layer-name regex: ratio} for groups containing a matching source layer.
     protect: layer names/regexes whose output channels are kept. protect_first keeps the first
-    weight layer (cheap, and the most sensitive).  plan: replay a saved plan instead of scoring.
+    weight layer (cheap, and the most sensitive).  plan: replay a saved plan instead of scoring
+    (:func:`apply_plan`: the plan's settings, including its protect list, decide; the other arguments are ignored).
     A layer the engine cannot follow keeps its groups whole (noted in ``plan.kept``); ``strict``
     raises UnsupportedLayerError instead.
     """
+    if plan is not None:  # the plan's own protect decides the graph, whatever this call says
+        return apply_plan(model, plan), plan
     protect = list(protect)
     first = first_weight_layer(model) if protect_first else None
     if first:
@@ -64,10 +67,6 @@ def prune(model, ratio: float = 0.5, *, criterion: str = "l1", global_pruning: b
     settings = {"ratio": ratio, "criterion": criterion, "global": global_pruning, "round_to": round_to,
                 "min_channels": min_channels, "protect": protect, "protect_first": protect_first,
                 "overrides": dict(overrides or {}), "aggregate": aggregate, "seed": seed}
-    if plan is not None:
-        removed = classes_from_plan(g, plan)
-        plan.graph, plan._source = g, id(model)
-        return shrink_model(g, removed, name=model.name), plan
     scores = compute_scores(g, criterion, dataset=dataset, aggregate=aggregate, seed=seed)
     chosen = select_channels(an.groups, scores, ratio=ratio, global_pruning=global_pruning, round_to=round_to,
                              min_channels=min_channels, overrides=overrides, max_group_ratio=max_group_ratio)
@@ -81,6 +80,7 @@ def prune(model, ratio: float = 0.5, *, criterion: str = "l1", global_pruning: b
 def apply_plan(model, plan: PrunePlan):
     """Replay `plan` on a fresh copy of the model it was made from."""
     g = build_graph(model, protect=plan.settings.get("protect", ()))
+    plan.graph, plan._source = g, id(model)  # a verify that follows reuses the analysis
     return shrink_model(g, classes_from_plan(g, plan), name=model.name)
 
 
