@@ -151,7 +151,7 @@ def step_sparsity_train(ctx: RunContext, spec) -> dict:
 
 
 def step_prune(ctx: RunContext, spec) -> dict:
-    from edgeprune.pruning import prune, verify_equivalence
+    from edgeprune.pruning import prune, verify_inputs, verify_pruning
     from edgeprune.pruning.recalibrate import batchnorm_layers, recalibrate_batchnorm
 
     model = current_model(ctx)
@@ -169,9 +169,14 @@ def step_prune(ctx: RunContext, spec) -> dict:
     if spec.schedule == "oneshot":
         pruned, plan = prune(model, spec.ratio, **kwargs)
         steps = []
+        for note in plan.kept:  # groups kept whole (a layer the engine cannot follow, heavy protection)
+            ctx.log(f"warning: {note['message']}")
         if spec.verify:
-            n = min(64, len(ds.x_val))
-            result["equivalence_max_abs_diff"] = verify_equivalence(model, pruned, plan, ds.x_val[:n])
+            x, described = verify_inputs(model, ds, ctx.recipe.dataset.name)
+            result["verify"] = verify_pruning(model, pruned, plan, x, inputs=described)
+            result["equivalence_max_abs_diff"] = result["verify"]["output_max_abs_diff"]
+            if result["verify"]["weak"]:
+                ctx.log(f"warning: {result['verify']['note']}")
         # after the equivalence check, which compares the surgery itself with the zeroed original
         recalibrated = recalibrate_batchnorm(pruned, ds.x_train) if spec.recalibrate_bn else 0
     else:
@@ -193,7 +198,8 @@ def step_prune(ctx: RunContext, spec) -> dict:
     ctx.current_stage = "pruned"
     result["weights_path"] = write_weight_histograms(ctx, before_stage, model, pruned)
     result["pruning"] = {"plan_path": "plan.json", "ratio": spec.ratio, "criterion": spec.criterion,
-                         "schedule": spec.schedule, "removed_channels": plan.removed_channels, "steps": steps}
+                         "schedule": spec.schedule, "removed_channels": plan.removed_channels, "steps": steps,
+                         "kept": plan.kept}
     return result | {"stage": "pruned", "stage_metrics": stage_metrics(ctx, "pruned", pruned)}
 
 
