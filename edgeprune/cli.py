@@ -19,6 +19,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Prune Keras models structurally, quantize, export TFLite/ONNX, and measure them on devices.")
 
 
+@app.callback()
+def global_options(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final table and errors (no progress, no step log).")] = False,
+) -> None:
+    """Progress of long work goes to stderr: live on a terminal, one line per epoch or trial otherwise."""
+    from edgeprune import progress
+
+    progress.set_quiet(quiet)
+
+
 @app.command("run")
 def run_cmd(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML (see recipes/).")],
@@ -28,9 +38,10 @@ def run_cmd(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory of another recipe.")] = False,
 ) -> None:
     """Run a recipe end to end into one run directory (re-running reuses cached steps)."""
+    from edgeprune.progress import echo
     from edgeprune.recipe import run_recipe
 
-    run_dir = run_recipe(recipe, out_dir=out, model=model, devices=device or None, overwrite=overwrite)
+    run_dir = run_recipe(recipe, out_dir=out, model=model, devices=device or None, overwrite=overwrite, log=echo)
     _print_summary(run_dir)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from edgeprune import progress
 from edgeprune.errors import EdgepruneError
 from edgeprune.recipe.cache import root_key, step_key
 from edgeprune.recipe.context import METRICS_SCHEMA_VERSION, RunContext
@@ -104,7 +105,19 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
     state_dir = run_dir / STATE_DIR
     state_dir.mkdir(exist_ok=True)
     specs = recipe.step_specs()
+    with progress.task(f"run {recipe.name}", total=len(specs)) as shown:
+        _run_steps(ctx, specs, key, state_dir, devices, started, shown)
+    log(f"done in {ctx.metrics['run']['seconds']:.0f} s: {run_dir}")
+    return run_dir
+
+
+def _run_steps(ctx: RunContext, specs, key: str, state_dir: Path, devices, started: float, shown) -> None:
+    """Each step in turn: from its cached state when its key matches, else run; metrics after each."""
+    from edgeprune.recipe.steps import STEPS
+
+    run_dir, log = ctx.run_dir, ctx.log
     for i, (kind, spec) in enumerate(specs, start=1):
+        shown.update(completed=i - 1, note=f"step {i}/{len(specs)}: {kind}")
         key = step_key(key, kind, spec, extra=devices if kind == "benchmark" else None)
         state_file = state_dir / f"{i:02d}-{kind}.json"
         t = time.perf_counter()
@@ -127,8 +140,6 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
                 log(_stage_line(result["stage"], result["stage_metrics"], seconds))
         ctx.metrics["run"]["seconds"] = round(time.perf_counter() - started, 1)
         ctx.write_metrics()
-    log(f"done in {ctx.metrics['run']['seconds']:.0f} s: {run_dir}")
-    return run_dir
 
 
 def _is_zoo(source: str) -> bool:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.progress import fit_callback
 from edgeprune.recipe.context import FLOAT_STAGES, RunContext
 
 
@@ -114,7 +115,7 @@ def step_train(ctx: RunContext, spec) -> dict:
         result["reused_from"] = str(cached)
     else:
         fr = fit(model, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
-                 patience=spec.patience, seed=ctx.recipe.seed)
+                 patience=spec.patience, seed=ctx.recipe.seed, callbacks=[fit_callback("train")])
         result["history"] = fr.history
         cached.parent.mkdir(parents=True, exist_ok=True)
         from edgeprune.modelio import save_model
@@ -130,7 +131,8 @@ def step_sparsity_train(ctx: RunContext, spec) -> dict:
 
     model = current_model(ctx)
     history = sparsity_train(model, ctx.dataset, epochs=spec.epochs, penalty=spec.penalty, strength=spec.strength,
-                             learning_rate=spec.learning_rate, batch_size=spec.batch_size, seed=ctx.recipe.seed)
+                             learning_rate=spec.learning_rate, batch_size=spec.batch_size, seed=ctx.recipe.seed,
+                             callbacks=[fit_callback("sparsity training")])
     save_stage_model(ctx, "sparse", model)
     ctx.current_stage = "sparse"
     return {"kind": "sparsity_train", "history": history, "stage": "sparse", "stage_metrics": stage_metrics(ctx, "sparse", model)}
@@ -231,7 +233,7 @@ def step_finetune(ctx: RunContext, spec) -> dict:
     d = spec.distill
     fr = fit(model, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
              patience=spec.patience, teacher=teacher, temperature=d.temperature if d else 4.0,
-             alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed)
+             alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed, callbacks=[fit_callback("fine-tune")])
     save_stage_model(ctx, "finetuned", model)
     ctx.current_stage = "finetuned"
     return {"kind": "finetune", "history": fr.history, "distill": bool(d), "stage": "finetuned",
@@ -251,7 +253,7 @@ def step_quantize(ctx: RunContext, spec) -> dict:
         d = spec.distill
         fr = fit(qat, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
                  patience=0, teacher=_teacher(ctx) if d else None, temperature=d.temperature if d else 4.0,
-                 alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed)
+                 alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed, callbacks=[fit_callback("QAT")])
         history = fr.history
     save_stage_model(ctx, "qat", qat)
     ctx.current_stage = "qat"
@@ -318,8 +320,9 @@ def step_export(ctx: RunContext, spec) -> dict:
 
 
 def step_benchmark(ctx: RunContext, spec) -> dict:
+    from edgeprune import progress
     from edgeprune.errors import DeviceError
-    from edgeprune.harness.bench import run_on_device, write_eval_npz
+    from edgeprune.harness.bench import result_line, run_on_device, write_eval_npz
     from edgeprune.harness.profiles import get_profile
 
     exports = ctx.metrics.get("exports") or []
@@ -330,6 +333,7 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
     ds = ctx.dataset
     rows, skipped = [], []
     (ctx.run_dir / "bench").mkdir(exist_ok=True)
+    shown = progress.open_task("benchmark", total=len(profiles) * len(exports))
     for profile in profiles:
         emulated = profile.kind == "qemu"
         n_eval = spec.emulated_eval_samples if emulated else spec.eval_samples
@@ -345,6 +349,7 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
                     raise
                 skipped.append({"device": profile.name, "reason": str(e)})
                 ctx.log(f"      skipped {profile.name}: {e}")
+                shown.update(advance=len(exports))
                 continue
         for exp in exports:
             raw = run_on_device(profile, ctx.path(exp["path"]), eval_npz=eval_npz, runs=runs, warmup=spec.warmup)
@@ -363,8 +368,8 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
                 "instructions_per_inference": raw.get("instructions_per_inference"), "raw": raw_rel,
             }
             rows.append(row)
-            acc = f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "-"
-            ctx.log(f"      {profile.name:<14} {Path(exp['path']).name:<24} p50 {row['latency_ms']['p50']:.3f} ms  acc {acc}")
+            shown.report(result_line(raw), advance=1)
+    progress.close_task(shown)
     return {"kind": "benchmark", "benchmarks": rows, "skipped_devices": skipped}
 
 

@@ -106,7 +106,7 @@ class SparsityTrainer(keras.Model):
 
 def sparsity_train(model, dataset, *, epochs: int, penalty: str = "bn_gamma", strength: float = 1e-4,
                    learning_rate: float = 1e-3, batch_size: int = 128, max_train_samples: int | None = None,
-                   seed: int = 0, verbose: int = 0) -> dict:
+                   seed: int = 0, verbose: int = 0, callbacks=()) -> dict:
     """Train `model` in place with the sparsity penalty; returns the per-epoch history.
 
     History keys: loss, penalty, accuracy, val_loss, val_accuracy (validation without penalty).
@@ -120,7 +120,8 @@ def sparsity_train(model, dataset, *, epochs: int, penalty: str = "bn_gamma", st
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
     x, y = dataset.x_train[:max_train_samples], dataset.y_train[:max_train_samples]
     val = (dataset.x_val, dataset.y_val) if len(dataset.x_val) else None
-    hist = trainer.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=verbose, validation_data=val)
+    hist = trainer.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=verbose, validation_data=val,
+                       callbacks=list(callbacks))
     return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
 
 
