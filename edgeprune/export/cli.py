@@ -4,6 +4,7 @@ The file is written under a temporary name, checked against the Keras model, and
 `--output` only when the check passes: a failed export or a failed float parity leaves no file.
 Heavy imports happen inside the function so `edgeprune --help` stays fast.
 """
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -86,8 +87,8 @@ def parity_inputs(spec: Optional[str], model, samples: int):
 
 def export_cmd(
     model: Annotated[Path, typer.Argument(help="Model file (.keras, .h5, SavedModel dir; QAT .h5 too).")],
-    format: Annotated[str, typer.Option("--format", "-f", help="tflite or onnx.")] = "tflite",
-    quant: Annotated[str, typer.Option(help="tflite: none|int8|fp16|dynamic; onnx: none|int8.")] = "none",
+    format: Annotated[str, typer.Option("--format", "-f", help="tflite, onnx, or ort (ONNX Runtime Mobile, with its operators config).")] = "tflite",
+    quant: Annotated[str, typer.Option(help="tflite: none|int8|fp16|dynamic; onnx and ort: none|int8.")] = "none",
     calib_data: Annotated[Optional[str], typer.Option(help="Dataset name or .npz for int8 calibration.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (default: next to the model).")] = None,
     int8_io: Annotated[bool, typer.Option("--int8-io", help="TFLite int8 input/output tensors.")] = False,
@@ -96,14 +97,14 @@ def export_cmd(
     opset: Annotated[int, typer.Option(help="ONNX opset (13–18).")] = 15,
     tolerance: Annotated[float, typer.Option(help="Max |Δ| allowed for float exports.")] = 1e-4,
 ) -> dict:
-    """Export a model to TFLite or ONNX and check it against the Keras model."""
+    """Export a model to TFLite, ONNX or ORT and check it against the Keras model."""
     from edgeprune.export import FORMATS
     from edgeprune.quantize import ONNX_QUANT_MODES, TFLITE_QUANT_MODES
 
     fmt = format.lower()
     if fmt not in FORMATS:
         raise EdgepruneError(f"unknown export format '{format}'", f"use one of {', '.join(FORMATS)}")
-    modes = TFLITE_QUANT_MODES if fmt == "tflite" else ONNX_QUANT_MODES
+    modes = TFLITE_QUANT_MODES if fmt == "tflite" else ONNX_QUANT_MODES  # ort: the ONNX export, converted
     if quant not in modes:
         raise EdgepruneError(f"quant '{quant}' is not available for {fmt}", f"use one of {', '.join(modes)}")
     model = Path(model)
@@ -126,11 +127,17 @@ def export_cmd(
         calibration = load_calibration(calib_data)
     x, y, where = parity_inputs(parity_data or calib_data, keras_model, parity_samples)
 
-    with atomic_path(output) as tmp:
+    from edgeprune.export.ort import config_path
+
+    with atomic_path(output) as tmp, (atomic_path(config_path(output)) if fmt == "ort" else nullcontext()) as config:
         if fmt == "tflite":
             from edgeprune.export.tflite import export_tflite
 
             export_tflite(keras_model, tmp, quant=quant, calibration=calibration, int8_io=int8_io)
+        elif fmt == "ort":  # the ONNX export converted by onnxruntime; its operators config goes beside it
+            from edgeprune.export.ort import export_ort
+
+            export_ort(keras_model, tmp, quant=quant, calibration=calibration, opset=opset, config=config)
         else:
             from edgeprune.export.onnx import export_onnx
 
@@ -139,5 +146,8 @@ def export_cmd(
         assert_parity(result)
     result["file"] = str(output)
     print(f"wrote {output} ({result['file_bytes']:,} bytes){' from a QAT model' if qat else ''}")
+    if fmt == "ort":
+        print(f"wrote {config_path(output)} (operators for a reduced ONNX Runtime build); "
+              "Android/iOS apps load the .ort file with ONNX Runtime Mobile")
     print(f"parity on {result['samples']} {where}: {format_parity(result)}")
     return result

@@ -1,4 +1,4 @@
-"""In-process inference on exported files: LiteRT for .tflite, onnxruntime for .onnx.
+"""In-process inference on exported files: LiteRT for .tflite, onnxruntime for .onnx and .ort.
 
 `predict` always takes float inputs and returns float outputs: int8/uint8 input and output
 tensors are (de)quantized with the tensor's own scale and zero point.
@@ -18,7 +18,9 @@ def file_format(path) -> str:
         return "tflite"
     if suffix == ".onnx":
         return "onnx"
-    raise EdgepruneError(f"unknown model file type '{suffix}' for {path}", "use a .tflite or .onnx file")
+    if suffix == ".ort":
+        return "ort"  # ONNX Runtime's mobile format; onnxruntime runs it like .onnx
+    raise EdgepruneError(f"unknown model file type '{suffix}' for {path}", "use a .tflite, .onnx or .ort file")
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -128,4 +130,9 @@ def onnx_quant_mode(path) -> str:
 
 
 def quant_mode(path) -> str:
-    return tflite_quant_mode(path) if file_format(path) == "tflite" else onnx_quant_mode(path)
+    fmt = file_format(path)
+    if fmt == "ort":
+        from edgeprune.export.ort import quant_mode as ort_quant_mode
+
+        return ort_quant_mode(path)
+    return tflite_quant_mode(path) if fmt == "tflite" else onnx_quant_mode(path)

@@ -1,4 +1,4 @@
-"""Benchmark one .tflite/.onnx file on the machine this script runs on; write the result as JSON.
+"""Benchmark one .tflite/.onnx/.ort file on the machine this script runs on; write the result as JSON.
 
 This file is copied to the target device (host, QEMU guest, Raspberry Pi) and run there with the
 device's own Python, so it imports only the standard library, numpy and the interpreter, and stays
@@ -145,7 +145,7 @@ _ORT_DTYPES = {
 class ONNXModel(object):
     def __init__(self, path, threads, which):
         if which not in ("auto", "onnxruntime"):
-            _fail(EXIT_USAGE, "interpreter %s cannot run .onnx files; use onnxruntime" % which)
+            _fail(EXIT_USAGE, "interpreter %s cannot run .onnx/.ort files; use onnxruntime" % which)
         try:
             import onnxruntime as ort
         except ImportError as e:
@@ -182,9 +182,9 @@ def load_model(path, threads, which):
     ext = os.path.splitext(path)[1].lower()
     if ext == ".tflite":
         return TFLiteModel(path, threads, which)
-    if ext == ".onnx":
+    if ext in (".onnx", ".ort"):  # .ort: ONNX Runtime's mobile format, loaded by the same session
         return ONNXModel(path, threads, which)
-    _fail(EXIT_USAGE, "unsupported model file %s (expected .tflite or .onnx)" % path)
+    _fail(EXIT_USAGE, "unsupported model file %s (expected .tflite, .onnx or .ort)" % path)
 
 
 # --- inputs ---------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from edgeprune.harness import runner as _runner_script
 from edgeprune.harness.profiles import DeviceProfile
 
 RUNNER_SCRIPT = Path(_runner_script.__file__).resolve()
-MODEL_SUFFIXES = (".tflite", ".onnx")
+MODEL_SUFFIXES = (".tflite", ".onnx", ".ort")
 
 # Exit codes defined by runner.py, mapped to what the user should do on that device.
 _MISSING = {
@@ -25,7 +25,7 @@ _MISSING = {
 def check_model_file(model_path: Path) -> Path:
     model_path = Path(model_path)
     if model_path.suffix.lower() not in MODEL_SUFFIXES:
-        raise DeviceError(f"cannot benchmark {model_path}: not a .tflite or .onnx file",
+        raise DeviceError(f"cannot benchmark {model_path}: not a .tflite, .onnx or .ort file",
                           "export the model first (edgeprune export) and pass the exported file")
     if not model_path.is_file():
         raise DeviceError(f"model file not found: {model_path}", "check the path")
@@ -33,7 +33,7 @@ def check_model_file(model_path: Path) -> Path:
 
 
 def interpreter_for(profile: DeviceProfile, model_path: Path) -> str:
-    if model_path.suffix.lower() == ".onnx":
+    if model_path.suffix.lower() in (".onnx", ".ort"):
         if profile.interpreter.onnx is None:
             raise DeviceError(f"device {profile.name} has no ONNX runtime (interpreter.onnx is null in its profile)",
                               "benchmark the .tflite export on it instead")

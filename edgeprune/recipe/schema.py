@@ -128,7 +128,7 @@ class QuantizeStep(Strict):
 
 
 class ExportStep(Strict):
-    formats: list[Literal["tflite", "onnx"]] = ["tflite", "onnx"]
+    formats: list[Literal["tflite", "onnx", "ort"]] = ["tflite", "onnx"]  # ort: ONNX Runtime Mobile (Android/iOS)
     stages: Optional[dict[str, list[Literal["none", "int8", "fp16", "dynamic"]]]] = Field(
         None, description="stage -> quant modes; default: each float stage as float, the QAT stage as int8")
     opset: int = Field(15, ge=13, le=18)

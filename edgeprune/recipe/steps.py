@@ -299,24 +299,49 @@ def step_export(ctx: RunContext, spec) -> dict:
         model = load_stage_model(ctx, stage)
         for fmt in spec.formats:
             q = quant
-            if fmt == "onnx" and q in ("fp16", "dynamic"):
-                continue  # onnx export covers float and int8 (QDQ)
+            if fmt in ("onnx", "ort") and q in ("fp16", "dynamic"):
+                continue  # onnx export covers float and int8 (QDQ); ort is the onnx export converted
             rel = f"exports/{stage}-{q}.{fmt}"
             path = ctx.path(rel)
             t = time.perf_counter()
             if fmt == "tflite":
                 export_tflite(model, path, quant=q, calibration=calib if q == "int8" else None,
                               int8_io=bool(ptq.get("int8_io")) and q == "int8")
+            elif fmt == "ort":
+                from edgeprune.export.ort import export_ort, onnx_to_ort
+
+                twin = path.with_suffix(".onnx")
+                if any(r["path"] == f"exports/{stage}-{q}.onnx" for r in rows):
+                    onnx_to_ort(twin, path)  # the .onnx exported (and checked) just before
+                else:
+                    export_ort(model, path, quant=q, calibration=calib if q == "int8" and stage != "qat" else None,
+                               opset=spec.opset)
             else:
                 export_onnx(model, path, quant=q, calibration=calib if q == "int8" and stage != "qat" else None,
                             opset=spec.opset)
             parity = check_parity(path, model, x, y, tolerance=spec.parity_tolerance)
             parity.pop("file", None)
-            rows.append({"stage": stage, "format": fmt, "quant": q, "path": rel, "export_seconds": round(time.perf_counter() - t, 2), **parity})
+            sidecars = _sidecars(path, fmt, model, ds)
+            rows.append({"stage": stage, "format": fmt, "quant": q, "path": rel, "export_seconds": round(time.perf_counter() - t, 2),
+                         **parity, "sidecars": [str(p.relative_to(ctx.run_dir)) for p in sidecars]})
             ctx.log(f"      {rel}: {parity['file_bytes']:,} B, test acc {parity['accuracy']:.4f}, "
                     f"agreement {parity['top1_agreement']:.4f}, max|Δ| {parity['max_abs_diff']:.2e}")
             assert_parity(parity)
     return {"kind": "export", "exports": rows}
+
+
+def _sidecars(path: Path, fmt: str, model, dataset) -> list[Path]:
+    """Files an app needs beside the model: the ORT operators config, the TFLite metadata and labels."""
+    if fmt == "ort":
+        from edgeprune.export.ort import config_path
+
+        return [config_path(path)]
+    if fmt == "tflite":
+        from edgeprune.export.metadata import write_tflite_metadata
+
+        written = write_tflite_metadata(path, model, dataset)
+        return [p for p in (written["metadata"], written["labels"]) if p is not None]
+    return []
 
 
 def step_benchmark(ctx: RunContext, spec) -> dict:

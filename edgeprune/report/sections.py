@@ -46,7 +46,7 @@ def headline(report: dict) -> str:
 
 def sections(report: dict) -> list[Section]:
     out = []
-    for make in (recommendations, stages, pruning, removed_groups, weights, sensitivity, training, skipped, notes,
+    for make in (recommendations, mobile, stages, pruning, removed_groups, weights, sensitivity, training, skipped, notes,
                  environment):
         s = make(report)
         if s is not None:
@@ -66,6 +66,18 @@ def recommendations(report: dict) -> Section | None:
                      fmt_acc(row["test_accuracy"]), fmt_ms(row["latency_ms"]["p50"]), fmt_int(row["file_bytes"]), r["why"]])
     return Section("recommendations", "Which file to ship",
                    tables=[Table(["device", "goal", "artifact", "test acc", "p50 ms", "file bytes", "why"], body, {3, 4, 5})])
+
+
+def mobile(report: dict) -> Section | None:
+    files = report.get("mobile") or []
+    if not files:
+        return None
+    body = [[f["runtime"], f["file"], ", ".join(f.get("beside") or []) or DASH, fmt_acc(f.get("test_accuracy")),
+             fmt_int(f.get("file_bytes")), f["why"]] for f in files]
+    return Section("mobile", "Files for mobile apps",
+                   text="The file an Android or iOS app loads, and what goes beside it in the app's assets "
+                        "(.ort: the operators of a reduced ONNX Runtime build; .tflite: metadata JSON and labels).",
+                   tables=[Table(["runtime", "app loads", "beside it", "test acc", "file bytes", "why"], body, {3, 4})])
 
 
 def stages(report: dict) -> Section | None:
