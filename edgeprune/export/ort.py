@@ -17,7 +17,10 @@ import tempfile
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.export import runtime
 from edgeprune.export.atomic import atomic_path
+from edgeprune.export.targets import ExportOptions, ExportTarget
+from edgeprune.quantize import ONNX_QUANT_MODES
 
 CONFIG_SUFFIX = ".required_operators.config"
 QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QLinearAdd",
@@ -65,7 +68,7 @@ def onnx_to_ort(onnx_path, ort_path, *, config=None) -> tuple[Path, Path]:
         # the generated header names the temporary input; say which file it belongs to instead
         lines = [ln for ln in ops.read_text().splitlines() if not ln.startswith("#")]
         with atomic_path(config) as tmp:
-            tmp.write_text(f"# Operators used by {ort_path.name} (ONNX Runtime reduced build: "
+            tmp.write_text("# Operators used by the .ort model beside this file (ONNX Runtime reduced build: "
                            "--include_ops_by_config)\n" + "\n".join(lines) + "\n")
     return ort_path, config
 
@@ -105,3 +108,15 @@ def quant_mode(path) -> str:
     """``int8`` when the optimized graph holds quantized operators, else ``none``."""
     ops = set().union(set(), *operators(path).values())
     return "int8" if ops & QUANTIZED_OPS else "none"
+
+
+def _write(model, path, *, quant: str, calibration=None, options: ExportOptions = ExportOptions()) -> Path:
+    return export_ort(model, path, quant=quant, calibration=calibration, opset=options.opset)
+
+
+TARGET = ExportTarget(
+    name="ort", suffix=".ort", precisions=ONNX_QUANT_MODES, write=_write,
+    predict=runtime.onnx_predict, read_precision=quant_mode, interpreter_key="onnx",
+    calibrated=frozenset({"int8"}), sidecars=lambda path: [config_path(path)],
+    description="ORT format for ONNX Runtime Mobile (Android, iOS), with its required-operators config",
+)

@@ -6,9 +6,12 @@ import shutil
 import time
 from pathlib import Path
 
+from edgeprune import rundir
 from edgeprune.errors import EdgepruneError
 from edgeprune.progress import fit_callback
-from edgeprune.recipe.context import FLOAT_STAGES, RunContext
+from edgeprune.pruning.histograms import weight_histograms
+from edgeprune.recipe.context import FLOAT_STAGES, STAGE_FILES, RunContext
+from edgeprune.rundir import WEIGHTS_FILE, WeightsFile
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,6 +99,14 @@ def _float_parent(ctx: RunContext) -> str:
     return "baseline"
 
 
+def write_weight_histograms(ctx: RunContext, before_stage: str, before, after) -> str:
+    """weights.json for the report, from the models in memory (the report itself needs no TensorFlow)."""
+    layers, notes = weight_histograms(before, after)
+    hist = WeightsFile(before_stage=before_stage, after_stage="pruned", before_model=STAGE_FILES[before_stage],
+                       after_model=STAGE_FILES["pruned"], layers=layers, notes=notes)
+    return rundir.write_model(ctx.run_dir, WEIGHTS_FILE, hist)
+
+
 # ---------------------------------------------------------------------------------------------
 # steps
 
@@ -176,8 +187,10 @@ def step_prune(ctx: RunContext, spec) -> dict:
             p.save(ctx.path(f"plans/step-{i + 1}.json"))
     result["bn_recalibrated_layers"] = recalibrated
     plan.save(ctx.path("plan.json"))
+    before_stage = ctx.current_stage
     save_stage_model(ctx, "pruned", pruned)
     ctx.current_stage = "pruned"
+    result["weights_path"] = write_weight_histograms(ctx, before_stage, model, pruned)
     result["pruning"] = {"plan_path": "plan.json", "ratio": spec.ratio, "criterion": spec.criterion,
                          "schedule": spec.schedule, "removed_channels": plan.removed_channels, "steps": steps}
     return result | {"stage": "pruned", "stage_metrics": stage_metrics(ctx, "pruned", pruned)}
@@ -205,8 +218,10 @@ def step_search(ctx: RunContext, spec) -> dict:
     plan_file = ctx.run_dir / "search" / f"plan-{res.best['trial']:03d}.json"
     if plan_file.exists():  # the removed-channels table of the report reads plan.json
         shutil.copyfile(plan_file, ctx.path("plan.json"))
+    before_stage = ctx.current_stage
     save_stage_model(ctx, "pruned", best)
     ctx.current_stage = "pruned"
+    weights_path = write_weight_histograms(ctx, before_stage, model, best)
     b = res.best
     search = {"status": res.status, "summary_path": "search/summary.json", "budget": {metric: limit},
               "device": spec.device, "best_trial": b["trial"], "best_ratio": b["settings"]["ratio"],
@@ -215,7 +230,7 @@ def step_search(ctx: RunContext, spec) -> dict:
         search["warning"] = (f"the best model within the budget loses {b['measured']['accuracy_drop_points']:.2f} "
                              f"validation points (> max_drop {spec.max_drop:g}); fine-tuning follows")
         ctx.log(f"warning: {search['warning']}")
-    result = {"kind": "search", "search": search}
+    result = {"kind": "search", "search": search, "weights_path": weights_path}
     if spec.sensitivity:
         result["sensitivity_path"] = "sensitivity.json"
     return result | {"stage": "pruned", "stage_metrics": stage_metrics(ctx, "pruned", best)}
@@ -286,9 +301,8 @@ def export_targets(ctx: RunContext, spec) -> list[tuple[str, str]]:
 
 
 def step_export(ctx: RunContext, spec) -> dict:
-    from edgeprune.export.onnx import export_onnx
     from edgeprune.export.parity import assert_parity, check_parity
-    from edgeprune.export.tflite import export_tflite
+    from edgeprune.export.targets import ExportOptions, get_target
 
     ds = ctx.dataset
     x, y = ds.x_test, ds.y_test
@@ -298,30 +312,18 @@ def step_export(ctx: RunContext, spec) -> dict:
     for stage, quant in export_targets(ctx, spec):
         model = load_stage_model(ctx, stage)
         for fmt in spec.formats:
-            q = quant
-            if fmt in ("onnx", "ort") and q in ("fp16", "dynamic"):
-                continue  # onnx export covers float and int8 (QDQ); ort is the onnx export converted
-            rel = f"exports/{stage}-{q}.{fmt}"
+            target, q = get_target(fmt), quant
+            if q not in target.precisions:
+                continue  # e.g. onnx covers float and int8 (QDQ), not fp16/dynamic
+            rel = f"exports/{stage}-{q}{target.suffix}"
             path = ctx.path(rel)
             t = time.perf_counter()
-            if fmt == "tflite":
-                export_tflite(model, path, quant=q, calibration=calib if q == "int8" else None,
-                              int8_io=bool(ptq.get("int8_io")) and q == "int8")
-            elif fmt == "ort":
-                from edgeprune.export.ort import export_ort, onnx_to_ort
-
-                twin = path.with_suffix(".onnx")
-                if any(r["path"] == f"exports/{stage}-{q}.onnx" for r in rows):
-                    onnx_to_ort(twin, path)  # the .onnx exported (and checked) just before
-                else:
-                    export_ort(model, path, quant=q, calibration=calib if q == "int8" and stage != "qat" else None,
-                               opset=spec.opset)
-            else:
-                export_onnx(model, path, quant=q, calibration=calib if q == "int8" and stage != "qat" else None,
-                            opset=spec.opset)
+            options = ExportOptions(int8_io=bool(ptq.get("int8_io")) and q == "int8", opset=spec.opset)
+            target.write(model, path, quant=q, options=options,
+                         calibration=calib if target.needs_calibration(q, qat=stage == "qat") else None)
             parity = check_parity(path, model, x, y, tolerance=spec.parity_tolerance)
             parity.pop("file", None)
-            sidecars = _sidecars(path, fmt, model, ds)
+            sidecars = _sidecars(path, target, model, ds)
             rows.append({"stage": stage, "format": fmt, "quant": q, "path": rel, "export_seconds": round(time.perf_counter() - t, 2),
                          **parity, "sidecars": [str(p.relative_to(ctx.run_dir)) for p in sidecars]})
             ctx.log(f"      {rel}: {parity['file_bytes']:,} B, test acc {parity['accuracy']:.4f}, "
@@ -330,24 +332,23 @@ def step_export(ctx: RunContext, spec) -> dict:
     return {"kind": "export", "exports": rows}
 
 
-def _sidecars(path: Path, fmt: str, model, dataset) -> list[Path]:
-    """Files an app needs beside the model: the ORT operators config, the TFLite metadata and labels."""
-    if fmt == "ort":
-        from edgeprune.export.ort import config_path
-
-        return [config_path(path)]
-    if fmt == "tflite":
+def _sidecars(path: Path, target, model, dataset) -> list[Path]:
+    """Files an app needs beside the model: what the target wrote (the ORT operators config), and for
+    TFLite the metadata and labels from the dataset (edgeprune.export.metadata)."""
+    files = list(target.sidecars(path))
+    if target.name == "tflite":
         from edgeprune.export.metadata import write_tflite_metadata
 
         written = write_tflite_metadata(path, model, dataset)
-        return [p for p in (written["metadata"], written["labels"]) if p is not None]
-    return []
+        files += [p for p in (written["metadata"], written["labels"]) if p is not None]
+    return files
 
 
 def step_benchmark(ctx: RunContext, spec) -> dict:
     from edgeprune import progress
     from edgeprune.errors import DeviceError
-    from edgeprune.harness.bench import result_line, run_on_device, write_eval_npz
+    from edgeprune.harness.backends import backend_for, run_on_device
+    from edgeprune.harness.bench import result_line, write_eval_npz
     from edgeprune.harness.profiles import get_profile
 
     exports = ctx.metrics.get("exports") or []
@@ -360,22 +361,19 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
     (ctx.run_dir / "bench").mkdir(exist_ok=True)
     shown = progress.open_task("benchmark", total=len(profiles) * len(exports))
     for profile in profiles:
-        emulated = profile.kind == "qemu"
+        emulated = profile.emulated
         n_eval = spec.emulated_eval_samples if emulated else spec.eval_samples
         runs = spec.emulated_runs if emulated else spec.runs
         eval_npz = write_eval_npz(ds.x_test[:n_eval], ds.y_test[:n_eval], ctx.run_dir / "bench" / f"eval-{n_eval}.npz") if n_eval else None
-        if emulated:
-            from edgeprune.harness.qemu import ensure_env
-
-            try:
-                ensure_env(profile.arch if hasattr(profile, "arch") else "aarch64", build=False)
-            except DeviceError as e:
-                if not spec.skip_unavailable:
-                    raise
-                skipped.append({"device": profile.name, "reason": str(e)})
-                ctx.log(f"      skipped {profile.name}: {e}")
-                shown.update(advance=len(exports))
-                continue
+        try:
+            backend_for(profile).ready(profile)
+        except DeviceError as e:
+            if not spec.skip_unavailable:
+                raise
+            skipped.append({"device": profile.name, "reason": str(e)})
+            ctx.log(f"      skipped {profile.name}: {e}")
+            shown.update(advance=len(exports))
+            continue
         for exp in exports:
             raw = run_on_device(profile, ctx.path(exp["path"]), eval_npz=eval_npz, runs=runs, warmup=spec.warmup)
             raw_rel = f"bench/{Path(exp['path']).name}@{profile.name}.json"
