@@ -1,4 +1,4 @@
-"""Benchmark one .tflite/.onnx file on the machine this script runs on; write the result as JSON.
+"""Benchmark one .tflite/.onnx/.ort file on the machine this script runs on; write the result as JSON.
 
 This file is copied to the target device (host, QEMU guest, Raspberry Pi) and run there with the
 device's own Python, so it imports only the standard library, numpy and the interpreter, and stays
@@ -177,7 +177,7 @@ class ONNXModel(object):
 # The harness names the interpreter (from the export target's registration and the device
 # profile); "auto" falls back to the file suffix.
 MODEL_CLASSES = {"ai_edge_litert": TFLiteModel, "tflite_runtime": TFLiteModel, "onnxruntime": ONNXModel}
-AUTO_BY_SUFFIX = {".tflite": TFLiteModel, ".onnx": ONNXModel}
+AUTO_BY_SUFFIX = {".tflite": TFLiteModel, ".onnx": ONNXModel, ".ort": ONNXModel}  # .ort: ONNX Runtime Mobile format
 
 
 def load_model(path, threads, which):
