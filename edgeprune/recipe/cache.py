@@ -47,6 +47,9 @@ def trained_model_cache(ctx, spec, model) -> Path:
     """Where a baseline trained with these exact inputs is kept across runs."""
     from edgeprune.data.sources import cache_dir
 
+    # options left at their defaults stay out of the key: a new option whose default keeps the old
+    # behaviour does not throw away every baseline trained before it existed
     key = digest(__version__, source_digest(ctx.model_source), model.to_json(), ctx.dataset.fingerprint(),
-                 spec.model_dump(), ctx.recipe.dataset.model_dump(), ctx.recipe.seed, ctx.model_flavor)
+                 spec.model_dump(exclude_defaults=True), ctx.recipe.dataset.model_dump(exclude_defaults=True),
+                 ctx.recipe.seed, ctx.model_flavor)
     return cache_dir() / "trained" / f"{key}.keras"

@@ -114,7 +114,7 @@ def step_train(ctx: RunContext, spec) -> dict:
         result["reused_from"] = str(cached)
     else:
         fr = fit(model, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
-                 patience=spec.patience, seed=ctx.recipe.seed)
+                 patience=spec.patience, seed=ctx.recipe.seed, lr_schedule=spec.lr_schedule)
         result["history"] = fr.history
         cached.parent.mkdir(parents=True, exist_ok=True)
         from edgeprune.modelio import save_model
@@ -130,7 +130,8 @@ def step_sparsity_train(ctx: RunContext, spec) -> dict:
 
     model = current_model(ctx)
     history = sparsity_train(model, ctx.dataset, epochs=spec.epochs, penalty=spec.penalty, strength=spec.strength,
-                             learning_rate=spec.learning_rate, batch_size=spec.batch_size, seed=ctx.recipe.seed)
+                             learning_rate=spec.learning_rate, batch_size=spec.batch_size, seed=ctx.recipe.seed,
+                             lr_schedule=spec.lr_schedule)
     save_stage_model(ctx, "sparse", model)
     ctx.current_stage = "sparse"
     return {"kind": "sparsity_train", "history": history, "stage": "sparse", "stage_metrics": stage_metrics(ctx, "sparse", model)}
@@ -231,7 +232,7 @@ def step_finetune(ctx: RunContext, spec) -> dict:
     d = spec.distill
     fr = fit(model, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
              patience=spec.patience, teacher=teacher, temperature=d.temperature if d else 4.0,
-             alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed)
+             alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed, lr_schedule=spec.lr_schedule)
     save_stage_model(ctx, "finetuned", model)
     ctx.current_stage = "finetuned"
     return {"kind": "finetune", "history": fr.history, "distill": bool(d), "stage": "finetuned",

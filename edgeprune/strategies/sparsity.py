@@ -106,7 +106,7 @@ class SparsityTrainer(keras.Model):
 
 def sparsity_train(model, dataset, *, epochs: int, penalty: str = "bn_gamma", strength: float = 1e-4,
                    learning_rate: float = 1e-3, batch_size: int = 128, max_train_samples: int | None = None,
-                   seed: int = 0, verbose: int = 0) -> dict:
+                   seed: int = 0, verbose: int = 0, lr_schedule: str = "constant") -> dict:
     """Train `model` in place with the sparsity penalty; returns the per-epoch history.
 
     History keys: loss, penalty, accuracy, val_loss, val_accuracy (validation without penalty).
@@ -116,9 +116,12 @@ def sparsity_train(model, dataset, *, epochs: int, penalty: str = "bn_gamma", st
     if strength < 0 or epochs < 1:
         raise EdgepruneError("sparsity training needs epochs >= 1 and strength >= 0", "e.g. epochs=5, strength=1e-4")
     keras.utils.set_random_seed(seed)
+    from edgeprune.train import learning_rate_schedule
+
     trainer = SparsityTrainer(model, penalty, strength)
-    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
     x, y = dataset.x_train[:max_train_samples], dataset.y_train[:max_train_samples]
+    steps = epochs * -(-len(x) // batch_size)
+    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(learning_rate, lr_schedule, steps)))
     val = (dataset.x_val, dataset.y_val) if len(dataset.x_val) else None
     hist = trainer.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=verbose, validation_data=val)
     return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
