@@ -65,7 +65,6 @@ def prepare_run_dir(run_dir: Path, lock_recipe: dict, overwrite: bool) -> None:
 def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: list[str] | None = None,
                overwrite: bool = False, log=print) -> Path:
     """Run every step of the recipe; returns the run directory."""
-    from edgeprune.data import load_dataset
     from edgeprune.recipe.steps import STEPS
 
     recipe = load_recipe(recipe_path)
@@ -80,8 +79,7 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
 
     started = time.perf_counter()
     log(f"edgeprune run {recipe.name}: model {recipe.model}, dataset {recipe.dataset.name} → {run_dir}")
-    ds = load_dataset(recipe.dataset.name, val_fraction=recipe.dataset.val_fraction, seed=recipe.seed)
-    ds = ds.subset(train=recipe.dataset.max_train_samples, test=recipe.dataset.test_samples)
+    ds = recipe_dataset(recipe)
     log(f"  dataset {ds.name}: {len(ds.x_train)} train / {len(ds.x_val)} val / {len(ds.x_test)} test ({ds.source})")
     ctx = RunContext(recipe=recipe, run_dir=run_dir, dataset=ds, model_source=recipe.model, devices=devices, log=log)
     if not _is_zoo(recipe.model):
@@ -129,6 +127,14 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
         ctx.write_metrics()
     log(f"done in {ctx.metrics['run']['seconds']:.0f} s: {run_dir}")
     return run_dir
+
+
+def recipe_dataset(recipe):
+    """The dataset a recipe names, split and limited as it says."""
+    from edgeprune.data import load_dataset
+
+    ds = load_dataset(recipe.dataset.name, val_fraction=recipe.dataset.val_fraction, seed=recipe.seed)
+    return ds.subset(train=recipe.dataset.max_train_samples, test=recipe.dataset.test_samples)
 
 
 def _is_zoo(source: str) -> bool:

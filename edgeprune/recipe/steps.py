@@ -112,6 +112,11 @@ def step_train(ctx: RunContext, spec) -> dict:
 
         model = load_model(cached)
         result["reused_from"] = str(cached)
+        history = cached.with_suffix(".history.json")
+        if history.exists():  # how the cached model was trained, for the report's training curves
+            import json
+
+            result["history"] = json.loads(history.read_text())
     else:
         fr = fit(model, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
                  patience=spec.patience, seed=ctx.recipe.seed, lr_schedule=spec.lr_schedule)
@@ -120,6 +125,9 @@ def step_train(ctx: RunContext, spec) -> dict:
         from edgeprune.modelio import save_model
 
         save_model(model, cached, flavor=ctx.model_flavor)
+        import json
+
+        cached.with_suffix(".history.json").write_text(json.dumps(fr.history))
     save_stage_model(ctx, "baseline", model)
     ctx.current_stage = "baseline"
     return result | {"stage": "baseline", "stage_metrics": stage_metrics(ctx, "baseline", model)}
