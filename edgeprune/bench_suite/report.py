@@ -73,7 +73,7 @@ def _margin(t: dict) -> str:
         return f"{t['margin']:.2f} pt to spare" if t["margin"] >= 0 else f"{-t['margin']:.2f} pt over"
     if t["unit"] == "%":
         return f"{t['margin']:+.2f} pt"
-    return f"{t['margin']:.2f}× the target"
+    return f"{t['margin']:.3g}× the target"
 
 
 def target_table(group: dict) -> list[str]:

@@ -100,10 +100,11 @@ def tfmot_trial(reference_run: str, sparsity: float, learning_rate: float, run_d
     from edgeprune.keras import keras
     from edgeprune.recipe.runner import recipe_dataset
     from edgeprune.recipe.schema import Recipe
-    from edgeprune.strategies.trialio import fresh_model_file, save_model_file
+    from edgeprune.modelio import load_model, save_model
 
     reference_run, run_dir = Path(reference_run), Path(run_dir)
     lock = yaml.safe_load((reference_run / "recipe.lock.yaml").read_text())["recipe"]
+    lock.pop("devices_override", None)
     ref = Recipe.model_validate(lock)
     epochs, batch_size = epochs_after_training(ref), train_step(ref).batch_size
     model_file = run_dir.parent / f"{run_dir.name}.keras"
@@ -111,10 +112,10 @@ def tfmot_trial(reference_run: str, sparsity: float, learning_rate: float, run_d
     if not model_file.exists():
         keras.backend.clear_session()
         log(f"TF-MOT prune_low_magnitude to {sparsity:g} sparsity, {epochs} epochs, on {reference_run}/models/baseline.keras")
-        model = fresh_model_file(reference_run / "models" / "baseline.keras")
+        model = load_model(reference_run / "models" / "baseline.keras")
         stripped, description = magnitude_prune(model, recipe_dataset(ref), sparsity=sparsity, epochs=epochs,
                                                 learning_rate=learning_rate, batch_size=batch_size, seed=ref.seed)
-        save_model_file(stripped, model_file)
+        save_model(stripped, model_file)
         model_file.with_suffix(".json").write_text(json.dumps({"description": description,
                                                                "weight_sparsity": weight_sparsity(stripped)}))
     info = json.loads(model_file.with_suffix(".json").read_text())

@@ -297,6 +297,8 @@ def step_export(ctx: RunContext, spec) -> dict:
     from edgeprune.export.parity import assert_parity, check_parity
     from edgeprune.export.tflite import export_tflite
 
+    if ctx.current_stage is None:  # a recipe that only quantizes and exports a given model
+        current_model(ctx)
     ds = ctx.dataset
     x, y = ds.x_test, ds.y_test
     ptq = ctx.ptq or {}
