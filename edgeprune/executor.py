@@ -7,7 +7,9 @@ dispatches; Ray does the scheduling (no process pool of our own).
 """
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import sys
 from typing import Callable, Iterable
 
@@ -55,7 +57,13 @@ class RayExecutor:
                 # a local instance sees this machine's files: give its workers the driver's import path,
                 # so trials defined in the caller's own modules (scripts, tests) import there too
                 env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, runtime_env={"env_vars": env})
+            if address not in (None, "auto") and not address.startswith("ray://"):
+                check_reachable(address)  # Ray itself retries a dead address for minutes
+            try:
+                ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level=logging.WARNING,
+                         runtime_env={"env_vars": env})
+            except (ConnectionError, RuntimeError, TimeoutError) as e:
+                raise _unreachable(address, str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__) from None
         self.ray = ray
         self.address = address
         self.num_cpus = int(num_cpus)
@@ -68,6 +76,24 @@ class RayExecutor:
     def describe(self) -> dict:
         return {"kind": self.kind, "address": self.address or "local",
                 "cluster_cpus": self.ray.cluster_resources().get("CPU"), "cpus_per_trial": self.num_cpus}
+
+
+def check_reachable(address: str, timeout_s: float = 3.0) -> None:
+    """Fail in seconds, naming the address, when nothing listens at ``host:port``."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise EdgepruneError(f"Ray address '{address}' is not host:port",
+                             "pass --ray-address auto, or the address `ray start --head` printed (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise _unreachable(address, e.strerror or type(e).__name__) from None
+
+
+def _unreachable(address: str | None, why: str) -> EdgepruneError:
+    return EdgepruneError(f"cannot reach a Ray cluster at {address or 'a local instance'} ({why})",
+                          "start one with `ray start --head` and pass the address it printed, "
+                          "or --ray-address auto on a cluster node (omit it for a local instance)")
 
 
 def import_ray():

@@ -1,13 +1,10 @@
-"""The Dataset container, split logic and the name → loader registry."""
+"""The Dataset container and its split logic (the loaders and the name registry: :mod:`.sources`)."""
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-
-from edgeprune.errors import EdgepruneError
 
 
 @dataclass
@@ -85,26 +82,3 @@ def _as_images(x: np.ndarray) -> np.ndarray:
     if x.ndim == 3:
         x = x[..., None]
     return x
-
-
-def dataset_names() -> list[str]:
-    from edgeprune.data import sources
-
-    return sorted(sources.LOADERS)
-
-
-def load_dataset(name: str, *, val_fraction: float = 0.1, seed: int = 0) -> Dataset:
-    """Load a built-in dataset by name, or the user's own data from a .npz file or image folder."""
-    from edgeprune.data import sources
-
-    if name in sources.LOADERS:
-        return sources.LOADERS[name](val_fraction=val_fraction, seed=seed)
-    path = Path(name).expanduser()
-    if path.suffix == ".npz" and path.is_file():
-        return sources.load_npz(path, val_fraction=val_fraction, seed=seed)
-    if path.is_dir():
-        return sources.load_image_folder(path, val_fraction=val_fraction, seed=seed)
-    raise EdgepruneError(
-        f"unknown dataset '{name}'",
-        f"use one of {', '.join(sorted(sources.LOADERS))}, a .npz file, or a folder of images by class",
-    )

@@ -86,8 +86,8 @@ def parity_inputs(spec: Optional[str], model, samples: int):
 
 def export_cmd(
     model: Annotated[Path, typer.Argument(help="Model file (.keras, .h5, SavedModel dir; QAT .h5 too).")],
-    format: Annotated[str, typer.Option("--format", "-f", help="tflite or onnx.")] = "tflite",
-    quant: Annotated[str, typer.Option(help="tflite: none|int8|fp16|dynamic; onnx: none|int8.")] = "none",
+    format: Annotated[str, typer.Option("--format", "-f", help="An export target: tflite or onnx.")] = "tflite",
+    quant: Annotated[str, typer.Option(help="Precision; tflite: none|int8|fp16|dynamic; onnx: none|int8.")] = "none",
     calib_data: Annotated[Optional[str], typer.Option(help="Dataset name or .npz for int8 calibration.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (default: next to the model).")] = None,
     int8_io: Annotated[bool, typer.Option("--int8-io", help="TFLite int8 input/output tensors.")] = False,
@@ -97,19 +97,15 @@ def export_cmd(
     tolerance: Annotated[float, typer.Option(help="Max |Δ| allowed for float exports.")] = 1e-4,
 ) -> dict:
     """Export a model to TFLite or ONNX and check it against the Keras model."""
-    from edgeprune.export import FORMATS
-    from edgeprune.quantize import ONNX_QUANT_MODES, TFLITE_QUANT_MODES
+    from edgeprune.export.targets import ExportOptions, get_target
 
-    fmt = format.lower()
-    if fmt not in FORMATS:
-        raise EdgepruneError(f"unknown export format '{format}'", f"use one of {', '.join(FORMATS)}")
-    modes = TFLITE_QUANT_MODES if fmt == "tflite" else ONNX_QUANT_MODES
-    if quant not in modes:
-        raise EdgepruneError(f"quant '{quant}' is not available for {fmt}", f"use one of {', '.join(modes)}")
+    target = get_target(format)
+    if quant not in target.precisions:
+        raise EdgepruneError(f"quant '{quant}' is not available for {target.name}", f"use one of {', '.join(target.precisions)}")
     model = Path(model)
-    output = Path(output) if output else model.with_name(f"{model.stem}-{quant}{FORMATS[fmt]}")
-    if output.suffix.lower() != FORMATS[fmt]:
-        raise EdgepruneError(f"output {output} does not end in {FORMATS[fmt]}", f"name it *{FORMATS[fmt]}")
+    output = Path(output) if output else model.with_name(f"{model.stem}-{quant}{target.suffix}")
+    if output.suffix.lower() != target.suffix:
+        raise EdgepruneError(f"output {output} does not end in {target.suffix}", f"name it *{target.suffix}")
 
     keras_model = load_any_model(model)  # refuse a bad model before anything else is loaded
 
@@ -120,21 +116,15 @@ def export_cmd(
 
     qat = is_qat_model(keras_model)
     calibration = None
-    if quant == "int8" and not qat:
+    if target.needs_calibration(quant, qat=qat):
         if not calib_data:
-            raise EdgepruneError("int8 export needs calibration data", "pass --calib-data fashion_mnist (or a .npz)")
+            raise EdgepruneError(f"{quant} export needs calibration data", "pass --calib-data fashion_mnist (or a .npz)")
         calibration = load_calibration(calib_data)
     x, y, where = parity_inputs(parity_data or calib_data, keras_model, parity_samples)
 
     with atomic_path(output) as tmp:
-        if fmt == "tflite":
-            from edgeprune.export.tflite import export_tflite
-
-            export_tflite(keras_model, tmp, quant=quant, calibration=calibration, int8_io=int8_io)
-        else:
-            from edgeprune.export.onnx import export_onnx
-
-            export_onnx(keras_model, tmp, quant=quant, calibration=calibration, opset=opset)
+        target.write(keras_model, tmp, quant=quant, calibration=calibration,
+                     options=ExportOptions(int8_io=int8_io, opset=opset))
         result = check_parity(tmp, keras_model, x, y, tolerance=tolerance)
         assert_parity(result)
     result["file"] = str(output)

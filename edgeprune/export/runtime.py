@@ -1,4 +1,5 @@
-"""In-process inference on exported files: LiteRT for .tflite, onnxruntime for .onnx.
+"""In-process inference on exported files (LiteRT for .tflite, onnxruntime for .onnx), through
+the export-target registry (edgeprune/export/targets.py).
 
 `predict` always takes float inputs and returns float outputs: int8/uint8 input and output
 tensors are (de)quantized with the tensor's own scale and zero point.
@@ -10,15 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.export.targets import target_for_file
 
 
 def file_format(path) -> str:
-    suffix = Path(path).suffix.lower()
-    if suffix == ".tflite":
-        return "tflite"
-    if suffix == ".onnx":
-        return "onnx"
-    raise EdgepruneError(f"unknown model file type '{suffix}' for {path}", "use a .tflite or .onnx file")
+    """The registered export target's name for this file's suffix."""
+    return target_for_file(path).name
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -40,7 +38,7 @@ def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
     return y.astype(np.float32)
 
 
-def _tflite_predict(path, x: np.ndarray, batch_size: int, num_threads: int | None) -> np.ndarray:
+def tflite_predict(path, x: np.ndarray, batch_size: int, num_threads: int | None) -> np.ndarray:
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path), num_threads=num_threads)
@@ -64,7 +62,7 @@ def _tflite_predict(path, x: np.ndarray, batch_size: int, num_threads: int | Non
     return np.concatenate(outs)
 
 
-def _onnx_predict(path, x: np.ndarray, batch_size: int, num_threads: int | None) -> np.ndarray:
+def onnx_predict(path, x: np.ndarray, batch_size: int, num_threads: int | None) -> np.ndarray:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -89,11 +87,9 @@ def predict(path, x: np.ndarray, *, batch_size: int = 256, num_threads: int | No
     x = np.asarray(x, dtype=np.float32)
     if batch_size < 1:
         raise EdgepruneError(f"batch_size must be ≥ 1, got {batch_size}", "use 1 for per-sample inference")
-    fmt = file_format(path)
+    target = target_for_file(path)
     try:
-        if fmt == "tflite":
-            return _tflite_predict(path, x, batch_size, num_threads)
-        return _onnx_predict(path, x, batch_size, num_threads)
+        return target.predict(path, x, batch_size, num_threads)
     except EdgepruneError:
         raise
     except Exception as err:
@@ -128,4 +124,5 @@ def onnx_quant_mode(path) -> str:
 
 
 def quant_mode(path) -> str:
-    return tflite_quant_mode(path) if file_format(path) == "tflite" else onnx_quant_mode(path)
+    """The file's precision, read back from the file by its target."""
+    return target_for_file(path).read_precision(path)

@@ -5,7 +5,10 @@ import re
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.export import runtime
 from edgeprune.export.atomic import atomic_path
+from edgeprune.export.targets import ExportOptions, ExportTarget
+from edgeprune.quantize import TFLITE_QUANT_MODES
 from edgeprune.quantize.ptq import configure_converter
 
 
@@ -87,3 +90,14 @@ def _check_loads(path: Path):
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise EdgepruneError(f"converted TFLite model does not load in LiteRT: {first}",
                              "report it with the model file") from err
+
+
+def _write(model, path, *, quant: str, calibration=None, options: ExportOptions = ExportOptions()) -> Path:
+    return export_tflite(model, path, quant=quant, calibration=calibration, int8_io=options.int8_io)
+
+
+TARGET = ExportTarget(
+    name="tflite", suffix=".tflite", precisions=TFLITE_QUANT_MODES, write=_write,
+    predict=runtime.tflite_predict, read_precision=runtime.tflite_quant_mode, interpreter_key="tflite",
+    description="TFLite flatbuffer, run by LiteRT (ai_edge_litert) or tflite_runtime",
+)

@@ -44,5 +44,8 @@ def devices_cmd() -> None:
     from edgeprune.harness.table import profiles_table
 
     console = Console()
-    console.print(profiles_table(load_profiles()))
+    broken: dict = {}
+    console.print(profiles_table(load_profiles(broken=broken)))
+    for error in broken.values():
+        console.print(f"[yellow]not usable:[/yellow] {error}", soft_wrap=True)
     console.print("searched: " + ", ".join(str(d) for d in profile_dirs()))

@@ -18,12 +18,18 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeprune.errors import DeviceError
-from edgeprune.harness.profiles import DeviceProfile
 from edgeprune.harness.runner_io import (RUNNER_SCRIPT, annotate, check_model_file, interpreter_for,
                                          read_result, runner_args, runner_failure)
 
+if TYPE_CHECKING:
+    from edgeprune.harness.profiles import DeviceProfile
+
+KIND = "ssh"
+EMULATED = False
+USES_HOST = True
 HOST_ENV = "RPI_HOST"
 CONNECT_TIMEOUT_S = 10
 SSH_ERROR = 255  # ssh's own exit status; anything else is the remote command's
@@ -65,6 +71,15 @@ def resolve_target(profile: DeviceProfile, host: str | None = None) -> SshTarget
         dest, port = m.group(1), int(m.group(2))
     expand = lambda p: str(Path(p).expanduser()) if p else None  # noqa: E731
     return SshTarget(dest, port, expand(profile.known_hosts), expand(profile.identity_file))
+
+
+def check(profile: DeviceProfile, host: str | None = None) -> None:
+    """A board without a host fails here, before minutes of other runs."""
+    resolve_target(profile, host)
+
+
+def ready(profile: DeviceProfile) -> None:
+    """A board is reached when measured; nothing to set up here."""
 
 
 def classify_ssh_failure(stderr: str, target: SshTarget) -> DeviceError:

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.losses import label_nll, output_kind
 from edgeprune.pruning.graph import ChannelGraph
 
 Criterion = Callable[..., dict]
@@ -175,6 +176,7 @@ def _channel_stats(g: ChannelGraph, dataset, stat: str, max_samples: int = DATA_
     import tensorflow as tf
 
     names, keys, relus, probe = _probe(g)
+    kind = output_kind(g.model)
     sums = [0.0] * len(names)
     count = 0
     for xb, yb in _validation_batches(dataset, max_samples):
@@ -183,10 +185,7 @@ def _channel_stats(g: ChannelGraph, dataset, stat: str, max_samples: int = DATA_
             with tf.GradientTape() as tape:
                 outs = probe(xb, training=False)
                 acts, pred = outs[:-1], outs[-1]
-                # -log p by hand: Keras' crossentropy would read the logits behind the softmax
-                # and cut the gradient path through the output tensor
-                picked = tf.gather(pred, tf.cast(yb, tf.int32), axis=-1, batch_dims=1)
-                loss = -tf.reduce_sum(tf.math.log(tf.clip_by_value(picked, 1e-7, 1.0)))
+                loss = label_nll(pred, yb, kind)
             grads = tape.gradient(loss, acts)
         else:
             outs = probe(xb, training=False)

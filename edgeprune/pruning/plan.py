@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeprune import fileio
 from edgeprune.errors import EdgepruneError
 from edgeprune.pruning.graph import ChannelGraph
 from edgeprune.pruning.groups import Group
@@ -35,11 +36,7 @@ class PrunePlan:
                 "groups": self.groups, "removed": self.removed}
 
     def save(self, path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        tmp.replace(path)
+        path = fileio.write_json(path, self.to_dict())
         return path
 
     @classmethod

@@ -6,12 +6,14 @@ import json
 import os
 import platform
 import shutil
+import signal
 import time
 from pathlib import Path
 
 import yaml
 
-from edgeprune.errors import EdgepruneError
+from edgeprune import fileio
+from edgeprune.errors import EdgepruneError, Interrupted
 from edgeprune.recipe.cache import root_key, step_key
 from edgeprune.recipe.context import METRICS_SCHEMA_VERSION, RunContext
 from edgeprune.recipe.schema import load_recipe
@@ -45,28 +47,63 @@ def resolved_recipe(recipe) -> dict:
     return data
 
 
+MARKER = ".edgeprune-run"
+# everything a run writes at the top of its directory; --overwrite removes these and nothing else
+RUN_ENTRIES = (MARKER, "recipe.lock.yaml", "metrics.json", "metrics.json.tmp", STATE_DIR, "models", "exports", "bench",
+               "plans", "plan.json", "sensitivity", "sensitivity.json", "search", "report.json", "report.md",
+               "report.html")
+
+
 def prepare_run_dir(run_dir: Path, lock_recipe: dict, overwrite: bool) -> None:
-    """Refuse to mix two different recipes in one directory; resume the same one."""
-    if run_dir.exists() and any(run_dir.iterdir()):
+    """Resume the same recipe; refuse to mix two recipes; never delete a folder edgeprune did not create.
+
+    A run directory holds a marker file (``.edgeprune-run``) written when edgeprune created it.
+    ``overwrite`` clears only a marked directory, and only the entries a run writes (``RUN_ENTRIES``):
+    anything else a user put there stays.
+    """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise EdgepruneError(f"run directory {run_dir} is a file", "pass --out with a folder name")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        marked = (run_dir / MARKER).is_file()
         lock = run_dir / "recipe.lock.yaml"
+        if not marked:
+            raise EdgepruneError(f"{run_dir} exists and holds no edgeprune run, so it is left alone"
+                                 f"{' (even with --overwrite)' if overwrite else ''}",
+                                 "pass --out with a new or empty folder")
         if overwrite:
-            shutil.rmtree(run_dir)
-        elif not lock.exists():
-            raise EdgepruneError(f"run directory {run_dir} exists and was not written by edgeprune",
-                                 "pass --out NEW_DIR, or --overwrite to replace it")
-        else:
+            clear_run_dir(run_dir)
+        elif lock.exists():
             previous = yaml.safe_load(lock.read_text()) or {}
             if previous.get("recipe") != lock_recipe:
                 raise EdgepruneError(f"run directory {run_dir} holds a run of a different recipe",
-                                     "pass --out NEW_DIR, or --overwrite to replace it")
-    run_dir.mkdir(parents=True, exist_ok=True)
+                                     "pass --out NEW_DIR, or --overwrite to replace that run")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / MARKER).is_file():
+            (run_dir / MARKER).write_text(json.dumps({"tool": "edgeprune", "version": versions()["edgeprune"],
+                                                      "created": dt.datetime.now().isoformat(timespec="seconds")}))
+    except OSError as e:
+        raise EdgepruneError(f"cannot create run directory {run_dir}: {e.strerror}",
+                             "pass --out with a folder you can write to") from None
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Remove what a run wrote into `run_dir` (the marker last), keeping anything else."""
+    for name in (*RUN_ENTRIES[1:], MARKER):
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: list[str] | None = None,
                overwrite: bool = False, log=print) -> Path:
-    """Run every step of the recipe; returns the run directory."""
-    from edgeprune.recipe.steps import STEPS
+    """Run every step of the recipe; returns the run directory.
 
+    An interrupt (Ctrl-C, or SIGTERM through the CLI) becomes :class:`Interrupted` naming the step;
+    finished steps are cached, so the same command resumes from the interrupted one.
+    """
     recipe = load_recipe(recipe_path)
     if model:
         recipe.model = model
@@ -76,6 +113,16 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
     if devices:
         lock_recipe["devices_override"] = list(devices)
     prepare_run_dir(run_dir, lock_recipe, overwrite)
+
+    where = ["setup (loading the dataset and model)"]  # the step a Ctrl-C would interrupt
+    try:
+        return _run(recipe, recipe_path, run_dir, lock_recipe, devices, log, where)
+    except (KeyboardInterrupt, Interrupted) as e:
+        raise Interrupted(e.signum if isinstance(e, Interrupted) else signal.SIGINT, step=where[0]) from None
+
+
+def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, where: list) -> Path:
+    from edgeprune.recipe.steps import STEPS
 
     started = time.perf_counter()
     log(f"edgeprune run {recipe.name}: model {recipe.model}, dataset {recipe.dataset.name} → {run_dir}")
@@ -106,6 +153,7 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
         key = step_key(key, kind, spec, extra=devices if kind == "benchmark" else None)
         state_file = state_dir / f"{i:02d}-{kind}.json"
         t = time.perf_counter()
+        where[0] = f"{i}/{len(specs)} ({kind})"
         cached = _load_state(state_file, key, run_dir)
         if cached is not None and kind != "report":
             result, status = cached, "cached"
@@ -125,6 +173,7 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
                 log(_stage_line(result["stage"], result["stage_metrics"], seconds))
         ctx.metrics["run"]["seconds"] = round(time.perf_counter() - started, 1)
         ctx.write_metrics()
+    where[0] = "finishing the run"
     log(f"done in {ctx.metrics['run']['seconds']:.0f} s: {run_dir}")
     return run_dir
 
@@ -144,9 +193,13 @@ def _is_zoo(source: str) -> bool:
 
 
 def _check_model_source(source: str) -> None:
+    if Path(source).exists():
+        return
+    if Path(source).suffix or "/" in source:  # a file name: refuse before TensorFlow loads with the zoo
+        raise EdgepruneError(f"model file '{source}' does not exist", "check the recipe's model: (or --model)")
     from edgeprune import zoo
 
-    if _is_zoo(source) or Path(source).exists():
+    if _is_zoo(source):
         return
     raise EdgepruneError(f"model '{source}' is neither a zoo model nor an existing file",
                          f"use one of {', '.join(sorted(zoo.MODELS))} or a path to a .keras/.h5/SavedModel")
@@ -185,6 +238,8 @@ def _artifacts(result: dict) -> list[str]:
         paths.append(result["stage_metrics"]["model_path"])
     paths += [e["path"] for e in result.get("exports", [])]
     paths += [b["raw"] for b in result.get("benchmarks", [])]
+    if result.get("weights_path"):
+        paths.append(result["weights_path"])
     return paths
 
 
@@ -200,8 +255,4 @@ def _load_state(path: Path, key: str, run_dir: Path):
 
 
 def _save_state(path: Path, key: str, result: dict, ctx: RunContext) -> None:
-    from edgeprune.recipe.context import _jsonable
-
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "result": result}, default=_jsonable))
-    tmp.replace(path)
+    fileio.write_json(path, {"key": key, "result": result}, indent=None)

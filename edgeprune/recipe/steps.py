@@ -6,8 +6,11 @@ import shutil
 import time
 from pathlib import Path
 
+from edgeprune import rundir
 from edgeprune.errors import EdgepruneError
-from edgeprune.recipe.context import FLOAT_STAGES, RunContext
+from edgeprune.pruning.histograms import weight_histograms
+from edgeprune.recipe.context import FLOAT_STAGES, STAGE_FILES, RunContext
+from edgeprune.rundir import WEIGHTS_FILE, WeightsFile
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,6 +96,14 @@ def _float_parent(ctx: RunContext) -> str:
         if stage in ctx.metrics["stages"]:
             return stage
     return "baseline"
+
+
+def write_weight_histograms(ctx: RunContext, before_stage: str, before, after) -> str:
+    """weights.json for the report, from the models in memory (the report itself needs no TensorFlow)."""
+    layers, notes = weight_histograms(before, after)
+    hist = WeightsFile(before_stage=before_stage, after_stage="pruned", before_model=STAGE_FILES[before_stage],
+                       after_model=STAGE_FILES["pruned"], layers=layers, notes=notes)
+    return rundir.write_model(ctx.run_dir, WEIGHTS_FILE, hist)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,8 +194,10 @@ def step_prune(ctx: RunContext, spec) -> dict:
             p.save(ctx.path(f"plans/step-{i + 1}.json"))
     result["bn_recalibrated_layers"] = recalibrated
     plan.save(ctx.path("plan.json"))
+    before_stage = ctx.current_stage
     save_stage_model(ctx, "pruned", pruned)
     ctx.current_stage = "pruned"
+    result["weights_path"] = write_weight_histograms(ctx, before_stage, model, pruned)
     result["pruning"] = {"plan_path": "plan.json", "ratio": spec.ratio, "criterion": spec.criterion,
                          "schedule": spec.schedule, "removed_channels": plan.removed_channels, "steps": steps}
     return result | {"stage": "pruned", "stage_metrics": stage_metrics(ctx, "pruned", pruned)}
@@ -212,8 +225,10 @@ def step_search(ctx: RunContext, spec) -> dict:
     plan_file = ctx.run_dir / "search" / f"plan-{res.best['trial']:03d}.json"
     if plan_file.exists():  # the removed-channels table of the report reads plan.json
         shutil.copyfile(plan_file, ctx.path("plan.json"))
+    before_stage = ctx.current_stage
     save_stage_model(ctx, "pruned", best)
     ctx.current_stage = "pruned"
+    weights_path = write_weight_histograms(ctx, before_stage, model, best)
     b = res.best
     search = {"status": res.status, "summary_path": "search/summary.json", "budget": {metric: limit},
               "device": spec.device, "best_trial": b["trial"], "best_ratio": b["settings"]["ratio"],
@@ -222,7 +237,7 @@ def step_search(ctx: RunContext, spec) -> dict:
         search["warning"] = (f"the best model within the budget loses {b['measured']['accuracy_drop_points']:.2f} "
                              f"validation points (> max_drop {spec.max_drop:g}); fine-tuning follows")
         ctx.log(f"warning: {search['warning']}")
-    result = {"kind": "search", "search": search}
+    result = {"kind": "search", "search": search, "weights_path": weights_path}
     if spec.sensitivity:
         result["sensitivity_path"] = "sensitivity.json"
     return result | {"stage": "pruned", "stage_metrics": stage_metrics(ctx, "pruned", best)}
@@ -293,9 +308,8 @@ def export_targets(ctx: RunContext, spec) -> list[tuple[str, str]]:
 
 
 def step_export(ctx: RunContext, spec) -> dict:
-    from edgeprune.export.onnx import export_onnx
     from edgeprune.export.parity import assert_parity, check_parity
-    from edgeprune.export.tflite import export_tflite
+    from edgeprune.export.targets import ExportOptions, get_target
 
     if ctx.current_stage is None:  # a recipe that only quantizes and exports a given model
         current_model(ctx)
@@ -307,18 +321,15 @@ def step_export(ctx: RunContext, spec) -> dict:
     for stage, quant in export_targets(ctx, spec):
         model = load_stage_model(ctx, stage)
         for fmt in spec.formats:
-            q = quant
-            if fmt == "onnx" and q in ("fp16", "dynamic"):
-                continue  # onnx export covers float and int8 (QDQ)
-            rel = f"exports/{stage}-{q}.{fmt}"
+            target, q = get_target(fmt), quant
+            if q not in target.precisions:
+                continue  # e.g. onnx covers float and int8 (QDQ), not fp16/dynamic
+            rel = f"exports/{stage}-{q}{target.suffix}"
             path = ctx.path(rel)
             t = time.perf_counter()
-            if fmt == "tflite":
-                export_tflite(model, path, quant=q, calibration=calib if q == "int8" else None,
-                              int8_io=bool(ptq.get("int8_io")) and q == "int8")
-            else:
-                export_onnx(model, path, quant=q, calibration=calib if q == "int8" and stage != "qat" else None,
-                            opset=spec.opset)
+            options = ExportOptions(int8_io=bool(ptq.get("int8_io")) and q == "int8", opset=spec.opset)
+            target.write(model, path, quant=q, options=options,
+                         calibration=calib if target.needs_calibration(q, qat=stage == "qat") else None)
             parity = check_parity(path, model, x, y, tolerance=spec.parity_tolerance)
             parity.pop("file", None)
             rows.append({"stage": stage, "format": fmt, "quant": q, "path": rel, "export_seconds": round(time.perf_counter() - t, 2), **parity})
@@ -330,7 +341,8 @@ def step_export(ctx: RunContext, spec) -> dict:
 
 def step_benchmark(ctx: RunContext, spec) -> dict:
     from edgeprune.errors import DeviceError
-    from edgeprune.harness.bench import run_on_device, write_eval_npz
+    from edgeprune.harness.backends import backend_for, run_on_device
+    from edgeprune.harness.bench import write_eval_npz
     from edgeprune.harness.profiles import get_profile
 
     exports = ctx.metrics.get("exports") or []
@@ -342,21 +354,18 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
     rows, skipped = [], []
     (ctx.run_dir / "bench").mkdir(exist_ok=True)
     for profile in profiles:
-        emulated = profile.kind == "qemu"
+        emulated = profile.emulated
         n_eval = spec.emulated_eval_samples if emulated else spec.eval_samples
         runs = spec.emulated_runs if emulated else spec.runs
         eval_npz = write_eval_npz(ds.x_test[:n_eval], ds.y_test[:n_eval], ctx.run_dir / "bench" / f"eval-{n_eval}.npz") if n_eval else None
-        if emulated:
-            from edgeprune.harness.qemu import ensure_env
-
-            try:
-                ensure_env(profile.arch if hasattr(profile, "arch") else "aarch64", build=False)
-            except DeviceError as e:
-                if not spec.skip_unavailable:
-                    raise
-                skipped.append({"device": profile.name, "reason": str(e)})
-                ctx.log(f"      skipped {profile.name}: {e}")
-                continue
+        try:
+            backend_for(profile).ready(profile)
+        except DeviceError as e:
+            if not spec.skip_unavailable:
+                raise
+            skipped.append({"device": profile.name, "reason": str(e)})
+            ctx.log(f"      skipped {profile.name}: {e}")
+            continue
         for exp in exports:
             raw = run_on_device(profile, ctx.path(exp["path"]), eval_npz=eval_npz, runs=runs, warmup=spec.warmup)
             raw_rel = f"bench/{Path(exp['path']).name}@{profile.name}.json"

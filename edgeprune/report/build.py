@@ -9,9 +9,12 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import yaml
+
 from edgeprune.errors import EdgepruneError
 from edgeprune.report.pareto import pareto_front
 from edgeprune.report.schema import REPORT_SCHEMA_VERSION, validate_report
+from edgeprune.rundir import WEIGHTS_FILE, WeightsFile, read_model
 
 # stages in pipeline order; the stage before "pruned" is what pruning started from
 STAGE_ORDER = ("baseline", "sparse", "pruned", "finetuned", "qat")
@@ -32,8 +35,7 @@ def load_metrics(run_dir: Path) -> dict:
 def build_report(run_dir, *, weights: bool = True) -> dict:
     """The report dict for one run directory, validated against the schema.
 
-    ``weights=False`` skips loading the Keras models for the weight histograms (no TensorFlow
-    import): enough for tables and comparisons.
+    ``weights=False`` leaves out the weight histograms: enough for tables and comparisons.
     """
     run_dir = Path(run_dir)
     m = load_metrics(run_dir)
@@ -76,8 +78,6 @@ def _ordered(stages: dict):
 
 
 def _read_lock(run_dir: Path, notes: list[str]) -> dict:
-    import yaml
-
     path = run_dir / "recipe.lock.yaml"
     if not path.exists():
         notes.append("recipe.lock.yaml is missing: the resolved recipe is not in this report")
@@ -244,24 +244,20 @@ def _channels(layer: dict) -> int | None:
 
 
 def weights_section(run_dir: Path, m: dict, notes: list[str]) -> dict | None:
-    stages = m.get("stages", {})
-    if "pruned" not in stages:
+    """The histograms the prune (or search) step wrote, while the model files they describe are there."""
+    if "pruned" not in m.get("stages", {}):
         return None
-    b_name = before_stage(stages)
-    paths = [run_dir / stages[s].get("model_path", "") for s in (b_name, "pruned")]
-    missing = [str(p) for p in paths if not p.exists()]
+    why: list[str] = []
+    hist = read_model(run_dir, WEIGHTS_FILE, WeightsFile, why)
+    if hist is None:
+        notes.append(f"weight histograms left out: {why[0]}")
+        return None
+    missing = [p for p in (hist.before_model, hist.after_model) if not (run_dir / p).exists()]
     if missing:
         notes.append(f"weight histograms left out: {', '.join(missing)} missing")
         return None
-    from edgeprune.report.weights import weight_histograms
-
-    try:
-        layers, hist_notes = weight_histograms(*paths)
-    except Exception as e:  # a model the loader cannot read must not cost the whole report
-        notes.append(f"weight histograms left out: could not load {paths[0].name}/{paths[1].name} ({type(e).__name__}: {e})")
-        return None
-    notes.extend(hist_notes)
-    return {"before_stage": b_name, "after_stage": "pruned", "layers": layers}
+    notes.extend(hist.notes)
+    return hist.model_dump(include={"before_stage", "after_stage", "layers"})
 
 
 def _sensitivity(run_dir: Path, m: dict, notes: list[str]) -> dict | None:

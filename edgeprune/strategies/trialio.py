@@ -6,21 +6,18 @@ loaded files are cached by (path, modification time), so many trials on one mode
 from __future__ import annotations
 
 import functools
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from edgeprune import fileio
+
 
 def save_model_file(model, path) -> Path:
     """tf-keras ``.keras`` file, written under a temporary name and renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    model.save(str(tmp))
-    tmp.replace(path)
-    return path
+    with fileio.atomic_path(path, suffix=".keras") as tmp:
+        model.save(str(tmp))
+    return Path(path)
 
 
 @functools.lru_cache(maxsize=8)
@@ -70,19 +67,5 @@ def load_arrays(path):
 
 
 def write_json(path, obj) -> dict:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_jsonable))
-    tmp.replace(path)
+    fileio.write_json(path, obj)
     return obj
-
-
-def _jsonable(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -24,6 +24,7 @@ from edgeprune.harness.qemu.env import (GUEST_SITE, PLUGIN_SOURCE, READY_STAMP, 
                                         build_signature, cache_root, find_qemu, load_env,
                                         plugin_source_hash)
 from edgeprune.harness.qemu.fake_cpu import install_fake_cpu
+from edgeprune.harness.qemu.run import env_lock, guest_command, guest_env
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 TRIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/cache/apt/archives",
@@ -132,8 +133,6 @@ def install_guest_packages(spec: ArchSpec, env: QemuEnv) -> None:
          f"no cp311 {spec.name} wheels for {', '.join(spec.pip_requirements)} could be had from the package index")
     # Byte-compile with the guest interpreter once, so no run pays for compiling sources in emulation.
     _say(spec, "byte-compiling the guest's Python under emulation …")
-    from edgeprune.harness.qemu.run import env_lock, guest_command, guest_env
-
     dirs = ["/usr/lib/python3.11", "/usr/lib/python3/dist-packages", GUEST_SITE]
     dirs = [d for d in dirs if (env.rootfs / d.lstrip("/")).is_dir()]
     # Relative paths from cwd=rootfs: under `qemu -L` a guest path that does not exist in the rootfs
@@ -266,3 +265,14 @@ def build_env(arch: str = "aarch64") -> QemuEnv:
     (root / READY_STAMP).write_text(json.dumps({"signature": build_signature(spec), "plugin": str(plugin)}))
     _say(spec, f"ready in {time.monotonic() - t0:.0f} s: {root}")
     return load_env(spec)
+
+
+def ensure_env(arch: str = "aarch64", *, build: bool = True) -> QemuEnv:
+    """The emulated board for `arch`, building it first (needs root) when `build` is true."""
+    spec = get_arch(arch)
+    try:
+        return load_env(spec)
+    except DeviceError:
+        if not build:
+            raise
+    return build_env(spec.name)
