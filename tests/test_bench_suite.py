@@ -68,8 +68,8 @@ def test_tiny_suite_end_to_end_through_the_product(tmp_path, monkeypatch):
         assert Path(v["run_dir"], v["artifact"]).stat().st_size == v["file_bytes"]
         assert v["devices"]["host"]["p50_ms"] > 0
     # the baseline was trained once by the train step and reused from its cache by the other recipe
-    ref_steps = json.loads((tmp_path / "work/tiny/reference/metrics.json").read_text())["steps"]
-    ep_steps = json.loads((tmp_path / "work/tiny/edgeprune-0/metrics.json").read_text())["steps"]
+    ref_steps = json.loads(Path(rows["float32"]["run_dir"], "metrics.json").read_text())["steps"]
+    ep_steps = json.loads(Path(ours["run_dir"], "metrics.json").read_text())["steps"]
     assert "reused_from" not in ref_steps[0] and ep_steps[0]["reused_from"]
     # the edgeprune run went through the prune step (BatchNorm recalibration and all) and QAT
     assert [s["name"] for s in ep_steps][:4] == ["train", "prune", "finetune", "quantize"]
@@ -90,6 +90,11 @@ def test_tiny_suite_end_to_end_through_the_product(tmp_path, monkeypatch):
     # the report regenerates from the JSON alone
     md.unlink()
     assert main(["--report-only", str(json_path), "--markdown", str(md)]) == 0 and md.read_text() == text
+    # run again: every recipe resumes its run directory, nothing is trained or measured twice
+    assert main(["--suite", str(tmp_path / "suite.yaml"), "--out", str(out), "--work", str(tmp_path / "work"),
+                 "--markdown", str(md), "-q"]) == 0
+    again = json.loads(Path(ours["run_dir"], "metrics.json").read_text())["steps"]
+    assert {s["status"] for s in again if s["name"] != "report"} == {"cached"}
 
 
 def test_shipped_suite_is_valid_and_every_variant_gets_the_same_epochs():
@@ -187,3 +192,24 @@ def test_pruning_schedule_reaches_target_inside_the_run():
         end, freq = pruning_schedule_steps(total)
         assert 1 <= end <= total and end % freq == 0 and freq >= 1
     assert pruning_schedule_steps(64)[1] < 100  # the tfmot default would never fire
+
+
+@pytest.mark.slow
+def test_criteria_comparison_smoke(tmp_path, monkeypatch):
+    """Three criteria at one ratio on a small real slice, the baseline from the product's train step."""
+    from edgeprune.bench_suite.criteria import run_criteria
+
+    monkeypatch.setenv("EDGEPRUNE_CACHE", str(tmp_path / "cache"))
+    json_path, md = run_criteria(models=["lenet5"], dataset="fashion_mnist", criteria=["l1", "taylor", "apoz"],
+                                 ratios=[0.5], epochs=1, criteria_epochs=1, work=tmp_path / "work",
+                                 out=tmp_path / "out", markdown=tmp_path / "CRITERIA.md", command="test",
+                                 max_train=1500, max_test=300)
+    assert list((tmp_path / "cache" / "trained").glob("*.keras"))  # trained by the train step, cached
+    results = json.loads(json_path.read_text())["results"]
+    assert [r["criterion"] for r in results] == ["l1", "taylor", "apoz"]
+    for r in results:
+        assert 0.1 < r["accuracy_finetuned"] <= 1 and r["test_samples"] == 300
+        assert r["macs_removed"] > 0.3
+    text = md.read_text()
+    assert "300 images" in text
+    assert f"{results[1]['accuracy_finetuned'] * 100:.2f}" in text

@@ -59,6 +59,26 @@ def files_table(run: dict, devices: list[str]) -> list[str]:
     return lines
 
 
+def layer_table(lc: dict) -> list[str]:
+    """Rows: layers in model order; columns: each profiled file's cost on the device."""
+    names = list(lc["profiles"])
+    metric = next(iter(lc["profiles"].values()))["metric"]
+    layers = list(dict.fromkeys(layer for p in lc["profiles"].values() for layer in p["layers"]))
+    head = ["layer"] + [f"{n} ({metric})" for n in names]
+    lines = [f"Per-layer cost on {lc['device']} ({metric} per inference, each op isolated with its real shapes "
+             "and precision; the per-invoke overhead is its own row):", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    fmt = _int if metric == "instructions" else (lambda x: _f(x, "{:.4f}"))
+    for layer in layers:
+        lines.append("| " + " | ".join([layer] + [fmt(lc["profiles"][n]["layers"].get(layer)) for n in names]) + " |")
+    lines.append("| per-invoke overhead | " + " | ".join(fmt(lc["profiles"][n]["overhead"]) for n in names) + " |")
+    lines.append("| **whole file, measured** | " + " | ".join(f"**{fmt(lc['profiles'][n]['whole'])}**" for n in names)
+                 + " |")
+    lines.append("| parts ÷ whole | " + " | ".join(_f(lc["profiles"][n]["parts_over_whole"], "{:.3f}") for n in names)
+                 + " |")
+    return lines
+
+
 def _measured(t: dict) -> str:
     if t["measured"] is None:
         return "not measured"
@@ -136,6 +156,8 @@ def render_markdown(summary: dict) -> str:
         out += [f"## {g['name']}", "", _baseline_line(g), ""]
         out += variant_table(g, devices) + [""]
         out += ["Targets:", ""] + target_table(g) + [""]
+        for lc in g.get("layer_costs", []):
+            out += layer_table(lc) + [""]
         for run in g.get("edgeprune_runs", []):
             out += [f"All files of `{run['recipe']}` ({Path(run['recipe_path']).name}):", ""]
             out += files_table(run, devices) + [""]

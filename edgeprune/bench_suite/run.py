@@ -13,7 +13,9 @@ from pathlib import Path
 
 from edgeprune.bench_suite import summary as summ
 from edgeprune.bench_suite.suite import Suite, check_budget
+from edgeprune.bench_suite.layers import layer_cost_trial
 from edgeprune.bench_suite.trials import recipe_trial, tfmot_trial
+from edgeprune.recipe.cache import digest
 
 SCHEMA_VERSION = 2
 QUICK = {"max_train_samples": 2000, "test_samples": 500, "runs": 20, "emulated_runs": 2, "eval_samples": 0,
@@ -48,24 +50,27 @@ def run_bench(suite: Suite, *, work_dir: Path, out_dir: Path, markdown: Path, co
     q = QUICK if quick else None
     devices = list(suite.devices)
 
-    def gdir(g):
-        return work / g.name
+    def run_dir(g, rel: str) -> str:
+        """A run directory per recipe content: an unchanged recipe resumes its run, a changed one starts afresh."""
+        path = suite.recipe_path(rel)
+        return str(work / g.name / f"{path.stem}-{digest(path.read_text(), q, devices)[:8]}")
 
     log(f"bench: {len(suite.groups)} group(s) on {', '.join(devices)}; executor {executor.describe()['kind']}; "
         f"work in {work}")
     refs = executor.map(recipe_trial, [dict(recipe=str(suite.recipe_path(g.reference)),
-                                            run_dir=str(gdir(g) / "reference"), devices=devices, quick=q, quiet=quiet)
+                                            run_dir=run_dir(g, g.reference), devices=devices, quick=q, quiet=quiet)
                                        for g in suite.groups])
     jobs, owners = [], []
     for g, ref in zip(suite.groups, refs):
-        for i, rel in enumerate(g.edgeprune):
-            jobs.append((recipe_trial, dict(recipe=str(suite.recipe_path(rel)), run_dir=str(gdir(g) / f"edgeprune-{i}"),
+        for rel in g.edgeprune:
+            jobs.append((recipe_trial, dict(recipe=str(suite.recipe_path(rel)), run_dir=run_dir(g, rel),
                                             devices=devices, quick=q, quiet=quiet)))
             owners.append(g.name)
         for sparsity in (g.tfmot.sparsities if g.tfmot else []):
             jobs.append((tfmot_trial, dict(reference_run=str(Path(ref).parent), sparsity=sparsity,
                                            learning_rate=g.tfmot.learning_rate,
-                                           run_dir=str(gdir(g) / f"tfmot-{round(sparsity * 100)}"),
+                                           run_dir=f"{Path(ref).parent}-tfmot-{round(sparsity * 100)}-"
+                                                   f"{digest(g.tfmot.learning_rate)[:8]}",
                                            devices=devices, quiet=quiet)))
             owners.append(g.name)
     # one executor call per trial function, results back in job order
@@ -98,6 +103,7 @@ def run_bench(suite: Suite, *, work_dir: Path, out_dir: Path, markdown: Path, co
                                for r in mine if r["kind"] == "recipe"],
             "targets": summ.check_targets(variants, g.targets),
         })
+    _add_layer_costs(suite, groups, executor, work, log)
     result = {"schema_version": SCHEMA_VERSION, "date": date, "command": command, "quick": quick,
               "suite": str(suite.path), "devices": devices, "environment": _environment(), "notes": notes,
               "executor": executor.describe(), "work_dir": str(work),
@@ -121,3 +127,18 @@ def _baseline(ref: dict) -> dict:
             "train": train, "reused_from": step.get("reused_from"),
             "test_accuracy_keras": ref["stages"]["baseline"]["test_accuracy"],
             "val_accuracy_by_epoch": ref.get("train_history", {}).get("val_accuracy")}
+
+
+def _add_layer_costs(suite: Suite, groups: list[dict], executor, work: Path, log) -> None:
+    """Phase 3: per group and profiled device, the per-layer cost of float32, PTQ int8 and the shipped files."""
+    jobs, where = [], []
+    for g in groups:
+        for device in suite.layer_costs:
+            files = {v["variant"]: str(Path(v["run_dir"]) / v["artifact"]) for v in g["variants"]
+                     if v["kind"] == "reference" or device in v.get("ships_on", [])}
+            jobs.append(dict(files=files, device=device, out=str(work / g["name"] / f"layers@{device}.json")))
+            where.append(g)
+    if jobs:
+        log(f"bench: per-layer cost of {sum(len(j['files']) for j in jobs)} files on {', '.join(suite.layer_costs)}")
+    for g, path in zip(where, executor.map(layer_cost_trial, jobs)):
+        g.setdefault("layer_costs", []).append(_load(path))

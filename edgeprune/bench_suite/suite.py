@@ -53,6 +53,7 @@ class Group(_Strict):
 class Suite(_Strict):
     devices: list[str] = Field(min_length=1)
     groups: list[Group] = Field(min_length=1)
+    layer_costs: list[str] = Field([], description="devices on which the compared files are profiled per layer")
     path: Optional[str] = None  # filled in by load_suite
 
     def recipe_path(self, rel: str) -> Path:
