@@ -129,8 +129,7 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
 def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, where: list, shown) -> Path:
     started = time.perf_counter()
     log(f"edgeprune run {recipe.name}: model {recipe.model}, dataset {recipe.dataset.name} → {run_dir}")
-    ds = load_dataset(recipe.dataset.name, val_fraction=recipe.dataset.val_fraction, seed=recipe.seed)
-    ds = ds.subset(train=recipe.dataset.max_train_samples, test=recipe.dataset.test_samples)
+    ds = recipe_dataset(recipe)
     log(f"  dataset {ds.name}: {len(ds.x_train)} train / {len(ds.x_val)} val / {len(ds.x_test)} test ({ds.source})")
     ctx = RunContext(recipe=recipe, run_dir=run_dir, dataset=ds, model_source=recipe.model, devices=devices, log=log)
     if not _is_zoo(recipe.model):
@@ -179,6 +178,12 @@ def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, wh
     where[0] = "finishing the run"
     log(f"done in {ctx.metrics['run']['seconds']:.0f} s: {run_dir}")
     return run_dir
+
+
+def recipe_dataset(recipe):
+    """The dataset a recipe names, split and limited as it says."""
+    ds = load_dataset(recipe.dataset.name, val_fraction=recipe.dataset.val_fraction, seed=recipe.seed)
+    return ds.subset(train=recipe.dataset.max_train_samples, test=recipe.dataset.test_samples)
 
 
 def _is_zoo(source: str) -> bool:

@@ -33,6 +33,8 @@ class TrainStep(Strict):
     batch_size: int = Field(128, ge=1)
     learning_rate: float = Field(1e-3, gt=0.0, lt=1.0)
     patience: int = Field(3, ge=0)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="cosine: decay the learning rate to zero over the step's epochs")
 
 
 class SparsityTrainStep(TrainStep):

@@ -127,14 +127,23 @@ def step_train(ctx: RunContext, spec) -> dict:
 
         model = load_model(cached)
         result["reused_from"] = str(cached)
+        history = cached.with_suffix(".history.json")
+        if history.exists():  # how the cached model was trained, for the report's training curves
+            import json
+
+            result["history"] = json.loads(history.read_text())
     else:
         fr = fit(model, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
-                 patience=spec.patience, seed=ctx.recipe.seed, callbacks=[fit_callback("train")])
+                 patience=spec.patience, seed=ctx.recipe.seed, lr_schedule=spec.lr_schedule,
+                 callbacks=[fit_callback("train")])
         result["history"] = fr.history
         cached.parent.mkdir(parents=True, exist_ok=True)
         from edgeprune.modelio import save_model
 
         save_model(model, cached, flavor=ctx.model_flavor)
+        import json
+
+        cached.with_suffix(".history.json").write_text(json.dumps(fr.history))
     save_stage_model(ctx, "baseline", model)
     ctx.current_stage = "baseline"
     return result | {"stage": "baseline", "stage_metrics": stage_metrics(ctx, "baseline", model)}
@@ -146,7 +155,7 @@ def step_sparsity_train(ctx: RunContext, spec) -> dict:
     model = current_model(ctx)
     history = sparsity_train(model, ctx.dataset, epochs=spec.epochs, penalty=spec.penalty, strength=spec.strength,
                              learning_rate=spec.learning_rate, batch_size=spec.batch_size, seed=ctx.recipe.seed,
-                             callbacks=[fit_callback("sparsity training")])
+                             lr_schedule=spec.lr_schedule, callbacks=[fit_callback("sparsity training")])
     save_stage_model(ctx, "sparse", model)
     ctx.current_stage = "sparse"
     return {"kind": "sparsity_train", "history": history, "stage": "sparse", "stage_metrics": stage_metrics(ctx, "sparse", model)}
@@ -257,7 +266,8 @@ def step_finetune(ctx: RunContext, spec) -> dict:
     d = spec.distill
     fr = fit(model, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
              patience=spec.patience, teacher=teacher, temperature=d.temperature if d else 4.0,
-             alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed, callbacks=[fit_callback("fine-tune")])
+             alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed, lr_schedule=spec.lr_schedule,
+             callbacks=[fit_callback("fine-tune")])
     save_stage_model(ctx, "finetuned", model)
     ctx.current_stage = "finetuned"
     return {"kind": "finetune", "history": fr.history, "distill": bool(d), "stage": "finetuned",
@@ -367,6 +377,8 @@ def step_export(ctx: RunContext, spec) -> dict:
     from edgeprune.export.parity import assert_parity, check_parity
     from edgeprune.export.targets import ExportOptions, get_target
 
+    if ctx.current_stage is None:  # a recipe that only quantizes and exports a given model
+        current_model(ctx)
     ds = ctx.dataset
     x, y = ds.x_test, ds.y_test
     ptq = ctx.ptq or {}
