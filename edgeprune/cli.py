@@ -24,6 +24,7 @@ from edgeprune import _env
 from edgeprune.errors import EdgepruneError, Interrupted
 from edgeprune.export.cli import export_cmd
 from edgeprune.harness.cli import bench_cmd, devices_cmd
+from edgeprune.profiling.cli import profile_cmd
 from edgeprune.report.cli import app as report_app
 from edgeprune.strategies.cli import search_cmd
 
@@ -136,6 +137,7 @@ app.command("export")(export_cmd)
 app.command("bench")(bench_cmd)
 app.command("devices")(devices_cmd)
 app.command("search")(search_cmd)
+app.command("profile")(profile_cmd)
 app.add_typer(report_app, name="report")
 
 

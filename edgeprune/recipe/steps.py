@@ -177,7 +177,16 @@ def step_prune(ctx: RunContext, spec) -> dict:
         scan = sensitivity_scan(model, ds, criterion=spec.criterion, run_dir=ctx.run_dir)
         kwargs["overrides"] = {**sensitivity_overrides(scan, spec.ratio), **kwargs["overrides"]}
         result["sensitivity_path"] = "sensitivity.json"
-    if spec.schedule == "oneshot":
+    if spec.allocation == "device_cost":
+        from edgeprune.profiling.steps import device_cost_prune
+
+        pruned, plan, result["device_cost"] = device_cost_prune(ctx, spec, model)
+        steps = []
+        if spec.verify:
+            n = min(64, len(ds.x_val))
+            result["equivalence_max_abs_diff"] = verify_equivalence(model, pruned, plan, ds.x_val[:n])
+        recalibrated = recalibrate_batchnorm(pruned, ds.x_train) if spec.recalibrate_bn else 0
+    elif spec.schedule == "oneshot":
         pruned, plan = prune(model, spec.ratio, **kwargs)
         steps = []
         for note in plan.kept:  # groups kept whole (a layer the engine cannot follow, heavy protection)
