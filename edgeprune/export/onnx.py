@@ -6,7 +6,9 @@ import tempfile
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.export import runtime
 from edgeprune.export.atomic import atomic_path
+from edgeprune.export.targets import ExportOptions, ExportTarget
 from edgeprune.quantize import ONNX_QUANT_MODES
 
 OPSETS = range(13, 19)  # what tf2onnx 1.17 converts and onnx.checker accepts here
@@ -103,3 +105,14 @@ def export_onnx(model, path, *, quant: str = "none", calibration=None, opset: in
                 quantize_onnx_static(float_path, tmp, cal)
         _check(tmp)
     return path
+
+
+def _write(model, path, *, quant: str, calibration=None, options: ExportOptions = ExportOptions()) -> Path:
+    return export_onnx(model, path, quant=quant, calibration=calibration, opset=options.opset)
+
+
+TARGET = ExportTarget(
+    name="onnx", suffix=".onnx", precisions=ONNX_QUANT_MODES, write=_write,
+    predict=runtime.onnx_predict, read_precision=runtime.onnx_quant_mode, check_file=runtime.check_onnx_file, interpreter_key="onnx",
+    calibrated=frozenset({"int8"}), description="ONNX graph (tf2onnx), run by onnxruntime",
+)
