@@ -24,6 +24,7 @@ from edgeprune import _env
 from edgeprune.errors import EdgepruneError, Interrupted
 from edgeprune.export.cli import export_cmd
 from edgeprune.harness.cli import bench_cmd, devices_cmd
+from edgeprune.profiling.cli import profile_cmd
 from edgeprune.report.cli import app as report_app
 from edgeprune.strategies.cli import search_cmd
 
@@ -105,7 +106,8 @@ def prune_cmd(
     data: Annotated[Optional[str], typer.Option(help="Dataset for data-driven criteria and --verify inputs.")] = None,
     plan: Annotated[Optional[Path], typer.Option(help="Replay a saved plan instead of scoring.")] = None,
     plan_out: Annotated[Optional[Path], typer.Option(help="Write the prune plan (JSON).")] = None,
-    verify: Annotated[bool, typer.Option("--verify", help="Check equivalence with the zeroed original (≤1e-4).")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Check the pruned model against the zeroed original (logits, ≤1e-4 of their scale; on --data when given).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at a layer the engine cannot follow instead of keeping its channels.")] = False,
     drop_features: Annotated[Optional[float], typer.Option(help="Dense-first models: drop this fraction of the input features instead of channels.")] = None,
     feature_method: Annotated[str, typer.Option(help="Input-feature ranking: weight_norm (first layer) or gradient (needs --data).")] = "weight_norm",
 ) -> None:
@@ -127,7 +129,7 @@ def prune_cmd(
 
     prune_file(model, output, ratio=ratio, criterion=criterion, global_pruning=global_pruning, round_to=round_to,
                min_channels=min_channels, protect=protect or [], protect_first=not no_protect_first, data=data,
-               plan_path=plan, plan_out=plan_out, verify=verify)
+               plan_path=plan, plan_out=plan_out, verify=verify, strict=strict)
 
 
 # commands whose functions live in their own areas
@@ -135,6 +137,7 @@ app.command("export")(export_cmd)
 app.command("bench")(bench_cmd)
 app.command("devices")(devices_cmd)
 app.command("search")(search_cmd)
+app.command("profile")(profile_cmd)
 app.add_typer(report_app, name="report")
 
 

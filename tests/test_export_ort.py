@@ -62,6 +62,20 @@ def test_ort_loads_and_matches_its_onnx_twin(quant, twins, data):
     assert config[0].startswith("# Operators used by the .ort model")
 
 
+def test_damaged_ort_file_is_refused_in_one_line(twins, tmp_path):
+    from edgeprune.export.runtime import check_exported_file
+
+    _, ort_file = twins["none"]
+    cut = tmp_path / "cut.ort"
+    cut.write_bytes(ort_file.read_bytes()[:6])
+    onnx_named = tmp_path / "renamed.ort"
+    onnx_named.write_bytes(twins["none"][0].read_bytes())  # an .onnx file under the .ort name
+    for bad in (cut, onnx_named):
+        with pytest.raises(EdgepruneError, match="not a complete ORT-format file"):
+            check_exported_file(bad)
+    check_exported_file(ort_file)
+
+
 def test_ort_runs_in_the_device_runner(twins, data, tmp_path):
     """harness/runner.py (what boards run) loads the .ort file with onnxruntime."""
     from edgeprune.harness.bench import bench, write_eval_npz
