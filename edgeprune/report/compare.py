@@ -7,14 +7,16 @@ from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.harness.metric import RULE
+from edgeprune.report import plots
+from edgeprune.report.build import build_report, pareto_marks
+from edgeprune.report.html import figure_html, html_table, page
+from edgeprune.report.markdown import md_table
 from edgeprune.report.sections import Table
 from edgeprune.report.table import cells, columns
 
 
 def compare_runs(run_dirs: list[Path]) -> dict:
     """{"runs": [{name, run_dir, model, dataset}], "rows": [summary row + "run"]} with Pareto marks across runs."""
-    from edgeprune.report.build import build_report, pareto_marks
-
     if len(run_dirs) < 2:
         raise EdgepruneError("compare needs at least two run directories", "pass RUN_A RUN_B [...]")
     runs, rows = [], []
@@ -49,8 +51,6 @@ def comparison_table(comparison: dict) -> Table:
 
 
 def render_compare_markdown(comparison: dict) -> str:
-    from edgeprune.report.markdown import md_table
-
     out = ["# edgeprune comparison", ", ".join(f"{r['name']} ({r['model']} on {r['dataset']}, {r['run_dir']})" for r in comparison["runs"]),
            md_table(comparison_table(comparison)),
            f"★ = on the accuracy-vs-cost Pareto front of its device across all runs ({RULE})."]
@@ -60,9 +60,6 @@ def render_compare_markdown(comparison: dict) -> str:
 
 
 def render_compare_html(comparison: dict) -> str:
-    from edgeprune.report import plots
-    from edgeprune.report.html import figure_html, html_table, page
-
     run_of = lambda r: r["run"]  # noqa: E731
     body = ["<h1>edgeprune comparison</h1>",
             "<ul>" + "".join(f"<li>{escape(r['name'])}: {escape(str(r['model']))} on {escape(str(r['dataset']))} "
