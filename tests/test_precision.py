@@ -10,7 +10,7 @@ from edgeprune.errors import EdgepruneError
 def data():
     from edgeprune.data import load_dataset
 
-    return load_dataset("fashion_mnist").subset(train=3000, val=200, test=500)
+    return load_dataset("fashion_mnist").subset(train=1500, val=100, test=300)
 
 
 def small_cnn():

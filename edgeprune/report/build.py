@@ -186,8 +186,8 @@ def recommendations(rows: list[dict], precision: dict | None = None) -> list[dic
             auto = [i for i in idx if rows[i]["stage"] in precision["stages"]]
             if auto:
                 pool, within = auto, precision["max_accuracy_drop"] / 100
-                why = (f"precision: auto, within {precision['max_accuracy_drop']:g} points of the most accurate "
-                       f"precision of the {'/'.join(precision['stages'])} model")
+                why = (f"within {precision['max_accuracy_drop']:g} points of the most accurate precision of the "
+                       f"{'/'.join(precision['stages'])} model (precision: auto)")
         pick = pool[ship_choice([rows[i] for i in pool], within)]
         out.append({"device": device, "goal": "recommended", "row": pick, "why": f"lowest {metric.label} {why}"})
         out.append({"device": device, "goal": "most_accurate", "row": best, "why": "highest test accuracy"})
