@@ -6,8 +6,7 @@ from pathlib import Path
 
 from edgeprune import fileio
 from edgeprune.recipe.schema import Recipe
-
-METRICS_SCHEMA_VERSION = 1
+from edgeprune.rundir import METRICS_FILE, metrics_text
 
 # stage name -> where its model file lives (relative to the run dir)
 STAGE_FILES = {
@@ -40,4 +39,4 @@ class RunContext:
         return self.run_dir / STAGE_FILES[stage]
 
     def write_metrics(self) -> None:
-        fileio.write_json(self.run_dir / "metrics.json", self.metrics)
+        fileio.write_text(self.run_dir / METRICS_FILE, metrics_text(self.metrics))

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeprune import fileio
+from edgeprune.data.dataset import Dataset
+from edgeprune.modelio import load_model
 
 
 def save_model_file(model, path) -> Path:
@@ -22,9 +24,7 @@ def save_model_file(model, path) -> Path:
 
 @functools.lru_cache(maxsize=8)
 def _load_model_cached(path: str, mtime_ns: int):
-    from edgeprune.keras import keras
-
-    return keras.models.load_model(path, compile=False)
+    return load_model(path)
 
 
 def load_model_file(path):
@@ -35,9 +35,7 @@ def load_model_file(path):
 
 def fresh_model_file(path):
     """An uncached copy of the model in `path`, safe to train in place."""
-    from edgeprune.keras import keras
-
-    return keras.models.load_model(str(path), compile=False)
+    return load_model(path)
 
 
 def save_arrays(dataset, path, *, max_train: int | None = None, max_val: int | None = None) -> Path:
@@ -51,8 +49,6 @@ def save_arrays(dataset, path, *, max_train: int | None = None, max_val: int | N
 
 @functools.lru_cache(maxsize=4)
 def _load_arrays_cached(path: str, mtime_ns: int):
-    from edgeprune.data.dataset import Dataset
-
     with np.load(path) as d:
         x_val = d["x_val"]
         empty_x = np.zeros((0, *x_val.shape[1:]), np.float32)
