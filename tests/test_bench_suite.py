@@ -213,3 +213,34 @@ def test_criteria_comparison_smoke(tmp_path, monkeypatch):
     text = md.read_text()
     assert "300 images" in text
     assert f"{results[1]['accuracy_finetuned'] * 100:.2f}" in text
+
+
+@pytest.mark.qemu
+def test_layer_costs_of_two_files_on_the_emulated_board(tmp_path, monkeypatch):
+    """The bench's per-layer table: each file profiled op by op, the parts adding up to the whole."""
+    from edgeprune.bench_suite.layers import layer_cost_trial
+    from edgeprune.export.tflite import export_tflite
+    from edgeprune.harness.qemu import ensure_env
+    from edgeprune.keras import keras, layers
+    from edgeprune.errors import DeviceError
+
+    try:
+        ensure_env("aarch64", build=False)
+    except DeviceError as e:
+        pytest.skip(str(e))
+    monkeypatch.setenv("EDGEPRUNE_COST_DIR", str(tmp_path / "cost"))
+    files = {}
+    for name, filters in (("big", 16), ("small", 4)):
+        keras.utils.set_random_seed(0)
+        inp = keras.Input((12, 12, 1))
+        x = layers.Conv2D(filters, 3, activation="relu", name="conv")(inp)
+        x = layers.Flatten()(x)
+        out = layers.Dense(10, activation="softmax", name="fc")(x)
+        files[name] = str(export_tflite(keras.Model(inp, out), tmp_path / f"{name}.tflite"))
+    data = json.loads(Path(layer_cost_trial(files, "qemu-aarch64", str(tmp_path / "layers.json"))).read_text())
+    big, small = data["profiles"]["big"], data["profiles"]["small"]
+    assert big["metric"] == "instructions" and {"conv", "fc"} <= set(big["layers"])
+    assert 0 < small["layers"]["conv"] < big["layers"]["conv"] and small["whole"] < big["whole"]
+    for p in (big, small):  # a model this small is mostly per-op overhead: parts overshoot by ~10%
+        assert isinstance(p["within_tolerance"], bool) and 0.8 < p["parts_over_whole"] < 1.25
+        assert p["overhead"] > 0 and p["whole"] > p["overhead"]
