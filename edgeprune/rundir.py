@@ -122,6 +122,7 @@ class StepRecord(_Strict):
     equivalence_max_abs_diff: Optional[float] = None
     bn_recalibrated_layers: Optional[int] = None
     skipped_devices: Optional[list[SkippedDevice]] = None
+    device_cost: Optional[dict[str, Any]] = None   # prune with allocation: device_cost
 
 
 class RunMetrics(_Strict):
