@@ -94,6 +94,7 @@ class PruningInfo(_Strict):
     removed_channels: Optional[int] = None
     steps: list[dict[str, Any]] = []
     sensitivity_path: Optional[str] = None
+    kept: Optional[list[dict[str, Any]]] = None  # groups kept whole, with why
 
 
 class SearchInfo(_Strict):
@@ -121,6 +122,7 @@ class StepRecord(_Strict):
     equivalence_max_abs_diff: Optional[float] = None
     bn_recalibrated_layers: Optional[int] = None
     skipped_devices: Optional[list[SkippedDevice]] = None
+    device_cost: Optional[dict[str, Any]] = None   # prune with allocation: device_cost
 
 
 class RunMetrics(_Strict):
@@ -212,7 +214,9 @@ class PruneResult(_PruneLike):
     pruning: PruningInfo
     equivalence_max_abs_diff: Optional[float] = None
     bn_recalibrated_layers: int = 0
-    RECORDED: ClassVar = ("equivalence_max_abs_diff", "bn_recalibrated_layers")
+    verify: Optional[dict[str, Any]] = None       # the surgery checked against the zeroed original
+    device_cost: Optional[dict[str, Any]] = None  # allocation: device_cost (budget, counts, profile.json)
+    RECORDED: ClassVar = ("equivalence_max_abs_diff", "bn_recalibrated_layers", "device_cost")
 
     def merge(self, ctx) -> None:
         ctx.metrics["pruning"] = self.pruning.model_dump(mode="json", exclude_none=True)

@@ -7,6 +7,7 @@ loss in points against the float32 reference (test accuracy of the exported file
 from __future__ import annotations
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.harness.metric import cost, device_metric
 
 EPS = 1e-9  # accuracy deltas are sums of 1/n steps: 0.2 pt must count as within 0.2 pt
 
@@ -84,12 +85,21 @@ def add_ratios(variants: list[dict], devices: list[str]) -> None:
         r = {"loss_pt": (base["test_accuracy"] - v["test_accuracy"]) * 100 + 0.0,
              "size_x_vs_float": base["file_bytes"] / v["file_bytes"]}
         for d in devices:
-            mine, theirs = v["devices"].get(d) or {}, ptq["devices"].get(d) or {}
-            key = "instructions" if mine.get("instructions") and theirs.get("instructions") else "p50_ms"
-            if mine.get(key) and theirs.get(key):
-                r[f"{d}_x_vs_ptq"] = theirs[key] / mine[key]
-                r[f"{d}_x_vs_ptq_by"] = key
+            mine, theirs = v["devices"].get(d), ptq["devices"].get(d)
+            if not mine or not theirs:
+                continue
+            metric = device_metric(mine["emulated"])
+            a, b = device_cost(mine, metric), device_cost(theirs, metric)
+            if a and b:
+                r[f"{d}_x_vs_ptq"] = b / a
+                r[f"{d}_x_vs_ptq_by"] = metric.label
         v["ratios"] = r
+
+
+def device_cost(cell: dict, metric) -> float | None:
+    """A file's cost on a device by the device's one metric (:mod:`edgeprune.harness.metric`)."""
+    return cost({"instructions_per_inference": cell.get("instructions"), "latency_ms": {"p50": cell.get("p50_ms")}},
+                metric)
 
 
 def _target(name: str, measured, threshold, *, lower_is_better=False, unit="×") -> dict:
@@ -123,9 +133,8 @@ def check_targets(variants: list[dict], targets) -> list[dict]:
         rows.append(_target(f"accuracy loss vs float32 ≤ {targets.max_loss_pt:g} pt", r["loss_pt"],
                             targets.max_loss_pt, lower_is_better=True, unit="pt") | {"judged": v["variant"]})
         if targets.instr_x_vs_ptq is not None:
-            by_what = r.get(f"{targets.device}_x_vs_ptq_by", "instructions")
-            what = "instructions" if by_what == "instructions" else "p50 latency"
-            rows.append(_target(f"{targets.device}: ≥ {targets.instr_x_vs_ptq:g}× fewer {what} than PTQ int8",
+            what = r.get(f"{targets.device}_x_vs_ptq_by", "instructions per inference")
+            rows.append(_target(f"{targets.device}: ≥ {targets.instr_x_vs_ptq:g}× lower {what} than PTQ int8",
                                 r.get(f"{targets.device}_x_vs_ptq"), targets.instr_x_vs_ptq) | {"judged": v["variant"]})
         if targets.size_x_vs_float is not None:
             rows.append(_target(f"file ≥ {targets.size_x_vs_float:g}× smaller than float32", r["size_x_vs_float"],
