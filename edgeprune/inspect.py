@@ -28,7 +28,8 @@ def inspect_model(path: Path, *, show_groups: bool = False, as_json: bool = Fals
     out.print(f"[bold]{path}[/bold]: {data['file_bytes']:,} bytes ({data['keras']} {data['format']}), "
               f"{data['params']:,} params, {data['macs']:,} MACs")
     out.print(rich_table(["layer", "type", "output", "params", "MACs"],
-                         [[row["name"], row["type"], str(tuple(row["output_shape"])), f"{row['params']:,}", f"{row['macs']:,}"]
+                         [[row["name"], row["type"], str(tuple(row["output_shape"])), f"{row['params']:,}",
+                           f"{row['macs']:,}" if row["macs"] is not None else "?"]
                           for row in data["layers"]], right=[3, 4]))
     if show_groups:
         rows = []

@@ -137,6 +137,7 @@ class RunMetrics(_Strict):
     skipped_devices: list[SkippedDevice] = []
     pruning: Optional[PruningInfo] = None
     search: Optional[SearchInfo] = None
+    precision: Optional[dict[str, Any]] = None
     report_files: list[str] = []
 
 
@@ -249,9 +250,12 @@ class QuantizeResult(StepResult):
 class ExportResult(StepResult):
     kind: Literal["export"] = "export"
     exports: list[ExportRow]
+    precision: Optional[dict[str, Any]] = None  # precision: auto|list — mode, shipped stages, budget, mixed plans
 
     def merge(self, ctx) -> None:
         ctx.metrics["exports"] = [e.model_dump(mode="json") for e in self.exports]
+        if self.precision is not None:
+            ctx.metrics["precision"] = self.precision
 
     def artifacts(self) -> list[str]:
         return [e.path for e in self.exports]

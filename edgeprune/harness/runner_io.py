@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgeprune.errors import DeviceError
+from edgeprune.export.runtime import check_exported_file
 from edgeprune.export.targets import find_target_for_file, suffixes
 from edgeprune.harness import runner as _runner_script
 
@@ -32,6 +33,7 @@ def check_model_file(model_path: Path) -> Path:
                           "export the model first (edgeprune export) and pass the exported file")
     if not model_path.is_file():
         raise DeviceError(f"model file not found: {model_path}", "check the path")
+    check_exported_file(model_path)
     return model_path
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from edgeprune.errors import EdgepruneError
 from edgeprune.losses import label_nll, output_kind
 from edgeprune.pruning.graph import ChannelGraph
+from edgeprune.pruning.rules import rule_for
 
 Criterion = Callable[..., dict]
 CRITERIA: dict[str, Criterion] = {}
@@ -36,19 +37,16 @@ def register(name: str, needs_data: bool = False):
 
 
 def _out_filters(g: ChannelGraph):
-    """(layer, atoms, kernel with output channels on the last axis) for every source layer."""
+    """(layer, atoms, 2-D kernel with one column per output channel) for every source layer."""
     for name, atoms in g.source_atoms.items():
-        if name not in {l.name for l in g.model.layers}:
+        if not g.has_layer(name) or name in g.opaque:
             continue
         layer = g.layer(name)
+        rule = rule_for(layer)
         w = layer.get_weights()
-        if not w:
-            continue
-        kind = type(layer).__name__
-        kernel = w[1] if kind.startswith("SeparableConv") else w[0]
-        if kind == "Conv2DTranspose":
-            kernel = np.moveaxis(kernel, -2, -1)
-        yield name, atoms, kernel.reshape(-1, kernel.shape[-1])
+        kernel = rule.filters(layer, w) if rule is not None and w else None
+        if kernel is not None:
+            yield name, atoms, kernel
 
 
 def _norm(g, p):

@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 from edgeprune import tables
 from edgeprune.errors import EdgepruneError
+from edgeprune.harness.metric import RULE
 from edgeprune.tables import rich_table
 
 FORMAT_CHOICES = ("all", "json", "md", "html")
@@ -57,7 +58,7 @@ def compare_cmd(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for compare.md/compare.html "
                                                    "(default: the runs' common parent folder).")] = None,
 ) -> None:
-    """Put several runs side by side: one table and accuracy-vs-latency/size plots with the Pareto front."""
+    """Put several runs side by side: one table and accuracy-vs-cost/size plots with the Pareto front."""
     from edgeprune.report.compare import comparison_table, write_comparison
 
     for d in run_dirs:
@@ -67,7 +68,7 @@ def compare_cmd(
     table = comparison_table(comparison)
     console = tables.console()
     console.print(rich_table(table.header, table.rows, right=table.right, title="edgeprune comparison",
-                             caption="★ on the accuracy-vs-latency Pareto front across runs"))
+                             caption=f"★ on the accuracy-vs-cost Pareto front across runs ({RULE})"))
     if comparison["note"]:
         console.print(f"note: {comparison['note']}")
     for p in paths:

@@ -1,6 +1,7 @@
 """The summary table's columns and cell text, shared by report.md, compare.md and the terminal."""
 from __future__ import annotations
 
+from edgeprune.harness.metric import RULE
 from edgeprune.tables import rich_table
 
 DASH = "—"
@@ -72,5 +73,5 @@ def summary_table(report: dict, title: str | None = None):
     cols = columns(rows)
     return rich_table(cols, [cells(r, cols) for r in rows], right=[i for i, c in enumerate(cols) if c not in TEXT_COLUMNS],
                       title=title or f"edgeprune run {report['run']['name']}", compact=True,
-                      caption="★ on the accuracy-vs-latency Pareto front of its device; test acc on "
+                      caption=f"★ on the accuracy-vs-cost Pareto front of its device ({RULE}); test acc on "
                               f"{report.get('dataset', {}).get('test', '?')} test images")

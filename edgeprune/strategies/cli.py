@@ -56,6 +56,9 @@ def search_cmd(
         raise EdgepruneError(f"'{model}' is an untrained zoo model", "search a trained model file (e.g. models/finetuned.keras of a run)")
     loaded = read_model(Path(model))
     dataset = load_dataset(data, seed=seed)
+    from edgeprune.data.check import check_fits
+
+    check_fits(loaded.model, dataset, "search")
     result = budget_search(loaded.model, dataset, device=device, budget=budget_dict, max_drop=max_drop, run_dir=out,
                            executor=trial_executor, criterion=criterion, round_to=round_to,
                            ratios=ratio_list, use_sensitivity=not no_sensitivity, quant=quant,
