@@ -93,6 +93,7 @@ class PruningInfo(_Strict):
     schedule: Optional[str] = None
     removed_channels: Optional[int] = None
     steps: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []             # groups kept whole, and why (the plan's notes)
     sensitivity_path: Optional[str] = None
 
 
@@ -211,6 +212,8 @@ class PruneResult(_PruneLike):
     kind: Literal["prune"] = "prune"
     pruning: PruningInfo
     equivalence_max_abs_diff: Optional[float] = None
+    verify: Optional[dict[str, Any]] = None      # the equivalence check's details (inputs used, weak or not)
+    device_cost: Optional[dict[str, Any]] = None  # allocation: device_cost — the profile it allocated by
     bn_recalibrated_layers: int = 0
     RECORDED: ClassVar = ("equivalence_max_abs_diff", "bn_recalibrated_layers")
 
