@@ -93,6 +93,7 @@ class PruningInfo(_Strict):
     schedule: Optional[str] = None
     removed_channels: Optional[int] = None
     steps: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []             # groups kept whole, and why (the plan's notes)
     sensitivity_path: Optional[str] = None
     kept: Optional[list[dict[str, Any]]] = None  # groups kept whole, with why
 
@@ -213,6 +214,8 @@ class PruneResult(_PruneLike):
     kind: Literal["prune"] = "prune"
     pruning: PruningInfo
     equivalence_max_abs_diff: Optional[float] = None
+    verify: Optional[dict[str, Any]] = None      # the equivalence check's details (inputs used, weak or not)
+    device_cost: Optional[dict[str, Any]] = None  # allocation: device_cost — the profile it allocated by
     bn_recalibrated_layers: int = 0
     verify: Optional[dict[str, Any]] = None       # the surgery checked against the zeroed original
     device_cost: Optional[dict[str, Any]] = None  # allocation: device_cost (budget, counts, profile.json)
