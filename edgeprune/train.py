@@ -74,12 +74,14 @@ class Trainer(keras.Model):
 def fit(model, dataset, *, epochs: int, learning_rate: float = 1e-3, batch_size: int = 128,
         teacher=None, temperature: float = 4.0, alpha: float = 0.5, extra_terms=(),
         patience: int | None = 3, max_train_samples: int | None = None, seed: int = 0,
-        output: str | None = None, callbacks=()) -> FitResult:
+        output: str | None = None, callbacks=(), lr_schedule: str = "constant") -> FitResult:
     """Train `model` in place on the dataset's train split; early-stop on the validation split.
 
     Loss: (1-α)·CE + α·distillation with a `teacher`, plain CE without one, plus each
     ``(weight, term)`` of `extra_terms`.  `output` overrides the detected output kind
     (``probabilities`` or ``logits``).  `callbacks` are Keras callbacks; Keras prints nothing.
+    ``lr_schedule="cosine"`` decays the learning rate to zero over all `epochs` (a run that stops
+    early has not reached the end of the decay).
     """
     kind = output or output_kind(model)
     if kind not in OUTPUT_KINDS:
@@ -88,6 +90,7 @@ def fit(model, dataset, *, epochs: int, learning_rate: float = 1e-3, batch_size:
     x, y = dataset.x_train, dataset.y_train
     if max_train_samples:
         x, y = x[:max_train_samples], y[:max_train_samples]
+    learning_rate = learning_rate_schedule(learning_rate, lr_schedule, epochs * -(-len(x) // batch_size))
     hard = HardLabelLoss(kind)
     if teacher is not None:
         terms = [(1.0 - alpha, hard), (alpha, DistillationLoss(teacher, kind, temperature))]
@@ -104,6 +107,15 @@ def fit(model, dataset, *, epochs: int, learning_rate: float = 1e-3, batch_size:
     val_acc = evaluate(model, dataset.x_val, dataset.y_val) if len(dataset.x_val) else float("nan")
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     return FitResult(epochs_run=len(hist.epoch), history=history, val_accuracy=val_acc, output_kind=kind)
+
+
+def learning_rate_schedule(learning_rate: float, kind: str, total_steps: int):
+    """A float for ``constant``; for ``cosine`` a Keras schedule reaching zero after `total_steps` batches."""
+    if kind == "constant":
+        return learning_rate
+    if kind == "cosine":
+        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps))
+    raise ValueError(f"unknown learning-rate schedule '{kind}'")
 
 
 class _BestWeights(keras.callbacks.Callback):

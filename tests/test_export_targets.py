@@ -61,7 +61,7 @@ def test_unknown_format_and_suffix_are_one_clear_error():
         get_target("coreml")
     with pytest.raises(EdgepruneError, match="unknown model file type '.mlmodel'"):
         runtime.file_format("m.mlmodel")
-    with pytest.raises(DeviceError, match="not a .tflite or .onnx file"):
+    with pytest.raises(DeviceError, match="not a .tflite or .onnx or .ort file"):
         check_model_file("m.mlmodel")
     with pytest.raises(ValueError, match="suffix .tflite is already tflite's"):
         targets.register(ExportTarget(name="other", suffix=".tflite", precisions=("none",), write=_write,

@@ -91,10 +91,23 @@ def test_zoo_models_prune_equivalently(name, tmp_path):
     np.testing.assert_allclose(again.predict(X, verbose=0), pruned.predict(X, verbose=0), atol=1e-6)
 
 
-def test_both_replay_paths_use_the_plans_protect(resnet8):
-    """prune(plan=...) and apply_plan agree even when the call's protect settings differ from the plan's."""
-    pruned, plan = prune(resnet8, 0.5, protect_first=False)
-    assert not plan.settings["protect"]
-    via_prune, _ = prune(zoo.build("resnet8"), plan=plan)  # protect_first defaults to True here
-    via_apply = apply_plan(zoo.build("resnet8"), plan)
+def _with_opaque_layer():
+    """A layer the engine has no rule for: it can only be pruned around when protected."""
+    from edgeprune.keras import keras, layers
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3), name="x")
+    x = layers.Conv2D(8, 3, name="c1")(inp)
+    x = layers.Permute((2, 1, 3), name="swap")(x)  # no rule for Permute
+    x = layers.Conv2D(8, 3, name="c2")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inp, layers.Dense(3, name="out")(x), name="opaque")
+
+
+def test_both_replay_paths_use_the_plans_protect():
+    """prune(plan=...) replays like apply_plan: with the plan's protect list, not this call's."""
+    pruned, plan = prune(_with_opaque_layer(), 0.5, protect=["swap"])
+    assert "swap" in plan.settings["protect"]
+    via_prune, _ = prune(_with_opaque_layer(), plan=plan)  # no protect given here
+    via_apply = apply_plan(_with_opaque_layer(), plan)
     assert model_stats(via_prune)["params"] == model_stats(via_apply)["params"] == model_stats(pruned)["params"]

@@ -24,6 +24,7 @@ class Dataset:
     y_test: np.ndarray
     class_names: list[str] = field(default_factory=list)
     source: str = ""
+    pixel_scale: float | None = None   # inputs are 8-bit pixels / pixel_scale; None: not 8-bit pixels
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -48,7 +49,7 @@ class Dataset:
             x_train=self.x_train[:train], y_train=self.y_train[:train],
             x_val=self.x_val[:val], y_val=self.y_val[:val],
             x_test=self.x_test[:test], y_test=self.y_test[:test],
-            class_names=self.class_names, source=self.source,
+            class_names=self.class_names, source=self.source, pixel_scale=self.pixel_scale,
         )
 
     def calibration_samples(self, n: int = 200, seed: int = 0) -> np.ndarray:
@@ -68,16 +69,20 @@ def split_train_val(x, y, val_fraction: float, seed: int):
 
 
 def make_dataset(name, x_train, y_train, x_test, y_test, *, val_fraction, seed, class_names=(), source=""):
+    pixel_scale = PIXEL_SCALE if np.asarray(x_train).dtype == np.uint8 else None
     x_train = _as_images(x_train)
     x_test = _as_images(x_test)
     xt, yt, xv, yv = split_train_val(x_train, np.asarray(y_train, np.int64), val_fraction, seed)
-    return Dataset(name, xt, yt, xv, yv, x_test, np.asarray(y_test, np.int64), list(class_names), source)
+    return Dataset(name, xt, yt, xv, yv, x_test, np.asarray(y_test, np.int64), list(class_names), source, pixel_scale)
+
+
+PIXEL_SCALE = 255.0  # 8-bit images become float32 pixel / 255 (what mobile metadata calls std 255)
 
 
 def _as_images(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype == np.uint8:
-        x = x.astype(np.float32) / 255.0
+        x = x.astype(np.float32) / PIXEL_SCALE
     x = x.astype(np.float32)
     if x.ndim == 3:
         x = x[..., None]

@@ -4,6 +4,7 @@ The file is written under a temporary name, checked against the Keras model, and
 `--output` only when the check passes: a failed export or a failed float parity leaves no file.
 Heavy imports happen inside the function so `edgeprune --help` stays fast.
 """
+import os
 from pathlib import Path
 from typing import Annotated, List, Optional
 
@@ -86,8 +87,8 @@ def parity_inputs(spec: Optional[str], model, samples: int):
 
 def export_cmd(
     model: Annotated[Path, typer.Argument(help="Model file (.keras, .h5, SavedModel dir; QAT .h5 too).")],
-    format: Annotated[str, typer.Option("--format", "-f", help="An export target: tflite or onnx.")] = "tflite",
-    quant: Annotated[str, typer.Option(help="Precision; tflite: none|int8|fp16|dynamic|mixed; onnx: none|int8.")] = "none",
+    format: Annotated[str, typer.Option("--format", "-f", help="An export target: tflite, onnx, or ort (ONNX Runtime Mobile, with its operators config).")] = "tflite",
+    quant: Annotated[str, typer.Option(help="Precision; tflite: none|int8|fp16|dynamic|mixed; onnx and ort: none|int8.")] = "none",
     keep_float: Annotated[Optional[List[str]], typer.Option("--keep-float", help="Layer kept float in a mixed file (repeat).")] = None,
     calib_data: Annotated[Optional[str], typer.Option(help="Dataset name or .npz for int8 calibration.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (default: next to the model).")] = None,
@@ -130,11 +131,20 @@ def export_cmd(
     x, y, where = parity_inputs(parity_data or calib_data, keras_model, parity_samples)
     check_inputs(keras_model, x, f"parity data {parity_data or calib_data}")
 
-    with atomic_path(output) as tmp:
-        target.write(keras_model, tmp, quant=quant, calibration=calibration,
-                     options=ExportOptions(int8_io=int8_io, opset=opset, keep_float=tuple(keep_float or ())))
-        result = check_parity(tmp, keras_model, x, y, tolerance=tolerance)
-        assert_parity(result)
+    tmp_sidecars = []
+    try:
+        with atomic_path(output) as tmp:
+            tmp_sidecars = target.sidecars(tmp)
+            target.write(keras_model, tmp, quant=quant, calibration=calibration,
+                         options=ExportOptions(int8_io=int8_io, opset=opset, keep_float=tuple(keep_float or ())))
+            result = check_parity(tmp, keras_model, x, y, tolerance=tolerance)
+            assert_parity(result)
+        for src, dst in zip(tmp_sidecars, target.sidecars(output)):  # only once the model file is in place
+            os.replace(src, dst)
+            print(f"wrote {dst}")
+    finally:
+        for src in tmp_sidecars:
+            Path(src).unlink(missing_ok=True)
     result["file"] = str(output)
     print(f"wrote {output} ({result['file_bytes']:,} bytes){' from a QAT model' if qat else ''}")
     print(f"parity on {result['samples']} {where}: {format_parity(result)}")

@@ -113,6 +113,6 @@ def _write(model, path, *, quant: str, calibration=None, options: ExportOptions 
 
 TARGET = ExportTarget(
     name="onnx", suffix=".onnx", precisions=ONNX_QUANT_MODES, write=_write,
-    predict=runtime.onnx_predict, read_precision=runtime.onnx_quant_mode, interpreter_key="onnx",
+    predict=runtime.onnx_predict, read_precision=runtime.onnx_quant_mode, check_file=runtime.check_onnx_file, interpreter_key="onnx",
     calibrated=frozenset({"int8"}), description="ONNX graph (tf2onnx), run by onnxruntime",
 )

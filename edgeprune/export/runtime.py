@@ -24,19 +24,28 @@ REEXPORT = "export it again (edgeprune export) and pass that file"
 
 
 def check_exported_file(path) -> None:
-    """Refuse in one line a file no runtime could run: empty, not a TFLite flatbuffer / ONNX protobuf, or an
-    ONNX input with a dynamic size other than the batch (runtimes would fail deep inside, e.g. in Reshape)."""
+    """Refuse in one line a file no runtime could run (empty, truncated, not its format): the file's
+    export target says what a well-formed file of its kind looks like."""
     path = Path(path)
-    fmt = file_format(path)
-    size = path.stat().st_size
-    if size == 0:
+    target = target_for_file(path)
+    if path.stat().st_size == 0:
         raise EdgepruneError(f"{path} is empty (0 bytes)", REEXPORT)
-    if fmt == "tflite":
-        with open(path, "rb") as f:
-            head = f.read(8)
-        if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER or int.from_bytes(head[:4], "little") >= size:
-            raise EdgepruneError(f"{path} is not a complete TFLite file (no TFL3 flatbuffer header)", REEXPORT)
-        return
+    if target.check_file is not None:
+        target.check_file(path)
+
+
+def check_tflite_file(path: Path) -> None:
+    """A TFLite flatbuffer: the TFL3 identifier at bytes 4..8 and a root offset inside the file."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER or int.from_bytes(head[:4], "little") >= size:
+        raise EdgepruneError(f"{path} is not a complete TFLite file (no TFL3 flatbuffer header)", REEXPORT)
+
+
+def check_onnx_file(path: Path) -> None:
+    """An ONNX protobuf whose inputs have fixed sizes except the batch axis (runtimes would fail deep
+    inside, e.g. in Reshape, on a dynamic height/width)."""
     import onnx
 
     try:

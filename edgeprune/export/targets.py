@@ -21,6 +21,7 @@ from edgeprune.errors import DeviceError, EdgepruneError
 BUILTIN = (
     "edgeprune.export.tflite:TARGET",
     "edgeprune.export.onnx:TARGET",
+    "edgeprune.export.ort:TARGET",
 )
 
 # Every precision name any target may declare; what each means for the parity check is in export/parity.py.
@@ -58,6 +59,11 @@ class ExportTarget:
     # precisions that need representative samples when the model is not a QAT model
     calibrated: frozenset = field(default_factory=lambda: frozenset({"int8", "mixed"}))
     description: str = ""
+    # check_file(path) -> None; raises EdgepruneError in one line when the file is not a well-formed file of
+    # this kind (called before any runtime touches it); None: only the empty-file check applies
+    check_file: Optional[Callable] = None
+    # sidecars(path) -> files write() puts beside `path` that belong with it (e.g. the .ort operators config)
+    sidecars: Callable = lambda path: []
 
     def needs_calibration(self, precision: str, *, qat: bool) -> bool:
         return precision in self.calibrated and not qat

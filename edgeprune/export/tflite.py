@@ -110,6 +110,6 @@ def _write(model, path, *, quant: str, calibration=None, options: ExportOptions 
 
 TARGET = ExportTarget(
     name="tflite", suffix=".tflite", precisions=TFLITE_QUANT_MODES, write=_write,
-    predict=runtime.tflite_predict, read_precision=runtime.tflite_quant_mode, interpreter_key="tflite",
+    predict=runtime.tflite_predict, read_precision=runtime.tflite_quant_mode, check_file=runtime.check_tflite_file, interpreter_key="tflite",
     description="TFLite flatbuffer, run by LiteRT (ai_edge_litert) or tflite_runtime",
 )

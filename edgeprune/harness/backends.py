@@ -46,5 +46,8 @@ def backend_for(profile) -> ModuleType:
 def run_on_device(profile, model_path: Path, *, eval_npz: Path | None, runs: int, warmup: int,
                   host: str | None = None) -> dict:
     """Measure one model file on one device with the backend for the profile's kind."""
+    from edgeprune.progress import note
+
+    note(f"{Path(model_path).name} on {profile.name}" + (" (emulated: minutes)" if profile.emulated else ""))
     return backend_for(profile).run(profile, Path(model_path), eval_npz=eval_npz, runs=runs, warmup=warmup,
                                      host=host)

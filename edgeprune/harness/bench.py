@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeprune import progress
 from edgeprune.data import load_dataset
 from edgeprune.errors import EdgepruneError
 from edgeprune.harness.backends import backend_for, run_on_device
@@ -36,6 +37,13 @@ def eval_arrays(data: str, eval_samples: int) -> tuple[np.ndarray, np.ndarray, s
 def write_eval_npz(x: np.ndarray, y: np.ndarray, path: Path) -> Path:
     np.savez(path, x=np.asarray(x, np.float32), y=np.asarray(y, np.int64))
     return path
+
+
+def result_line(result: dict) -> str:
+    """The progress line of one finished run: file, device, p50 latency, accuracy, instructions."""
+    lat, acc, insn = result.get("latency_ms") or {}, result.get("accuracy"), result.get("instructions_per_inference")
+    return (f"{Path(result['model_path']).name} on {result['device']}: p50 {lat.get('p50', float('nan')):.3f} ms"
+            + (f", acc {acc:.4f}" if acc is not None else "") + (f", {insn:,} instructions" if insn else ""))
 
 
 def add_agreement(results: list[dict]) -> None:
@@ -70,11 +78,13 @@ def bench(model_files: list[Path | str], devices: list[str], data: str | None = 
         if data:
             x, y, eval_desc = eval_arrays(data, eval_samples)
             eval_npz = write_eval_npz(x, y, Path(tmp) / "eval.npz")
-        for model in models:
-            for profile in profiles:
-                r = run_on_device(profile, model, eval_npz=eval_npz, runs=runs, warmup=warmup, host=host)
-                r["eval_data"] = eval_desc
-                results.append(r)
+        with progress.task("benchmark", total=len(models) * len(profiles)) as shown:
+            for model in models:
+                for profile in profiles:
+                    r = run_on_device(profile, model, eval_npz=eval_npz, runs=runs, warmup=warmup, host=host)
+                    r["eval_data"] = eval_desc
+                    results.append(r)
+                    shown.report(result_line(r), completed=len(results))
     add_agreement(results)
     if json_out:
         Path(json_out).write_text(json.dumps({"schema_version": BENCH_SCHEMA_VERSION, "results": results}, indent=1))

@@ -1,4 +1,4 @@
-"""Benchmark one .tflite/.onnx file on the machine this script runs on; write the result as JSON.
+"""Benchmark one .tflite/.onnx/.ort file on the machine this script runs on; write the result as JSON.
 
 This file is copied to the target device (host, QEMU guest, Raspberry Pi) and run there with the
 device's own Python, so it imports only the standard library, numpy and the interpreter, and stays
@@ -6,6 +6,10 @@ Python 3.9 compatible.  It is never imported by edgeprune itself.
 
     python runner.py MODEL --runs N --warmup W --threads T [--eval data.npz]
                      [--interpreter auto|ai_edge_litert|tflite_runtime|onnxruntime] --out result.json
+    python runner.py MODEL1 MODEL2 ... --runs N ... --out results.json   # {"batch": [result, ...]}
+
+Several models in one process (the per-layer profiler's isolated ops) save a Python start per
+model, which under emulation is most of the time; they run one after another, in argument order.
 
 Each timed invocation is bracketed by marker syscalls (see ``_marker``) so that a QEMU
 instruction-counting plugin can count exactly the work of one inference.  Warm-up and accuracy
@@ -177,7 +181,7 @@ class ONNXModel(object):
 # The harness names the interpreter (from the export target's registration and the device
 # profile); "auto" falls back to the file suffix.
 MODEL_CLASSES = {"ai_edge_litert": TFLiteModel, "tflite_runtime": TFLiteModel, "onnxruntime": ONNXModel}
-AUTO_BY_SUFFIX = {".tflite": TFLiteModel, ".onnx": ONNXModel}
+AUTO_BY_SUFFIX = {".tflite": TFLiteModel, ".onnx": ONNXModel, ".ort": ONNXModel}  # .ort: ONNX Runtime Mobile format
 
 
 def load_model(path, threads, which):
@@ -322,7 +326,7 @@ def run(args):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Benchmark a .tflite/.onnx model on this machine.")
-    p.add_argument("model")
+    p.add_argument("model", nargs="+")
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
@@ -335,9 +339,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    result = run(args)
+    models = args.model
+    if len(models) > 1 and args.eval:
+        _fail(EXIT_USAGE, "--eval takes a single model")
+    results = []
+    for path in models:
+        args.model = path
+        results.append(run(args))
     with open(args.out, "w") as f:
-        json.dump(result, f)
+        json.dump(results[0] if len(models) == 1 else {"schema_version": SCHEMA_VERSION, "batch": results}, f)
     return 0
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgeprune.errors import DeviceError
+from edgeprune.progress import note
 from edgeprune.harness.runner_io import (RUNNER_SCRIPT, annotate, check_model_file, interpreter_for,
                                          read_result, runner_args, runner_failure)
 
@@ -166,11 +167,13 @@ def run(profile: DeviceProfile, model_path: Path, *, eval_npz: Path | None = Non
                           "check /tmp on the board is writable")
     try:
         files = [RUNNER_SCRIPT, model_path] + ([Path(eval_npz)] if eval_npz else [])
+        note(f"copying {model_path.name} to {target}")
         session.put(files, remote_dir)
         args = runner_args(profile, model_path.name, "result.json", eval_npz=Path(eval_npz).name if eval_npz else None,
                            runs=runs, warmup=warmup, interpreter=interpreter_for(profile, model_path))
         python = shlex.split(profile.python)
         command = f"cd {shlex.quote(remote_dir)} && " + shlex.join([*python, RUNNER_SCRIPT.name, *args])
+        note(f"running {model_path.name} on {target} ({runs} runs)")
         proc = session.ssh(command, timeout_s=timeout_s)
         if proc.returncode == 127:
             raise DeviceError(f"python '{profile.python}' not found on {where}",

@@ -45,5 +45,6 @@ def step_key(previous: str, kind: str, spec, extra=None) -> str:
 def trained_model_cache(ctx, spec, model) -> Path:
     """Where a baseline trained with these exact inputs is kept across runs."""
     key = digest(__version__, source_digest(ctx.model_source), model.to_json(), ctx.dataset.fingerprint(),
-                 spec.model_dump(), ctx.recipe.dataset.model_dump(), ctx.recipe.seed, ctx.model_flavor)
+                 spec.model_dump(exclude_defaults=True), ctx.recipe.dataset.model_dump(exclude_defaults=True),
+                 ctx.recipe.seed, ctx.model_flavor)
     return cache_dir() / "trained" / f"{key}.keras"

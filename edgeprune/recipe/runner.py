@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from edgeprune import fileio, zoo
+from edgeprune import fileio, progress, zoo
 from edgeprune.data import load_dataset
 from edgeprune.errors import EdgepruneError, Interrupted
 from edgeprune.modelio.detect import detect
@@ -120,16 +120,16 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
 
     where = ["setup (loading the dataset and model)"]  # the step a Ctrl-C would interrupt
     try:
-        return _run(recipe, recipe_path, run_dir, lock_recipe, devices, log, where)
+        with progress.task(f"run {recipe.name}", total=len(recipe.step_specs())) as shown:
+            return _run(recipe, recipe_path, run_dir, lock_recipe, devices, log, where, shown)
     except (KeyboardInterrupt, Interrupted) as e:
         raise Interrupted(e.signum if isinstance(e, Interrupted) else signal.SIGINT, step=where[0]) from None
 
 
-def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, where: list) -> Path:
+def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, where: list, shown) -> Path:
     started = time.perf_counter()
     log(f"edgeprune run {recipe.name}: model {recipe.model}, dataset {recipe.dataset.name} → {run_dir}")
-    ds = load_dataset(recipe.dataset.name, val_fraction=recipe.dataset.val_fraction, seed=recipe.seed)
-    ds = ds.subset(train=recipe.dataset.max_train_samples, test=recipe.dataset.test_samples)
+    ds = recipe_dataset(recipe)
     log(f"  dataset {ds.name}: {len(ds.x_train)} train / {len(ds.x_val)} val / {len(ds.x_test)} test ({ds.source})")
     ctx = RunContext(recipe=recipe, run_dir=run_dir, dataset=ds, model_source=recipe.model, devices=devices, log=log)
     if not _is_zoo(recipe.model):
@@ -158,6 +158,7 @@ def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, wh
         state_file = state_dir / f"{i:02d}-{kind}.json"
         t = time.perf_counter()
         where[0] = f"{i}/{len(specs)} ({kind})"
+        shown.update(completed=i - 1, note=f"step {i}/{len(specs)}: {kind}")
         cached = _load_state(state_file, key, run_dir)
         if cached is not None and kind != "report":
             result, status = cached, "cached"
@@ -177,6 +178,12 @@ def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, wh
     where[0] = "finishing the run"
     log(f"done in {ctx.metrics['run']['seconds']:.0f} s: {run_dir}")
     return run_dir
+
+
+def recipe_dataset(recipe):
+    """The dataset a recipe names, split and limited as it says."""
+    ds = load_dataset(recipe.dataset.name, val_fraction=recipe.dataset.val_fraction, seed=recipe.seed)
+    return ds.subset(train=recipe.dataset.max_train_samples, test=recipe.dataset.test_samples)
 
 
 def _is_zoo(source: str) -> bool:

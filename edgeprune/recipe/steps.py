@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edgeprune import rundir
 from edgeprune.errors import EdgepruneError
+from edgeprune.progress import fit_callback
 from edgeprune.pruning.histograms import weight_histograms
 from edgeprune.recipe.context import FLOAT_STAGES, STAGE_FILES, RunContext
 from edgeprune.rundir import WEIGHTS_FILE, WeightsFile
@@ -126,14 +127,23 @@ def step_train(ctx: RunContext, spec) -> dict:
 
         model = load_model(cached)
         result["reused_from"] = str(cached)
+        history = cached.with_suffix(".history.json")
+        if history.exists():  # how the cached model was trained, for the report's training curves
+            import json
+
+            result["history"] = json.loads(history.read_text())
     else:
         fr = fit(model, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
-                 patience=spec.patience, seed=ctx.recipe.seed)
+                 patience=spec.patience, seed=ctx.recipe.seed, lr_schedule=spec.lr_schedule,
+                 callbacks=[fit_callback("train")])
         result["history"] = fr.history
         cached.parent.mkdir(parents=True, exist_ok=True)
         from edgeprune.modelio import save_model
 
         save_model(model, cached, flavor=ctx.model_flavor)
+        import json
+
+        cached.with_suffix(".history.json").write_text(json.dumps(fr.history))
     save_stage_model(ctx, "baseline", model)
     ctx.current_stage = "baseline"
     return result | {"stage": "baseline", "stage_metrics": stage_metrics(ctx, "baseline", model)}
@@ -144,7 +154,8 @@ def step_sparsity_train(ctx: RunContext, spec) -> dict:
 
     model = current_model(ctx)
     history = sparsity_train(model, ctx.dataset, epochs=spec.epochs, penalty=spec.penalty, strength=spec.strength,
-                             learning_rate=spec.learning_rate, batch_size=spec.batch_size, seed=ctx.recipe.seed)
+                             learning_rate=spec.learning_rate, batch_size=spec.batch_size, seed=ctx.recipe.seed,
+                             lr_schedule=spec.lr_schedule, callbacks=[fit_callback("sparsity training")])
     save_stage_model(ctx, "sparse", model)
     ctx.current_stage = "sparse"
     return {"kind": "sparsity_train", "history": history, "stage": "sparse", "stage_metrics": stage_metrics(ctx, "sparse", model)}
@@ -166,7 +177,16 @@ def step_prune(ctx: RunContext, spec) -> dict:
         scan = sensitivity_scan(model, ds, criterion=spec.criterion, run_dir=ctx.run_dir)
         kwargs["overrides"] = {**sensitivity_overrides(scan, spec.ratio), **kwargs["overrides"]}
         result["sensitivity_path"] = "sensitivity.json"
-    if spec.schedule == "oneshot":
+    if spec.allocation == "device_cost":
+        from edgeprune.profiling.steps import device_cost_prune
+
+        pruned, plan, result["device_cost"] = device_cost_prune(ctx, spec, model)
+        steps = []
+        if spec.verify:
+            n = min(64, len(ds.x_val))
+            result["equivalence_max_abs_diff"] = verify_equivalence(model, pruned, plan, ds.x_val[:n])
+        recalibrated = recalibrate_batchnorm(pruned, ds.x_train) if spec.recalibrate_bn else 0
+    elif spec.schedule == "oneshot":
         pruned, plan = prune(model, spec.ratio, **kwargs)
         steps = []
         for note in plan.kept:  # groups kept whole (a layer the engine cannot follow, heavy protection)
@@ -255,7 +275,8 @@ def step_finetune(ctx: RunContext, spec) -> dict:
     d = spec.distill
     fr = fit(model, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
              patience=spec.patience, teacher=teacher, temperature=d.temperature if d else 4.0,
-             alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed)
+             alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed, lr_schedule=spec.lr_schedule,
+             callbacks=[fit_callback("fine-tune")])
     save_stage_model(ctx, "finetuned", model)
     ctx.current_stage = "finetuned"
     return {"kind": "finetune", "history": fr.history, "distill": bool(d), "stage": "finetuned",
@@ -275,7 +296,7 @@ def step_quantize(ctx: RunContext, spec) -> dict:
         d = spec.distill
         fr = fit(qat, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
                  patience=0, teacher=_teacher(ctx) if d else None, temperature=d.temperature if d else 4.0,
-                 alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed)
+                 alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed, callbacks=[fit_callback("QAT")])
         history = fr.history
     save_stage_model(ctx, "qat", qat)
     ctx.current_stage = "qat"
@@ -365,6 +386,8 @@ def step_export(ctx: RunContext, spec) -> dict:
     from edgeprune.export.parity import assert_parity, check_parity
     from edgeprune.export.targets import ExportOptions, get_target
 
+    if ctx.current_stage is None:  # a recipe that only quantizes and exports a given model
+        current_model(ctx)
     ds = ctx.dataset
     x, y = ds.x_test, ds.y_test
     ptq = ctx.ptq or {}
@@ -391,8 +414,10 @@ def step_export(ctx: RunContext, spec) -> dict:
                              calibration=calib if target.needs_calibration(q, qat=stage == "qat") else None)
                 parity = check_parity(path, model, x, y, tolerance=spec.parity_tolerance)
                 parity.pop("file", None)
+                sidecars = _sidecars(path, target, model, ds)
                 rows.append({"stage": stage, "format": fmt, "quant": q, "path": rel,
-                             "export_seconds": round(time.perf_counter() - t, 2), **parity, **f["extra"]})
+                             "export_seconds": round(time.perf_counter() - t, 2), **parity, **f["extra"],
+                             "sidecars": [str(p.relative_to(ctx.run_dir)) for p in sidecars]})
                 ctx.log(f"      {rel}: {parity['file_bytes']:,} B, test acc {parity['accuracy']:.4f}, "
                         f"agreement {parity['top1_agreement']:.4f}, max|Δ| {parity['max_abs_diff']:.2e}")
                 assert_parity(parity)
@@ -404,10 +429,23 @@ def step_export(ctx: RunContext, spec) -> dict:
     return result
 
 
+def _sidecars(path: Path, target, model, dataset) -> list[Path]:
+    """Files an app needs beside the model: what the target wrote (the ORT operators config), and for
+    TFLite the metadata and labels from the dataset (edgeprune.export.metadata)."""
+    files = list(target.sidecars(path))
+    if target.name == "tflite":
+        from edgeprune.export.metadata import write_tflite_metadata
+
+        written = write_tflite_metadata(path, model, dataset)
+        files += [p for p in (written["metadata"], written["labels"]) if p is not None]
+    return files
+
+
 def step_benchmark(ctx: RunContext, spec) -> dict:
+    from edgeprune import progress
     from edgeprune.errors import DeviceError
     from edgeprune.harness.backends import backend_for, run_on_device
-    from edgeprune.harness.bench import write_eval_npz
+    from edgeprune.harness.bench import result_line, write_eval_npz
     from edgeprune.harness.profiles import get_profile
 
     exports = ctx.metrics.get("exports") or []
@@ -418,6 +456,7 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
     ds = ctx.dataset
     rows, skipped = [], []
     (ctx.run_dir / "bench").mkdir(exist_ok=True)
+    shown = progress.open_task("benchmark", total=len(profiles) * len(exports))
     for profile in profiles:
         emulated = profile.emulated
         n_eval = spec.emulated_eval_samples if emulated else spec.eval_samples
@@ -430,6 +469,7 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
                 raise
             skipped.append({"device": profile.name, "reason": str(e)})
             ctx.log(f"      skipped {profile.name}: {e}")
+            shown.update(advance=len(exports))
             continue
         for exp in exports:
             if exp.get("devices") is not None and profile.name not in exp["devices"]:
@@ -450,8 +490,8 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
                 "instructions_per_inference": raw.get("instructions_per_inference"), "raw": raw_rel,
             }
             rows.append(row)
-            acc = f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "-"
-            ctx.log(f"      {profile.name:<14} {Path(exp['path']).name:<24} p50 {row['latency_ms']['p50']:.3f} ms  acc {acc}")
+            shown.report(result_line(raw), advance=1)
+    progress.close_task(shown)
     _mark_shipped(ctx, rows)
     return {"kind": "benchmark", "benchmarks": rows, "skipped_devices": skipped}
 

@@ -64,6 +64,7 @@ def build_report(run_dir, *, weights: bool = True) -> dict:
         "sensitivity": _sensitivity(run_dir, m, notes),
         "training": [{"step": s["name"], "history": s["history"]} for s in m.get("steps", []) if s.get("history")],
         "skipped_devices": [{"device": d.get("device", "?"), "reason": d.get("reason", "")} for d in m.get("skipped_devices", [])],
+        "mobile": mobile_files(m),
         "notes": notes,
     }
     if weights:
@@ -195,6 +196,26 @@ def recommendations(rows: list[dict], precision: dict | None = None) -> list[dic
         if sized:
             out.append({"device": device, "goal": "smallest", "row": min(sized, key=lambda i: (rows[i]["file_bytes"], -acc(i))),
                         "why": "smallest file"})
+    return out
+
+
+MOBILE_RUNTIMES = {"ort": "ONNX Runtime Mobile (Android, iOS)", "tflite": "LiteRT / TensorFlow Lite (Android, iOS)"}
+
+
+def mobile_files(m: dict) -> list[dict]:
+    """Per mobile runtime, the export an app loads: the smallest file within RECOMMEND_WITHIN of the best test accuracy."""
+    out = []
+    for fmt, runtime in MOBILE_RUNTIMES.items():
+        exps = [e for e in m.get("exports", []) if e.get("format") == fmt and e.get("file_bytes") is not None]
+        if not exps:
+            continue
+        best = max((e.get("accuracy") or 0.0) for e in exps)
+        pick = min((e for e in exps if (e.get("accuracy") or 0.0) >= best - RECOMMEND_WITHIN), key=lambda e: e["file_bytes"])
+        out.append({"runtime": runtime, "format": fmt, "stage": pick["stage"], "quant": pick.get("quant"),
+                    "file": pick["path"], "beside": list(pick.get("sidecars", [])), "file_bytes": pick["file_bytes"],
+                    "test_accuracy": pick.get("accuracy"),
+                    "why": f"smallest .{fmt} export within {RECOMMEND_WITHIN * 100:g} percentage point of the best "
+                           f".{fmt} test accuracy"})
     return out
 
 

@@ -47,7 +47,7 @@ def headline(report: dict) -> str:
 
 def sections(report: dict) -> list[Section]:
     out = []
-    for make in (recommendations, stages, pruning, removed_groups, weights, sensitivity, training, skipped, notes,
+    for make in (recommendations, mobile, stages, pruning, removed_groups, weights, sensitivity, training, skipped, notes,
                  environment):
         s = make(report)
         if s is not None:
@@ -75,6 +75,18 @@ def fmt_cost(row: dict) -> str:
     if value is None:
         return DASH
     return f"{fmt_int(value)} instr" if device_metric(bool(row.get("emulated"))) is INSTRUCTIONS else f"{fmt_ms(value)} ms"
+
+
+def mobile(report: dict) -> Section | None:
+    files = report.get("mobile") or []
+    if not files:
+        return None
+    body = [[f["runtime"], f["file"], ", ".join(f.get("beside") or []) or DASH, fmt_acc(f.get("test_accuracy")),
+             fmt_int(f.get("file_bytes")), f["why"]] for f in files]
+    return Section("mobile", "Files for mobile apps",
+                   text="The file an Android or iOS app loads, and what goes beside it in the app's assets "
+                        "(.ort: the operators of a reduced ONNX Runtime build; .tflite: metadata JSON and labels).",
+                   tables=[Table(["runtime", "app loads", "beside it", "test acc", "file bytes", "why"], body, {3, 4})])
 
 
 def stages(report: dict) -> Section | None:

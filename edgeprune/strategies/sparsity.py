@@ -86,7 +86,7 @@ class SparsityPenalty:
 
 def sparsity_train(model, dataset, *, epochs: int, penalty: str = "bn_gamma", strength: float = 1e-4,
                    learning_rate: float = 1e-3, batch_size: int = 128, max_train_samples: int | None = None,
-                   seed: int = 0, callbacks=()) -> dict:
+                   seed: int = 0, callbacks=(), lr_schedule: str = "constant") -> dict:
     """Train `model` in place with cross-entropy + strength · penalty; returns the per-epoch history.
 
     History keys: loss, penalty, accuracy, val_loss, val_accuracy (validation without penalty).
@@ -97,7 +97,7 @@ def sparsity_train(model, dataset, *, epochs: int, penalty: str = "bn_gamma", st
         raise EdgepruneError("sparsity training needs epochs >= 1 and strength >= 0", "e.g. epochs=5, strength=1e-4")
     result = fit(model, dataset, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                  extra_terms=[(strength, SparsityPenalty(model, penalty))], patience=None,
-                 max_train_samples=max_train_samples, seed=seed, callbacks=callbacks)
+                 max_train_samples=max_train_samples, seed=seed, callbacks=callbacks, lr_schedule=lr_schedule)
     return result.history
 
 

@@ -32,7 +32,10 @@ TRIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", 
 
 
 def _say(spec: ArchSpec, message: str) -> None:
-    print(f"[qemu {spec.name}] {message}", flush=True)
+    from edgeprune.progress import echo, note
+
+    note(message)
+    echo(f"[qemu {spec.name}] {message}")
 
 
 def _run(cmd: list[str], what: str, fix: str, **kw) -> subprocess.CompletedProcess:
@@ -253,15 +256,23 @@ def build_env(arch: str = "aarch64") -> QemuEnv:
         return env
     except DeviceError:
         pass
+    from edgeprune import progress
+
     t0 = time.monotonic()
     qemu = _require_qemu(spec)
     root = arch_dir(spec)
-    rootfs = build_rootfs(spec, root)
-    link_alternatives(rootfs)
-    plugin = build_plugin(spec, qemu)
-    env = QemuEnv(arch=spec, root=root, rootfs=rootfs, qemu=qemu, plugin=plugin)
-    install_guest_packages(spec, env)
-    install_fake_cpu(rootfs, spec.name, spec.default_cpu)
+    # stages: rootfs (minutes: debootstrap), plugin, guest packages (byte-compiled under emulation), cpu files
+    with progress.task(f"building the emulated {spec.name} board", total=4) as shown:
+        rootfs = build_rootfs(spec, root)
+        link_alternatives(rootfs)
+        shown.report("rootfs ready", completed=1)
+        plugin = build_plugin(spec, qemu)
+        shown.report("instruction-counter plugin ready", completed=2)
+        env = QemuEnv(arch=spec, root=root, rootfs=rootfs, qemu=qemu, plugin=plugin)
+        install_guest_packages(spec, env)
+        shown.report("guest Python packages ready", completed=3)
+        install_fake_cpu(rootfs, spec.name, spec.default_cpu)
+        shown.update(completed=4)
     (root / READY_STAMP).write_text(json.dumps({"signature": build_signature(spec), "plugin": str(plugin)}))
     _say(spec, f"ready in {time.monotonic() - t0:.0f} s: {root}")
     return load_env(spec)
