@@ -24,6 +24,7 @@ from edgeprune import _env
 from edgeprune.errors import EdgepruneError, Interrupted
 from edgeprune.export.cli import export_cmd
 from edgeprune.harness.cli import bench_cmd, devices_cmd
+from edgeprune.profiling.cli import profile_cmd
 from edgeprune.report.cli import app as report_app
 from edgeprune.strategies.cli import search_cmd
 
@@ -34,8 +35,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 @app.callback()
 def options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show TensorFlow's own log lines and full tracebacks.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final table and errors (no progress, no step log).")] = False,
 ) -> None:
     """Prune Keras models structurally, quantize, export TFLite/ONNX, and measure them on devices."""
+    from edgeprune import progress
+
+    progress.set_quiet(quiet)  # progress otherwise goes to stderr: live on a terminal, one line per epoch/trial in a pipe
 
 
 def _require_file(path: Path, what: str) -> None:
@@ -53,11 +58,12 @@ def run_cmd(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory of another recipe.")] = False,
 ) -> None:
     """Run a recipe end to end into one run directory (re-running reuses cached steps)."""
+    from edgeprune.progress import echo
     from edgeprune.recipe import run_recipe
 
     _require_file(recipe, "recipe")
 
-    run_dir = run_recipe(recipe, out_dir=out, model=model, devices=device or None, overwrite=overwrite)
+    run_dir = run_recipe(recipe, out_dir=out, model=model, devices=device or None, overwrite=overwrite, log=echo)
     _print_summary(run_dir)
 
 
@@ -100,7 +106,8 @@ def prune_cmd(
     data: Annotated[Optional[str], typer.Option(help="Dataset for data-driven criteria and --verify inputs.")] = None,
     plan: Annotated[Optional[Path], typer.Option(help="Replay a saved plan instead of scoring.")] = None,
     plan_out: Annotated[Optional[Path], typer.Option(help="Write the prune plan (JSON).")] = None,
-    verify: Annotated[bool, typer.Option("--verify", help="Check equivalence with the zeroed original (≤1e-4).")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Check the pruned model against the zeroed original (logits, ≤1e-4 of their scale; on --data when given).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at a layer the engine cannot follow instead of keeping its channels.")] = False,
     drop_features: Annotated[Optional[float], typer.Option(help="Dense-first models: drop this fraction of the input features instead of channels.")] = None,
     feature_method: Annotated[str, typer.Option(help="Input-feature ranking: weight_norm (first layer) or gradient (needs --data).")] = "weight_norm",
 ) -> None:
@@ -122,7 +129,7 @@ def prune_cmd(
 
     prune_file(model, output, ratio=ratio, criterion=criterion, global_pruning=global_pruning, round_to=round_to,
                min_channels=min_channels, protect=protect or [], protect_first=not no_protect_first, data=data,
-               plan_path=plan, plan_out=plan_out, verify=verify)
+               plan_path=plan, plan_out=plan_out, verify=verify, strict=strict)
 
 
 # commands whose functions live in their own areas
@@ -130,6 +137,7 @@ app.command("export")(export_cmd)
 app.command("bench")(bench_cmd)
 app.command("devices")(devices_cmd)
 app.command("search")(search_cmd)
+app.command("profile")(profile_cmd)
 app.add_typer(report_app, name="report")
 
 

@@ -3,7 +3,8 @@
 A *trial* is a top-level function of (input files, settings) that writes its result JSON into the
 run directory and returns it.  Models travel as file paths, never as live objects, so the same
 trial runs unchanged in this process or in a Ray worker on another machine.  This module only
-dispatches; Ray does the scheduling (no process pool of our own).
+dispatches; Ray does the scheduling (no process pool of our own).  Both executors show n of N,
+ETA and a line per finished trial through :mod:`edgeprune.progress`.
 """
 from __future__ import annotations
 
@@ -23,8 +24,11 @@ class InProcessExecutor:
 
     kind = "inprocess"
 
-    def map(self, fn: Callable[..., dict], kwargs_list: Iterable[dict]) -> list:
-        return [fn(**kw) for kw in kwargs_list]
+    def map(self, fn: Callable[..., dict], kwargs_list: Iterable[dict], *, label: str = "trials",
+            describe: Callable[[dict, list], str] | None = None) -> list:
+        jobs = list(kwargs_list)
+        with TrialProgress(label, len(jobs), describe) as shown:
+            return [shown.done(fn(**kw)) for kw in jobs]
 
     def describe(self) -> dict:
         return {"kind": self.kind, "workers": 1}
@@ -69,13 +73,50 @@ class RayExecutor:
         self.num_cpus = int(num_cpus)
         self._task = ray.remote(num_cpus=self.num_cpus)(_ray_trial)
 
-    def map(self, fn: Callable[..., dict], kwargs_list: Iterable[dict]) -> list:
+    def map(self, fn: Callable[..., dict], kwargs_list: Iterable[dict], *, label: str = "trials",
+            describe: Callable[[dict, list], str] | None = None) -> list:
         refs = [self._task.remote(fn, kw, self.num_cpus) for kw in kwargs_list]
-        return list(self.ray.get(refs))
+        results, pending = {}, list(refs)
+        with TrialProgress(label, len(refs), describe) as shown:
+            while pending:  # in the order trials finish, so progress moves as they do
+                ready, pending = self.ray.wait(pending, num_returns=1)
+                results[ready[0]] = shown.done(self.ray.get(ready[0]))
+        return [results[r] for r in refs]
 
     def describe(self) -> dict:
         return {"kind": self.kind, "address": self.address or "local",
                 "cluster_cpus": self.ray.cluster_resources().get("CPU"), "cpus_per_trial": self.num_cpus}
+
+
+class TrialProgress:
+    """n of N trials, elapsed, ETA and the caller's line per finished trial (edgeprune.progress).
+
+    `describe(result, results_so_far)` turns a trial's result into that line, e.g. its accuracy
+    and the best so far; without it the line is just the count.
+    """
+
+    def __init__(self, label: str, total: int, describe: Callable[[dict, list], str] | None):
+        self.label, self.total, self.describe = label, total, describe
+        self.results: list = []
+
+    def __enter__(self):
+        from edgeprune import progress
+
+        self.task = progress.open_task(self.label, total=self.total)
+        return self
+
+    def __exit__(self, *exc):
+        from edgeprune import progress
+
+        progress.close_task(self.task)
+
+    def done(self, result: dict) -> dict:
+        self.results.append(result)
+        text = f"{len(self.results)}/{self.total}"
+        if self.describe is not None:
+            text += "  " + self.describe(result, self.results)
+        self.task.report(text, completed=len(self.results))
+        return result
 
 
 def check_reachable(address: str, timeout_s: float = 3.0) -> None:

@@ -9,7 +9,7 @@ import edgeprune
 from edgeprune.errors import DeviceError
 from edgeprune.harness.profiles import get_profile, load_profile_file, load_profiles, profile_dirs
 
-SHIPPED = Path(edgeprune.__file__).resolve().parent.parent / "devices"
+SHIPPED = Path(edgeprune.__file__).resolve().parent / "devices"
 EXPECTED = {"host", "qemu-aarch64", "qemu-aarch64-a76", "qemu-armv7", "rpi4", "rpi5"}
 
 GOOD = """\

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import os
 import pickle
 import urllib.request
@@ -92,8 +93,6 @@ def load_fashion_mnist(*, val_fraction: float, seed: int) -> Dataset:
 
 def _mnist_from_hub():
     try:
-        import importlib.util
-
         spec = importlib.util.find_spec("mnist")
     except (ImportError, ValueError):
         return None
@@ -220,3 +219,22 @@ LOADERS = {
     "mnist": load_mnist,
     "digits": load_digits,
 }
+
+
+def dataset_names() -> list[str]:
+    return sorted(LOADERS)
+
+
+def load_dataset(name: str, *, val_fraction: float = 0.1, seed: int = 0) -> Dataset:
+    """Load a built-in dataset by name, or the user's own data from a .npz file or image folder."""
+    if name in LOADERS:
+        return LOADERS[name](val_fraction=val_fraction, seed=seed)
+    path = Path(name).expanduser()
+    if path.suffix == ".npz" and path.is_file():
+        return load_npz(path, val_fraction=val_fraction, seed=seed)
+    if path.is_dir():
+        return load_image_folder(path, val_fraction=val_fraction, seed=seed)
+    raise EdgepruneError(
+        f"unknown dataset '{name}'",
+        f"use one of {', '.join(sorted(LOADERS))}, a .npz file, or a folder of images by class",
+    )

@@ -1,6 +1,6 @@
 """Device profiles: YAML files that say what a target is and how to reach it.
 
-Profiles are read from, in order, the repository's ``devices/`` folder,
+Profiles are read from, in order, the package's ``edgeprune/devices/`` folder (shipped in the wheel),
 ``~/.config/edgeprune/devices/`` and each folder in ``EDGEPRUNE_DEVICES`` (``os.pathsep``-separated).
 A later folder's file overrides an earlier one of the same name, so a user can redefine a shipped
 device as well as add one, by dropping a YAML file in.
@@ -15,8 +15,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from edgeprune.errors import DeviceError
+from edgeprune.harness.backends import BACKENDS
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "devices"  # package data: edgeprune/devices/*.yaml
 
 
 class InterpreterChoice(BaseModel):
@@ -27,13 +29,14 @@ class InterpreterChoice(BaseModel):
 
 
 class DeviceProfile(BaseModel):
-    """One target.  ``cpu`` is the model name; for ``kind: qemu`` it is passed to ``qemu -cpu``."""
+    """One target.  ``kind`` names its backend (:mod:`edgeprune.harness.backends`); ``cpu`` is the
+    model name, for ``kind: qemu`` passed to ``qemu -cpu``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     description: str = ""
-    kind: Literal["host", "qemu", "ssh"]
+    kind: str
     arch: str
     cpu: str
     threads: int = 1
@@ -47,6 +50,14 @@ class DeviceProfile(BaseModel):
     known_hosts: Optional[str] = None
     identity_file: Optional[str] = None
     source: Optional[str] = None  # the file this profile came from (filled in by the loader)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in BACKENDS:
+            kinds = [f"'{k}'" for k in BACKENDS]
+            raise ValueError("Input should be " + " or ".join([", ".join(kinds[:-1]), kinds[-1]] if kinds[:-1] else kinds))
+        return v
 
     @field_validator("threads", "round_to")
     @classmethod
@@ -64,20 +75,19 @@ class DeviceProfile(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.kind == "qemu" and not self.emulated:
-            raise ValueError("a qemu profile must say emulated: true")
-        if self.kind != "qemu" and self.emulated:
-            raise ValueError(f"emulated: true only makes sense for kind qemu, not {self.kind}")
-        if self.kind != "ssh" and self.host:
-            raise ValueError(f"host is only used by kind ssh, not {self.kind}")
+        backend = BACKENDS[self.kind]
+        if backend.EMULATED and not self.emulated:
+            raise ValueError(f"a {self.kind} profile must say emulated: true")
+        if not backend.EMULATED and self.emulated:
+            raise ValueError(f"emulated: true only makes sense for an emulated kind, not {self.kind}")
+        if not backend.USES_HOST and self.host:
+            raise ValueError(f"host is not used by kind {self.kind}")
         return self
 
 
 def profile_dirs() -> list[Path]:
     """The folders searched for profiles, lowest priority first."""
-    import edgeprune
-
-    dirs = [Path(edgeprune.__file__).resolve().parent.parent / "devices",
+    dirs = [SHIPPED_DIR,
             Path.home() / ".config" / "edgeprune" / "devices"]
     extra = os.environ.get("EDGEPRUNE_DEVICES", "")
     dirs += [Path(d).expanduser() for d in extra.split(os.pathsep) if d.strip()]
@@ -96,7 +106,7 @@ def _one_line(path: Path, err: ValidationError) -> str:
 def load_profile_file(path: Path) -> DeviceProfile:
     """Read and validate one YAML profile; any problem is one DeviceError line naming file and key."""
     path = Path(path)
-    fix = "fix the file (see devices/host.yaml for the fields)"
+    fix = f"fix the file (see {SHIPPED_DIR / 'host.yaml'} for the fields)"
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as e:

@@ -1,4 +1,4 @@
-"""Benchmark one .tflite/.onnx file on the machine this script runs on; write the result as JSON.
+"""Benchmark one .tflite/.onnx/.ort file on the machine this script runs on; write the result as JSON.
 
 This file is copied to the target device (host, QEMU guest, Raspberry Pi) and run there with the
 device's own Python, so it imports only the standard library, numpy and the interpreter, and stays
@@ -6,6 +6,10 @@ Python 3.9 compatible.  It is never imported by edgeprune itself.
 
     python runner.py MODEL --runs N --warmup W --threads T [--eval data.npz]
                      [--interpreter auto|ai_edge_litert|tflite_runtime|onnxruntime] --out result.json
+    python runner.py MODEL1 MODEL2 ... --runs N ... --out results.json   # {"batch": [result, ...]}
+
+Several models in one process (the per-layer profiler's isolated ops) save a Python start per
+model, which under emulation is most of the time; they run one after another, in argument order.
 
 Each timed invocation is bracketed by marker syscalls (see ``_marker``) so that a QEMU
 instruction-counting plugin can count exactly the work of one inference.  Warm-up and accuracy
@@ -94,8 +98,6 @@ class TFLiteModel(object):
 
     @staticmethod
     def _import(which):
-        if which == "onnxruntime":
-            _fail(EXIT_USAGE, "onnxruntime cannot run .tflite files; use ai_edge_litert or tflite_runtime")
         errors = []
         if which in ("auto", "ai_edge_litert"):
             try:
@@ -144,8 +146,6 @@ _ORT_DTYPES = {
 
 class ONNXModel(object):
     def __init__(self, path, threads, which):
-        if which not in ("auto", "onnxruntime"):
-            _fail(EXIT_USAGE, "interpreter %s cannot run .onnx files; use onnxruntime" % which)
         try:
             import onnxruntime as ort
         except ImportError as e:
@@ -178,13 +178,17 @@ class ONNXModel(object):
         return np.asarray(self.result[0]).astype(np.float32)
 
 
+# The harness names the interpreter (from the export target's registration and the device
+# profile); "auto" falls back to the file suffix.
+MODEL_CLASSES = {"ai_edge_litert": TFLiteModel, "tflite_runtime": TFLiteModel, "onnxruntime": ONNXModel}
+AUTO_BY_SUFFIX = {".tflite": TFLiteModel, ".onnx": ONNXModel, ".ort": ONNXModel}  # .ort: ONNX Runtime Mobile format
+
+
 def load_model(path, threads, which):
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".tflite":
-        return TFLiteModel(path, threads, which)
-    if ext == ".onnx":
-        return ONNXModel(path, threads, which)
-    _fail(EXIT_USAGE, "unsupported model file %s (expected .tflite or .onnx)" % path)
+    cls = MODEL_CLASSES.get(which) or AUTO_BY_SUFFIX.get(os.path.splitext(path)[1].lower())
+    if cls is None:
+        _fail(EXIT_USAGE, "unsupported model file %s (expected %s)" % (path, " or ".join(AUTO_BY_SUFFIX)))
+    return cls(path, threads, which)
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -322,7 +326,7 @@ def run(args):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Benchmark a .tflite/.onnx model on this machine.")
-    p.add_argument("model")
+    p.add_argument("model", nargs="+")
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
@@ -335,9 +339,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    result = run(args)
+    models = args.model
+    if len(models) > 1 and args.eval:
+        _fail(EXIT_USAGE, "--eval takes a single model")
+    results = []
+    for path in models:
+        args.model = path
+        results.append(run(args))
     with open(args.out, "w") as f:
-        json.dump(result, f)
+        json.dump(results[0] if len(models) == 1 else {"schema_version": SCHEMA_VERSION, "batch": results}, f)
     return 0
 
 

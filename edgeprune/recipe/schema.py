@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgeprune.errors import RecipeError
+from edgeprune.export.targets import all_precisions, target_names
 
 
 class Strict(BaseModel):
@@ -32,6 +33,8 @@ class TrainStep(Strict):
     batch_size: int = Field(128, ge=1)
     learning_rate: float = Field(1e-3, gt=0.0, lt=1.0)
     patience: int = Field(3, ge=0)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="cosine: decay the learning rate to zero over the step's epochs")
 
 
 class SparsityTrainStep(TrainStep):
@@ -56,8 +59,30 @@ class PruneStep(Strict):
     sensitivity: bool = Field(False, description="scan per-group sensitivity and give fragile groups lower ratios")
     verify: bool = True
     recalibrate_bn: bool = Field(True, description="re-estimate BatchNorm moving statistics on training batches after surgery")
+    allocation: Literal["ratio", "device_cost"] = Field(
+        "ratio", description="ratio: the same ratio per group; device_cost: channels per group from measured device cost")
+    device: Optional[str] = Field(None, description="device_cost: the device whose per-op cost table decides")
+    budget: Optional[dict[Literal["instructions", "latency_ms", "size_kb", "reduction"], float]] = Field(
+        None, description="device_cost: one limit, e.g. {instructions: 300000} or {reduction: 6.0} (× below unpruned)")
+    precision: Literal["float32", "float16", "int8"] = Field("int8", description="device_cost: the precision to cost")
+    max_group_ratio: float = Field(0.95, gt=0.0, lt=1.0, description="device_cost: most of a group that may go")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _device_cost_settings(self):
+        if self.allocation == "device_cost":
+            if not self.device or not self.budget:
+                raise ValueError("allocation device_cost needs device and budget, e.g. "
+                                 "{device: qemu-aarch64, budget: {reduction: 6.0}}")
+            if len(self.budget) != 1 or any(v <= 0 for v in self.budget.values()):
+                raise ValueError("budget gives exactly one positive limit")
+            if self.schedule != "oneshot" or self.sensitivity or self.global_pruning or self.overrides:
+                raise ValueError("allocation device_cost chooses every group's channels itself: "
+                                 "drop schedule, sensitivity, global and overrides")
+        elif self.device or self.budget:
+            raise ValueError("device and budget belong to allocation: device_cost")
+        return self
 
     @field_validator("overrides")
     @classmethod
@@ -128,12 +153,39 @@ class QuantizeStep(Strict):
     distill: Optional[DistillSpec] = None
 
 
+def _export_format(v: str) -> str:
+    if v not in target_names():
+        raise ValueError(f"unknown export format '{v}' (known: {', '.join(target_names())})")
+    return v
+
+
+def _export_precision(v: str) -> str:
+    if v not in all_precisions():
+        raise ValueError(f"unknown precision '{v}' (known: {', '.join(all_precisions())})")
+    return v
+
+
 class ExportStep(Strict):
-    formats: list[Literal["tflite", "onnx"]] = ["tflite", "onnx"]
-    stages: Optional[dict[str, list[Literal["none", "int8", "fp16", "dynamic"]]]] = Field(
+    formats: list[Annotated[str, AfterValidator(_export_format)]] = ["tflite", "onnx"]
+    stages: Optional[dict[str, list[Annotated[str, AfterValidator(_export_precision)]]]] = Field(
         None, description="stage -> quant modes; default: each float stage as float, the QAT stage as int8")
     opset: int = Field(15, ge=13, le=18)
     parity_tolerance: float = Field(1e-4, gt=0.0)
+    precision: Optional[Union[Literal["auto"], list[Annotated[str, AfterValidator(_export_precision)]]]] = Field(
+        None, description="precisions of the shipped stage (the QAT stage as int8 plus its float parent): a list, or "
+                          "auto (float32, float16, int8, mixed; per device the cheapest within max_accuracy_drop is kept)")
+    max_accuracy_drop: float = Field(0.5, ge=0.0, description="points below the most accurate precision (precision: auto)")
+    keep_float: Optional[list[str]] = Field(
+        None, description="layers a mixed file keeps float; default: chosen per device from measured per-layer cost")
+    devices: Optional[list[str]] = Field(
+        None, description="devices a mixed file is chosen for; default: the benchmark step's (or --device)")
+
+    @field_validator("keep_float")
+    @classmethod
+    def _some_layers(cls, v):
+        if v is not None and not v:
+            raise ValueError("name at least one layer, or leave keep_float out to choose per device")
+        return v
 
 
 class BenchmarkStep(Strict):
@@ -161,8 +213,6 @@ STEP_TYPES: dict[str, type[Strict]] = {
     "benchmark": BenchmarkStep,
     "report": ReportStep,
 }
-
-StepSpec = Union[tuple(STEP_TYPES.values())]  # noqa: UP007
 
 
 class Recipe(Strict):

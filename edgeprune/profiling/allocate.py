@@ -1,0 +1,237 @@
+"""Channels per dependency group from measured device cost (NetAdapt-style greedy), as a PrunePlan.
+
+Each group may keep one of its *candidate counts* (multiples of ``step``, and its full count); the
+table decides which of them the device's kernels like, since cost is not monotonic in channels
+(a first conv 1→8 costs fewer A72 instructions than 1→4 in float).  Starting from the full model,
+every iteration takes the step — one group to a lower candidate count — with the least importance
+lost per cost saved, until the budget is met.  Importance is the existing criteria's channel
+score; a group's loss is the share of its total score that the step removes (its lowest channels).
+A step's cost is the candidate model's predicted cost: the per-invoke overhead plus the table's
+cost of every op, the ops cut to the candidate's shapes (:mod:`edgeprune.profiling.variants`).
+Costs the table lacks are measured in batches, so a search never measures the same op twice.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgeprune.errors import EdgepruneError
+from edgeprune.profiling.cost_table import EMPTY_KEY, CostTable
+from edgeprune.profiling.measure import measure_missing, net_cost
+from edgeprune.profiling.tflite_ops import isolate, read_model, write_model
+
+BUDGET_KEYS = ("instructions", "latency_ms", "size_kb", "reduction")
+GRID_LIMIT = 4000  # isolated-op variants measured up front in one batch; more are measured as needed
+
+
+@dataclass
+class Allocation:
+    plan: object                    # PrunePlan
+    counts: dict[str, int]          # first source layer of each group -> channels kept
+    full: dict[str, int]
+    metric: str                     # instructions | latency_ms | size_kb
+    baseline_cost: float            # the unpruned model at this precision, predicted from the table
+    predicted_cost: float
+    budget: float
+    met: bool
+    measured_ops: int
+    steps: list[dict] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {"metric": self.metric, "baseline_cost": self.baseline_cost, "predicted_cost": self.predicted_cost,
+                "budget": self.budget, "met": self.met, "reduction": self.baseline_cost / max(self.predicted_cost, 1e-12),
+                "counts": self.counts, "full": self.full, "measured_ops": self.measured_ops, "steps": self.steps}
+
+
+def candidate_counts(size: int, min_kept: int, step: int = 4) -> list[int]:
+    """Multiples of `step` (coarser above 64: 8, 16, 32 apart) from `min_kept` up, and the full count."""
+    out = {size}
+    k = step
+    while k < size:
+        if k >= min_kept:
+            out.add(k)
+        k += step if k < 64 else (8 if k < 128 else (16 if k < 256 else 32))
+    if min_kept > 0 and not any(c < size for c in out) and min_kept < size:
+        out.add(min_kept)
+    return sorted(out)
+
+
+class CostModel:
+    """Predicted cost of channel-count candidates, from the table (measuring what it lacks)."""
+
+    def __init__(self, variants, table: CostTable, metric: str, executor=None, host=None, log=None):
+        self.variants, self.table, self.metric = variants, table, metric
+        self.executor, self.host, self.log = executor, host, log or (lambda *_: None)
+        self.memo: dict[tuple, float] = {}
+        self.measured = 0
+
+    def _pending(self, removed_sets) -> dict:
+        """{signature: isolated bytes} for the ops of these candidates that the table lacks."""
+        items = {}
+        for removed in removed_sets:
+            model = self.variants.candidate(removed)
+            for u, sig in zip(self.variants.units, self.variants.signatures(model)):
+                if sig not in self.table and sig not in items:
+                    items[sig] = isolate(model, u)
+        return items
+
+    def prefetch(self, removed_sets) -> None:
+        if self.metric == "size_kb":
+            return
+        items = self._pending(removed_sets)
+        if items or EMPTY_KEY not in self.table:
+            self.log(f"measuring {len(items)} isolated ops on {self.table.profile.name}")
+            self.measured += measure_missing(self.table, items, executor=self.executor, host=self.host)
+
+    def cost(self, key: tuple, removed) -> float:
+        if key in self.memo:
+            return self.memo[key]
+        model = self.variants.candidate(removed)
+        if self.metric == "size_kb":
+            value = len(write_model(model)) / 1024
+        else:
+            sigs = self.variants.signatures(model)
+            if self.table.missing(sigs):
+                self.prefetch([removed])
+            value = self.table.get(EMPTY_KEY) + sum(net_cost(self.table, s) for s in sigs)
+        self.memo[key] = value
+        return value
+
+
+def _budget_value(budget: dict, baseline: float) -> tuple[str | None, float]:
+    if len(budget) != 1:
+        raise EdgepruneError(f"device budget {budget} must give exactly one limit",
+                             "e.g. {instructions: 300000}, {latency_ms: 0.05}, {size_kb: 20} or {reduction: 6.0}")
+    (key, value), = budget.items()
+    if key not in BUDGET_KEYS or not value or value <= 0:
+        raise EdgepruneError(f"device budget {key}: {value} is not a positive limit of {', '.join(BUDGET_KEYS)}",
+                             "e.g. {reduction: 6.0} (6× below the unpruned model at this precision)")
+    if key == "reduction":
+        return None, baseline / float(value)
+    return key, float(value)
+
+
+def allocate(model, device: str, budget: dict, *, precision: str = "int8", criterion: str = "l1", dataset=None,
+             calibration=None, protect=(), protect_first: bool = False, min_channels: int = 1,
+             max_group_ratio: float = 0.95, step: int = 4, aggregate: str = "mean", seed: int = 0,
+             executor=None, host: str | None = None, log=None) -> Allocation:
+    """Choose channels per group for `device` under `budget`; returns an :class:`Allocation` with its PrunePlan.
+
+    budget: one of ``{instructions: N}`` (emulated boards), ``{latency_ms: x}`` (host, SSH boards),
+    ``{size_kb: s}`` (file size at this precision) or ``{reduction: r}`` (r× below the unpruned model
+    in the device's own metric).  The plan replays with :func:`edgeprune.pruning.prune` (``plan=``).
+    """
+    from edgeprune.harness.profiles import get_profile
+    from edgeprune.profiling.api import export_bytes, precision_name
+    from edgeprune.profiling.variants import Variants
+    from edgeprune.pruning.api import analyse
+    from edgeprune.pruning.importance import compute_scores
+    from edgeprune.pruning.plan import build_plan
+
+    log = log or (lambda *_: None)
+    precision = precision_name(precision)
+    if not 0.0 < max_group_ratio < 1.0:
+        raise EdgepruneError(f"max_group_ratio {max_group_ratio} is not in (0, 1)", "e.g. 0.95")
+    profile = get_profile(device)
+    table = CostTable(profile)
+    an = analyse(model, protect=list(protect), protect_first=protect_first)
+    g = an.graph
+    scores = compute_scores(g, criterion, dataset=dataset, aggregate=aggregate, seed=seed)
+    if calibration is None and precision == "int8" and dataset is not None:
+        calibration = dataset.calibration_samples(200, seed=seed)
+    variants = Variants(read_model(export_bytes(model, precision, calibration)), g)
+
+    groups = [grp for grp in an.groups if grp.prunable]
+    order = {grp.id: sorted(grp.prunable, key=lambda c: (scores.get(c, 0.0), c)) for grp in groups}
+    total = {grp.id: sum(scores.get(c, 0.0) for c in grp.channels) or 1.0 for grp in groups}
+    cands = {}
+    for grp in groups:
+        floor = max(min_channels, grp.size - len(grp.prunable), math.ceil(grp.size * (1.0 - max_group_ratio)))
+        cands[grp.id] = candidate_counts(grp.size, floor, step)
+
+    def removed_for(counts: dict) -> list[int]:
+        return [c for grp in groups for c in order[grp.id][:grp.size - counts[grp.id]]]
+
+    def key(counts):
+        return tuple(counts[grp.id] for grp in groups)
+
+    metric = "size_kb" if "size_kb" in budget else table.metric
+    cm = CostModel(variants, table, metric, executor=executor, host=host, log=log)
+    full = {grp.id: grp.size for grp in groups}
+    _prefetch_grid(cm, groups, cands, full, removed_for)
+    baseline = cm.cost(key(full), removed_for(full))
+    want_key, limit = _budget_value(budget, baseline)
+    if want_key is not None and want_key != metric:
+        raise EdgepruneError(f"device {profile.name} measures {metric}, not {want_key}",
+                             f"give the budget as {{{metric}: ...}} or {{reduction: r}}")
+
+    counts, cost, steps = dict(full), baseline, []
+    while cost > limit:
+        options = []
+        for grp in groups:
+            for k in (c for c in cands[grp.id] if c < counts[grp.id]):
+                trial = {**counts, grp.id: k}
+                new_cost = cm.cost(key(trial), removed_for(trial))
+                saved = cost - new_cost
+                if saved <= 0:
+                    continue
+                lost = sum(scores.get(c, 0.0) for c in order[grp.id][grp.size - counts[grp.id]:grp.size - k]) / total[grp.id]
+                options.append((lost / saved, lost, new_cost, grp.id, k))
+        if not options:
+            break
+        reaching = [o for o in options if o[2] <= limit]
+        pick = min(reaching, key=lambda o: (o[1], -o[2])) if reaching else min(options)
+        _, lost, cost, gid, k = pick
+        steps.append({"group": groups_by_id(groups)[gid].sources[0], "from": counts[gid], "to": k,
+                      "importance_lost": round(lost, 6), "cost": cost})
+        counts[gid] = k
+        log(f"  {steps[-1]['group']}: {steps[-1]['from']} → {k} channels, predicted {metric} {cost:,.6g}")
+
+    chosen = {grp.id: order[grp.id][:grp.size - counts[grp.id]] for grp in groups if counts[grp.id] < grp.size}
+    settings = {"allocation": "device_cost", "device": profile.name, "cpu": profile.cpu, "precision": precision,
+                "budget": dict(budget), "criterion": criterion, "aggregate": aggregate, "step": step,
+                "min_channels": min_channels, "max_group_ratio": max_group_ratio, "protect": list(protect),
+                "protect_first": protect_first, "seed": seed, "ratio": None, "round_to": step}
+    if protect_first:
+        from edgeprune.pruning.api import first_weight_layer
+
+        settings["protect"] = [*settings["protect"], first_weight_layer(model)]
+    plan = build_plan(g, an.groups, chosen, scores, settings, model)
+    by_id = groups_by_id(groups)
+    return Allocation(plan=plan, counts={by_id[i].sources[0]: counts[i] for i in counts},
+                      full={by_id[i].sources[0]: full[i] for i in full}, metric=metric, baseline_cost=baseline,
+                      predicted_cost=cost, budget=limit, met=cost <= limit, measured_ops=cm.measured, steps=steps)
+
+
+def groups_by_id(groups) -> dict:
+    return {grp.id: grp for grp in groups}
+
+
+def _prefetch_grid(cm: CostModel, groups, cands, full, removed_for) -> None:
+    """Measure, in one batch, every op variant the greedy can reach (each op only varies with the groups it touches).
+
+    Which groups an op depends on is found by moving one group at a time; the grid of an op is the
+    product of its groups' candidate counts.  Beyond GRID_LIMIT variants the rest is measured lazily.
+    """
+    if cm.metric == "size_kb" or not groups:
+        return
+    base_sigs = cm.variants.signatures(cm.variants.candidate(removed_for(full)))
+    touches = {i: [] for i in range(len(base_sigs))}
+    for grp in groups:
+        low = {**full, grp.id: cands[grp.id][0]}
+        sigs = cm.variants.signatures(cm.variants.candidate(removed_for(low)))
+        for i, (a, b) in enumerate(zip(base_sigs, sigs)):
+            if a != b:
+                touches[i].append(grp.id)
+    points = set()
+    for dep in touches.values():
+        grid = itertools.product(*(cands[gid] for gid in dep))
+        for combo in grid:
+            points.add(tuple(sorted(zip(dep, combo))))
+            if len(points) > GRID_LIMIT:
+                break
+    removed_sets = [removed_for({**full, **dict(p)}) for p in sorted(points)]
+    cm.prefetch(removed_sets)

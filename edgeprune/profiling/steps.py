@@ -1,0 +1,45 @@
+"""The prune step's device-cost mode: allocate, replay the plan, and profile before and after.
+
+Writes ``profile.json`` into the run directory: the allocation (budget, predicted cost, channels per
+group, the greedy's steps) and the per-op profile of the unpruned and the pruned model at the
+costed precision on the device.  The report reads that file ("where the time goes").
+"""
+from __future__ import annotations
+
+import json
+
+PROFILE_FILE = "profile.json"
+CALIBRATION_SAMPLES = 200
+
+
+def device_cost_prune(ctx, spec, model):
+    """(pruned model, plan, summary for metrics.json) for a prune step with ``allocation: device_cost``."""
+    from edgeprune.executor import get_executor
+    from edgeprune.profiling.allocate import allocate
+    from edgeprune.profiling.api import profile_model
+    from edgeprune.pruning import prune
+
+    ds = ctx.dataset
+    calibration = ds.calibration_samples(CALIBRATION_SAMPLES, seed=ctx.recipe.seed)
+    # protect_first only when the recipe says so: here the measured cost decides about the first layer
+    protect_first = spec.protect_first if "protect_first" in spec.model_fields_set else False
+    executor = get_executor()
+    alloc = allocate(model, spec.device, dict(spec.budget), precision=spec.precision, criterion=spec.criterion,
+                     dataset=ds, calibration=calibration, protect=spec.protect, protect_first=protect_first,
+                     min_channels=spec.min_channels, max_group_ratio=spec.max_group_ratio, aggregate=spec.aggregate,
+                     seed=ctx.recipe.seed, executor=executor, log=lambda m: ctx.log(f"      {m}"))
+    pruned, plan = prune(model, plan=alloc.plan, protect_first=False)
+    before = profile_model(model, spec.device, spec.precision, calibration=calibration, executor=executor)
+    after = profile_model(pruned, spec.device, spec.precision, calibration=calibration, executor=executor)
+    summary = alloc.summary()
+    summary["measured_cost"] = after["whole"]
+    summary["measured_baseline_cost"] = before["whole"]
+    summary["measured_met"] = summary["metric"] == "size_kb" or after["whole"] <= alloc.budget
+    ctx.path(PROFILE_FILE).write_text(json.dumps({"device": spec.device, "precision": spec.precision,
+                                                  "allocation": summary, "before": before, "after": after}, indent=1))
+    short = {k: summary[k] for k in ("metric", "budget", "predicted_cost", "measured_cost", "measured_baseline_cost",
+                                     "met", "measured_met", "counts", "full")}
+    if not summary["met"]:
+        ctx.log(f"      warning: no channel counts reach the budget on {spec.device}; kept the cheapest found "
+                f"({summary['predicted_cost']:,.6g} {summary['metric']} > {alloc.budget:,.6g})")
+    return pruned, plan, {**short, "device": spec.device, "precision": spec.precision, "profile_path": PROFILE_FILE}
