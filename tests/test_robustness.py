@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from robustness_helpers import CLASSES, INPUT_SHAPE, cli, snapshot, write_dataset, write_models
 
@@ -33,7 +33,9 @@ SCALE = float(os.environ.get("EDGEPRUNE_ROBUSTNESS_SCALE", "1"))  # < 1: fewer c
 
 
 def cases(n: int):
+    # no shrinking: a failing case is reported as generated, so a CI run stays within its time
     return settings(max_examples=max(1, round(n * SCALE)), deadline=None, database=None, print_blob=True,
+                    phases=[Phase.explicit, Phase.generate],
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                            HealthCheck.data_too_large])
 
