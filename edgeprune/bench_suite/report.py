@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+from edgeprune.bench_suite.summary import cost_key
+
 
 def _f(x, fmt="{:.2f}"):
     return "—" if x is None else fmt.format(round(x, 6) + 0.0)  # + 0.0: no "-0.00"
@@ -17,8 +19,8 @@ def _int(x):
 def _cost(cell: dict | None) -> str:
     if not cell:
         return "—"
-    if cell.get("instructions"):
-        return _int(cell["instructions"])
+    if cost_key(cell) == "instructions":
+        return _int(cell.get("instructions"))
     return f"{_f(cell.get('p50_ms'), '{:.3f}')} ms"
 
 

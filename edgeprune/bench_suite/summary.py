@@ -7,6 +7,7 @@ loss in points against the float32 reference (test accuracy of the exported file
 from __future__ import annotations
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.harness.metric import INSTRUCTIONS, device_metric
 
 EPS = 1e-9  # accuracy deltas are sums of 1/n steps: 0.2 pt must count as within 0.2 pt
 
@@ -31,6 +32,11 @@ def shipped(result: dict) -> dict[str, str]:
     """{device: artifact} the run's report recommends shipping ("which file to ship")."""
     return {rec["device"]: result["rows"][rec["row"]]["artifact"]
             for rec in result["recommendations"] if rec["goal"] == "recommended"}
+
+
+def cost_key(cell: dict) -> str:
+    """The key of a device cell's cost: the one device metric (instructions when emulated, else p50)."""
+    return "instructions" if device_metric(bool(cell.get("emulated"))) is INSTRUCTIONS else "p50_ms"
 
 
 def _variant(name: str, kind: str, result: dict, f: dict, **extra) -> dict:
@@ -85,7 +91,7 @@ def add_ratios(variants: list[dict], devices: list[str]) -> None:
              "size_x_vs_float": base["file_bytes"] / v["file_bytes"]}
         for d in devices:
             mine, theirs = v["devices"].get(d) or {}, ptq["devices"].get(d) or {}
-            key = "instructions" if mine.get("instructions") and theirs.get("instructions") else "p50_ms"
+            key = cost_key(mine)
             if mine.get(key) and theirs.get(key):
                 r[f"{d}_x_vs_ptq"] = theirs[key] / mine[key]
                 r[f"{d}_x_vs_ptq_by"] = key
