@@ -7,7 +7,7 @@ RECIPE ?= recipes/quickstart.yaml
 # Debian packages: the data set, the ARM emulator and its build tools, sshd and Chromium for tests
 APT_PACKAGES := dataset-fashion-mnist qemu-user debootstrap debian-archive-keyring gcc libc6-dev dpkg-dev openssh-server openssh-client chromium
 
-.PHONY: setup system-packages qemu-rootfs demo test test-fast bench bench-criteria deploy-rpi clean
+.PHONY: setup system-packages qemu-rootfs demo test test-fast bench bench-criteria bench-engine deploy-rpi clean
 
 setup: $(STAMP) system-packages
 
@@ -53,6 +53,10 @@ bench: setup qemu-rootfs
 # importance criteria side by side → bench/CRITERIA.md
 bench-criteria: setup
 	$(BIN)/python -m edgeprune.bench_suite.criteria
+
+# engine speed: prune --ratio 0.5 --global --verify on MobileNetV2 and DenseNet121 (96x96), per stage
+bench-engine: setup
+	$(BIN)/python bench/engine_speed.py
 
 deploy-rpi: setup
 	@if [ -z "$(RPI_HOST)" ]; then \

@@ -52,6 +52,15 @@ def quiet_native_logs() -> None:
     atexit.register(_drain)
 
 
+def real_stderr_fd() -> int | None:
+    """The terminal-or-file that stderr really is while :func:`quiet_native_logs` filters fd 2, else None.
+
+    A live progress display (edgeprune.progress) writes there directly: it must see the terminal,
+    and its redraws are not lines a line filter could forward in time.
+    """
+    return _filter[0] if _filter is not None else None
+
+
 def _pump(read_end: int, real: int) -> None:
     pending = b""
     while True:

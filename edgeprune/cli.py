@@ -147,7 +147,9 @@ def main(argv=None) -> None:
     verbose = _wants_verbose(args)
     if argv is None and not verbose:  # a real process: nothing else owns file descriptor 2
         _env.quiet_native_logs()
-    sys.exit(run_command(args, verbose=verbose))
+    with _signals_raise_interrupted():
+        code = run_command(args, verbose=verbose)
+    sys.exit(code)
 
 
 def _wants_verbose(args: list[str]) -> bool:
@@ -159,7 +161,7 @@ def run_command(args: list[str], *, verbose: bool = False) -> int:
     """Run the CLI on `args` in this process; returns the exit code after printing any error line."""
     if not verbose:
         _env.quiet_python_logs()
-    with _signals_raise_interrupted(), warnings.catch_warnings():
+    with warnings.catch_warnings():
         if not verbose:
             warnings.simplefilter("ignore")
         try:
@@ -171,7 +173,7 @@ def run_command(args: list[str], *, verbose: bool = False) -> int:
             return _interrupted(e)
         except typer.Exit as e:
             return e.exit_code
-        except typer.Abort:
+        except (typer.Abort, KeyboardInterrupt):
             return _interrupted(Interrupted(signal.SIGINT))
         except typer.TyperException as e:  # usage errors: typer's click layer
             if type(e).__name__ == "NoArgsIsHelpError":

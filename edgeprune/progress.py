@@ -34,9 +34,28 @@ def mode() -> str:
     """``quiet``, ``live`` (stderr is a terminal) or ``plain``."""
     if _settings["quiet"]:
         return "quiet"
-    if sys.stderr.isatty() and os.environ.get("TERM") != "dumb":
+    if _stderr_is_terminal() and os.environ.get("TERM") != "dumb":
         return "live"
     return "plain"
+
+
+def _stderr_is_terminal() -> bool:
+    from edgeprune._env import real_stderr_fd
+
+    real = real_stderr_fd()  # the CLI filters fd 2 through a pipe (edgeprune._env.quiet_native_logs)
+    return os.isatty(real) if real is not None else sys.stderr.isatty()
+
+
+def _live_stream():
+    """Where the live display draws: the real stderr, past the CLI's line filter on fd 2."""
+    from edgeprune._env import real_stderr_fd
+
+    real = real_stderr_fd()
+    if real is None:
+        return sys.stderr
+    if _settings.get("stream") is None:
+        _settings["stream"] = os.fdopen(os.dup(real), "w", buffering=1, encoding="utf-8", errors="replace")
+    return _settings["stream"]
 
 
 def echo(message: str) -> None:
@@ -109,7 +128,7 @@ def _start_live():
     progress = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24), TaskProgressColumn(),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
-        console=Console(stderr=True), transient=True,
+        console=Console(file=_live_stream()), transient=True,
         # prints to stdout go above the bars only when stdout is this terminal too
         redirect_stdout=sys.stdout.isatty(), redirect_stderr=False)
     progress.start()

@@ -32,6 +32,10 @@ def prune_file(model_path: Path, output: Path, *, ratio: float, criterion: str, 
     from edgeprune.pruning import PrunePlan, model_stats, prune, verify_inputs, verify_pruning
 
     loaded, dataset = _read_inputs(model_path, output, data)
+    if verify:  # refuse before the work, not after it
+        from edgeprune.data.check import require_single_io
+
+        require_single_io(loaded.model, "prune --verify")
     plan = PrunePlan.load(plan_path) if plan_path else None
     pruned, plan = prune(loaded.model, ratio, criterion=criterion, global_pruning=global_pruning, round_to=round_to,
                          min_channels=min_channels, protect=protect, protect_first=protect_first, dataset=dataset,
@@ -40,9 +44,6 @@ def prune_file(model_path: Path, output: Path, *, ratio: float, criterion: str, 
         print(f"warning: {note['message']}", file=sys.stderr)
     result = {"before": model_stats(loaded.model), "after": model_stats(pruned), "kept": plan.kept}
     if verify:
-        from edgeprune.data.check import require_single_io
-
-        require_single_io(loaded.model, "prune --verify")
         x, described = verify_inputs(loaded.model, dataset, data)
         summary = verify_pruning(loaded.model, pruned, plan, x, inputs=described)
         result["verify"] = summary

@@ -93,7 +93,9 @@ class PruningInfo(_Strict):
     schedule: Optional[str] = None
     removed_channels: Optional[int] = None
     steps: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []             # groups kept whole, and why (the plan's notes)
     sensitivity_path: Optional[str] = None
+    kept: Optional[list[dict[str, Any]]] = None  # groups kept whole, with why
 
 
 class SearchInfo(_Strict):
@@ -121,6 +123,7 @@ class StepRecord(_Strict):
     equivalence_max_abs_diff: Optional[float] = None
     bn_recalibrated_layers: Optional[int] = None
     skipped_devices: Optional[list[SkippedDevice]] = None
+    device_cost: Optional[dict[str, Any]] = None   # prune with allocation: device_cost
 
 
 class RunMetrics(_Strict):
@@ -211,8 +214,12 @@ class PruneResult(_PruneLike):
     kind: Literal["prune"] = "prune"
     pruning: PruningInfo
     equivalence_max_abs_diff: Optional[float] = None
+    verify: Optional[dict[str, Any]] = None      # the equivalence check's details (inputs used, weak or not)
+    device_cost: Optional[dict[str, Any]] = None  # allocation: device_cost — the profile it allocated by
     bn_recalibrated_layers: int = 0
-    RECORDED: ClassVar = ("equivalence_max_abs_diff", "bn_recalibrated_layers")
+    verify: Optional[dict[str, Any]] = None       # the surgery checked against the zeroed original
+    device_cost: Optional[dict[str, Any]] = None  # allocation: device_cost (budget, counts, profile.json)
+    RECORDED: ClassVar = ("equivalence_max_abs_diff", "bn_recalibrated_layers", "device_cost")
 
     def merge(self, ctx) -> None:
         ctx.metrics["pruning"] = self.pruning.model_dump(mode="json", exclude_none=True)

@@ -61,6 +61,7 @@ def test_inspect_refuses_corrupt_model(tmp_path):
     assert "broken.keras" in line
 
 
+@pytest.mark.slow  # resnet8 pruned and verified in a subprocess
 def test_prune_and_inspect_roundtrip(tmp_path):
     from edgeprune import zoo
     from edgeprune.modelio import save_model

@@ -22,11 +22,12 @@ def _metrics() -> dict:
         stage = name.split("-")[0]
         path = f"exports/{name}"
         exports.append({"stage": stage, "format": "tflite", "quant": quant, "path": path, "file_bytes": size,
-                        "accuracy": acc, "samples": 1000})
+                        "export_seconds": 1.0, "accuracy": acc, "samples": 1000})
         for device, emulated, p50, count in (("qemu-aarch64", True, qemu_ms, instr), ("host", False, host_ms, None)):
             benchmarks.append({"export": path, "stage": stage, "format": "tflite", "quant": quant, "device": device,
                                "emulated": emulated, "latency_ms": {"p50": p50, "p90": p50, "p99": p50, "mean": p50},
-                               "instructions_per_inference": count, "accuracy": acc})
+                               "instructions_per_inference": count, "accuracy": acc,
+                               "raw": f"bench/{name}@{device}.json"})
     stage = {"model_path": "m.keras", "file_bytes": 1, "params": 1, "macs": 1, "val_accuracy": 0.9,
              "test_accuracy": 0.9, "layers": []}
     return {"schema_version": 1, "run": {"name": "r"}, "dataset": {"name": "d", "test": 1000},

@@ -42,6 +42,7 @@ def exports(trained, data, tmp_path_factory):
     return paths
 
 
+@pytest.mark.slow  # needs the trained model
 @pytest.mark.parametrize("fmt,quant", QUANT_CASES)
 def test_export_mode_parity(fmt, quant, exports, trained, data):
     from edgeprune.export.parity import assert_parity, check_parity
@@ -65,6 +66,7 @@ def test_export_mode_parity(fmt, quant, exports, trained, data):
         assert 0.45 < r["file_bytes"] / exports[(fmt, "none")].stat().st_size < 0.55
 
 
+@pytest.mark.slow  # needs the trained model
 def test_int8_io_tflite(trained, data, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -83,6 +85,7 @@ def test_int8_io_tflite(trained, data, tmp_path):
     np.testing.assert_array_equal(predict(path, data.x_test[:20], batch_size=1), predict(path, data.x_test[:20]))
 
 
+@pytest.mark.slow  # needs the trained model
 def test_float_parity_failure_is_refused(exports, trained, data):
     """The float file compared against a model with changed weights must fail the parity check."""
     from edgeprune.export.parity import assert_parity, check_parity
@@ -96,6 +99,7 @@ def test_float_parity_failure_is_refused(exports, trained, data):
         assert_parity(r)
 
 
+@pytest.mark.slow  # needs the trained model
 def test_int8_without_calibration_writes_nothing(trained, tmp_path):
     from edgeprune.export.onnx import export_onnx
     from edgeprune.export.tflite import export_tflite

@@ -62,6 +62,20 @@ def test_ort_loads_and_matches_its_onnx_twin(quant, twins, data):
     assert config[0].startswith("# Operators used by the .ort model")
 
 
+def test_damaged_ort_file_is_refused_in_one_line(twins, tmp_path):
+    from edgeprune.export.runtime import check_exported_file
+
+    _, ort_file = twins["none"]
+    cut = tmp_path / "cut.ort"
+    cut.write_bytes(ort_file.read_bytes()[:6])
+    onnx_named = tmp_path / "renamed.ort"
+    onnx_named.write_bytes(twins["none"][0].read_bytes())  # an .onnx file under the .ort name
+    for bad in (cut, onnx_named):
+        with pytest.raises(EdgepruneError, match="not a complete ORT-format file"):
+            check_exported_file(bad)
+    check_exported_file(ort_file)
+
+
 def test_ort_runs_in_the_device_runner(twins, data, tmp_path):
     """harness/runner.py (what boards run) loads the .ort file with onnxruntime."""
     from edgeprune.harness.bench import bench, write_eval_npz
@@ -119,3 +133,28 @@ def test_tflite_metadata_sidecar(trained, data, tmp_path):
     out = meta["subgraph_metadata"][0]["output_tensor_metadata"][0]
     assert "process_units" not in inp and out["name"] == "logits" and "associated_files" not in out
     assert written["labels"] is None
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_ort_on_the_emulated_aarch64_board_matches_host(tmp_path):
+    """The guest's onnxruntime (aarch64) loads the .ort file, and predicts what the host predicts."""
+    from edgeprune.errors import DeviceError
+    from edgeprune.export.ort import onnx_to_ort
+    from edgeprune.harness import host_runner, qemu_runner
+    from edgeprune.harness.profiles import get_profile
+    from edgeprune.harness.qemu import ensure_env
+    from test_harness_models import harness_models
+
+    try:
+        ensure_env("aarch64", build=False)
+    except DeviceError as e:
+        pytest.skip(f"emulated aarch64 board not available: {e}")
+    m = harness_models()
+    ort_file, _ = onnx_to_ort(m.onnx, tmp_path / "tiny.ort")
+    npz = tmp_path / "eval.npz"
+    np.savez(npz, x=m.x_eval[:30], y=m.y_eval[:30])
+    host = host_runner.run(get_profile("host"), ort_file, eval_npz=npz, runs=2, warmup=0)
+    emu = qemu_runner.run(get_profile("qemu-aarch64"), ort_file, eval_npz=npz, runs=2, warmup=0)
+    assert (emu["format"], emu["interpreter"]["name"], emu["machine"]) == ("ort", "onnxruntime", "aarch64")
+    assert emu["predictions"] == host["predictions"] and emu["instructions_per_inference"] > 0

@@ -40,7 +40,7 @@ def test_a_registered_backend_serves_profiles_and_bench(tmp_path, monkeypatch):
     (tmp_path / "mcu.yaml").write_text("kind: usb\narch: armv7m\ncpu: cortex-m7\nhost: /dev/ttyUSB1\n")
     profile = load_profile_file(tmp_path / "mcu.yaml")
     model = tmp_path / "m.tflite"
-    model.write_bytes(b"TFL3")
+    model.write_bytes((8).to_bytes(4, "little") + b"TFL3" + bytes(8))  # a flatbuffer header; the fake backend runs nothing
     out = bench.bench([model], [str(tmp_path / "mcu.yaml")], runs=3, warmup=0, host="/dev/ttyUSB0")
     assert out[0]["device"] == profile.name == "mcu"
     assert calls == [("mcu", "m.tflite", 3, "/dev/ttyUSB0")]

@@ -77,7 +77,11 @@ def test_bad_ratio_is_refused(resnet8):
         prune(resnet8, 1.5)
 
 
-@pytest.mark.parametrize("name", sorted(zoo.MODELS))
+HEAVY_ZOO = {"mobilenetv2", "resnet8"}  # minutes on two cores: run with the slow tests
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY_ZOO else n
+                                  for n in sorted(zoo.MODELS)])
 def test_zoo_models_prune_equivalently(name, tmp_path):
     from pruning_helpers import prune_and_check
 

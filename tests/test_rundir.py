@@ -29,7 +29,7 @@ def test_results_are_told_apart_by_kind_and_merge_themselves(tmp_path):
     prune.merge(ctx)
     quant.merge(ctx)
     assert ctx.current_stage == "pruned" and ctx.ptq == {"int8_io": False, "calibration_samples": 200}
-    assert ctx.metrics["pruning"] == {"plan_path": "plan.json", "ratio": 0.5, "removed_channels": 9, "steps": [],
+    assert ctx.metrics["pruning"] == {"plan_path": "plan.json", "ratio": 0.5, "removed_channels": 9, "steps": [], "kept": [],
                                       "sensitivity_path": "sensitivity.json"}
     assert prune.record() == {"bn_recalibrated_layers": 2}
     assert prune.artifacts() == ["models/pruned.keras", "weights.json"]

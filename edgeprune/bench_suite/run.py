@@ -11,6 +11,7 @@ import json
 import time
 from pathlib import Path
 
+from edgeprune import fileio
 from edgeprune.bench_suite import summary as summ
 from edgeprune.bench_suite.suite import Suite, check_budget
 from edgeprune.bench_suite.layers import layer_cost_trial
@@ -111,9 +112,7 @@ def run_bench(suite: Suite, *, work_dir: Path, out_dir: Path, markdown: Path, co
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / f"{date}{'-quick' if quick else ''}.json"
-    tmp = json_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(json_path)
+    fileio.write_json(json_path, result)
     from edgeprune.bench_suite.report import write_report
 
     return json_path, write_report(json_path, markdown)

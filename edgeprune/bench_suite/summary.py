@@ -7,7 +7,7 @@ loss in points against the float32 reference (test accuracy of the exported file
 from __future__ import annotations
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.harness.metric import INSTRUCTIONS, device_metric
+from edgeprune.harness.metric import cost, device_metric
 
 EPS = 1e-9  # accuracy deltas are sums of 1/n steps: 0.2 pt must count as within 0.2 pt
 
@@ -32,11 +32,6 @@ def shipped(result: dict) -> dict[str, str]:
     """{device: artifact} the run's report recommends shipping ("which file to ship")."""
     return {rec["device"]: result["rows"][rec["row"]]["artifact"]
             for rec in result["recommendations"] if rec["goal"] == "recommended"}
-
-
-def cost_key(cell: dict) -> str:
-    """The key of a device cell's cost: the one device metric (instructions when emulated, else p50)."""
-    return "instructions" if device_metric(bool(cell.get("emulated"))) is INSTRUCTIONS else "p50_ms"
 
 
 def _variant(name: str, kind: str, result: dict, f: dict, **extra) -> dict:
@@ -90,12 +85,21 @@ def add_ratios(variants: list[dict], devices: list[str]) -> None:
         r = {"loss_pt": (base["test_accuracy"] - v["test_accuracy"]) * 100 + 0.0,
              "size_x_vs_float": base["file_bytes"] / v["file_bytes"]}
         for d in devices:
-            mine, theirs = v["devices"].get(d) or {}, ptq["devices"].get(d) or {}
-            key = cost_key(mine)
-            if mine.get(key) and theirs.get(key):
-                r[f"{d}_x_vs_ptq"] = theirs[key] / mine[key]
-                r[f"{d}_x_vs_ptq_by"] = key
+            mine, theirs = v["devices"].get(d), ptq["devices"].get(d)
+            if not mine or not theirs:
+                continue
+            metric = device_metric(mine["emulated"])
+            a, b = device_cost(mine, metric), device_cost(theirs, metric)
+            if a and b:
+                r[f"{d}_x_vs_ptq"] = b / a
+                r[f"{d}_x_vs_ptq_by"] = metric.label
         v["ratios"] = r
+
+
+def device_cost(cell: dict, metric) -> float | None:
+    """A file's cost on a device by the device's one metric (:mod:`edgeprune.harness.metric`)."""
+    return cost({"instructions_per_inference": cell.get("instructions"), "latency_ms": {"p50": cell.get("p50_ms")}},
+                metric)
 
 
 def _target(name: str, measured, threshold, *, lower_is_better=False, unit="×") -> dict:
@@ -129,9 +133,8 @@ def check_targets(variants: list[dict], targets) -> list[dict]:
         rows.append(_target(f"accuracy loss vs float32 ≤ {targets.max_loss_pt:g} pt", r["loss_pt"],
                             targets.max_loss_pt, lower_is_better=True, unit="pt") | {"judged": v["variant"]})
         if targets.instr_x_vs_ptq is not None:
-            by_what = r.get(f"{targets.device}_x_vs_ptq_by", "instructions")
-            what = "instructions" if by_what == "instructions" else "p50 latency"
-            rows.append(_target(f"{targets.device}: ≥ {targets.instr_x_vs_ptq:g}× fewer {what} than PTQ int8",
+            what = r.get(f"{targets.device}_x_vs_ptq_by", "instructions per inference")
+            rows.append(_target(f"{targets.device}: ≥ {targets.instr_x_vs_ptq:g}× lower {what} than PTQ int8",
                                 r.get(f"{targets.device}_x_vs_ptq"), targets.instr_x_vs_ptq) | {"judged": v["variant"]})
         if targets.size_x_vs_float is not None:
             rows.append(_target(f"file ≥ {targets.size_x_vs_float:g}× smaller than float32", r["size_x_vs_float"],

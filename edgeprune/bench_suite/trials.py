@@ -12,14 +12,13 @@ from pathlib import Path
 
 import yaml
 
+from edgeprune import fileio
+
 RESULT = "bench-result.json"
 
 
 def _write_json(path: Path, data: dict) -> str:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
-    return str(path)
+    return str(fileio.write_json(path, data))
 
 
 def shrink(recipe: dict, quick: dict | None) -> dict:

@@ -95,6 +95,20 @@ def _check_loads(path: Path) -> None:
                              "report it with the .onnx file") from err
 
 
+ORT_IDENTIFIER = b"ORTM"  # bytes 4..8 of every ORT-format flatbuffer
+
+
+def check_ort_file(path: Path) -> None:
+    """An ORT-format flatbuffer: the ORTM identifier at bytes 4..8 and a root offset inside the file."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[4:8] != ORT_IDENTIFIER or int.from_bytes(head[:4], "little") >= size:
+        raise EdgepruneError(f"{path} is not a complete ORT-format file (no ORTM flatbuffer header)",
+                             "export it again (edgeprune export --format ort) and pass that file")
+
+
 def operators(path) -> dict[str, set[str]]:
     """domain → operator types used by an ``.ort`` file (read with onnxruntime's ORT-format reader)."""
     from onnxruntime.tools.ort_format_model import OrtFormatModelProcessor
@@ -116,7 +130,7 @@ def _write(model, path, *, quant: str, calibration=None, options: ExportOptions 
 
 TARGET = ExportTarget(
     name="ort", suffix=".ort", precisions=ONNX_QUANT_MODES, write=_write,
-    predict=runtime.onnx_predict, read_precision=quant_mode, interpreter_key="onnx",
+    predict=runtime.onnx_predict, read_precision=quant_mode, check_file=check_ort_file, interpreter_key="onnx",
     calibrated=frozenset({"int8"}), sidecars=lambda path: [config_path(path)],
     description="ORT format for ONNX Runtime Mobile (Android, iOS), with its required-operators config",
 )

@@ -36,7 +36,7 @@ def bench_cmd(
 
 
 def devices_cmd() -> None:
-    """List the device profiles (repo devices/, ~/.config/edgeprune/devices/, $EDGEPRUNE_DEVICES)."""
+    """List the device profiles (shipped ones, ~/.config/edgeprune/devices/, $EDGEPRUNE_DEVICES)."""
     from edgeprune.harness.profiles import load_profiles, profile_dirs
     from edgeprune.harness.table import profiles_table
     from edgeprune.tables import console as _console

@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from edgeprune import fileio
 from edgeprune.harness.metric import INSTRUCTIONS, device_metric
 from edgeprune.harness.profiles import DeviceProfile
 
@@ -106,7 +107,5 @@ class CostTable:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             for k, v in values.items():
                 self.entries[k] = {**v, "measured_at": stamp}
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"schema_version": TABLE_SCHEMA_VERSION, "device_key": self.key,
-                                       "entries": self.entries}, indent=0, sort_keys=True))
-            tmp.replace(self.path)
+            fileio.write_text(self.path, json.dumps({"schema_version": TABLE_SCHEMA_VERSION, "device_key": self.key,
+                                                     "entries": self.entries}, indent=0, sort_keys=True))

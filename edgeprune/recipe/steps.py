@@ -183,8 +183,9 @@ def step_prune(ctx: RunContext, spec) -> dict:
         pruned, plan, result["device_cost"] = device_cost_prune(ctx, spec, model)
         steps = []
         if spec.verify:
-            n = min(64, len(ds.x_val))
-            result["equivalence_max_abs_diff"] = verify_equivalence(model, pruned, plan, ds.x_val[:n])
+            x, described = verify_inputs(model, ds, ctx.recipe.dataset.name)
+            result["verify"] = verify_pruning(model, pruned, plan, x, inputs=described)
+            result["equivalence_max_abs_diff"] = result["verify"]["output_max_abs_diff"]
         recalibrated = recalibrate_batchnorm(pruned, ds.x_train) if spec.recalibrate_bn else 0
     elif spec.schedule == "oneshot":
         pruned, plan = prune(model, spec.ratio, **kwargs)
