@@ -7,7 +7,7 @@ RECIPE ?= recipes/quickstart.yaml
 # Debian packages: the data set, the ARM emulator and its build tools, sshd and Chromium for tests
 APT_PACKAGES := dataset-fashion-mnist qemu-user debootstrap debian-archive-keyring gcc libc6-dev dpkg-dev openssh-server openssh-client chromium
 
-.PHONY: setup system-packages qemu-rootfs demo test test-fast bench deploy-rpi clean
+.PHONY: setup system-packages qemu-rootfs demo test test-fast bench bench-criteria bench-engine deploy-rpi clean
 
 setup: $(STAMP) system-packages
 
@@ -46,9 +46,17 @@ test: setup qemu-rootfs
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not qemu"
 
+# the product's recipes in recipes/bench/suite.yaml → bench/results/<date>.json and BENCHMARKS.md
 bench: setup qemu-rootfs
 	$(BIN)/python -m edgeprune.bench_suite
+
+# importance criteria side by side → bench/CRITERIA.md
+bench-criteria: setup
 	$(BIN)/python -m edgeprune.bench_suite.criteria
+
+# engine speed: prune --ratio 0.5 --global --verify on MobileNetV2 and DenseNet121 (96x96), per stage
+bench-engine: setup
+	$(BIN)/python bench/engine_speed.py
 
 deploy-rpi: setup
 	@if [ -z "$(RPI_HOST)" ]; then \

@@ -1,22 +1,52 @@
 """The `edgeprune` command line.  Each area owns its command functions; this module wires them.
 
-Every EdgepruneError becomes one line on stderr (``error: <problem> — <fix>``) and exit code 2.
-Nothing heavy is imported at module level, so ``--help`` is instant.
+The error contract lives in :func:`main`: an :class:`EdgepruneError` (or a usage error, or an OS error
+such as a read-only folder) becomes one line on stderr, ``error: <problem> — <fix>``, optionally one
+``hint:`` line, and a non-zero exit code; never a traceback (``--verbose`` shows one for unexpected
+errors, and TensorFlow's own log lines).  Ctrl-C exits 130 and SIGTERM 143, each with one line.
+Nothing heavy is imported at module level, so ``--help`` and refusals of bad paths are instant.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
+import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
 
-from edgeprune import _env  # noqa: F401
-from edgeprune.errors import EdgepruneError
+from edgeprune import _env
+from edgeprune.errors import EdgepruneError, Interrupted
+from edgeprune.export.cli import export_cmd
+from edgeprune.harness.cli import bench_cmd, devices_cmd
+from edgeprune.profiling.cli import profile_cmd
+from edgeprune.report.cli import app as report_app
+from edgeprune.strategies.cli import search_cmd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Prune Keras models structurally, quantize, export TFLite/ONNX, and measure them on devices.")
+
+
+@app.callback()
+def options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show TensorFlow's own log lines and full tracebacks.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final table and errors (no progress, no step log).")] = False,
+) -> None:
+    """Prune Keras models structurally, quantize, export TFLite/ONNX, and measure them on devices."""
+    from edgeprune import progress
+
+    progress.set_quiet(quiet)  # progress otherwise goes to stderr: live on a terminal, one line per epoch/trial in a pipe
+
+
+def _require_file(path: Path, what: str) -> None:
+    """Refuse a missing input before anything heavy (TensorFlow) is imported."""
+    if not Path(path).exists():
+        raise EdgepruneError(f"{what} {path} does not exist", "check the path")
 
 
 @app.command("run")
@@ -28,9 +58,12 @@ def run_cmd(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory of another recipe.")] = False,
 ) -> None:
     """Run a recipe end to end into one run directory (re-running reuses cached steps)."""
+    from edgeprune.progress import echo
     from edgeprune.recipe import run_recipe
 
-    run_dir = run_recipe(recipe, out_dir=out, model=model, devices=device or None, overwrite=overwrite)
+    _require_file(recipe, "recipe")
+
+    run_dir = run_recipe(recipe, out_dir=out, model=model, devices=device or None, overwrite=overwrite, log=echo)
     _print_summary(run_dir)
 
 
@@ -53,6 +86,7 @@ def inspect_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Parameters, MACs, a per-layer table, file size; with --groups, the channel dependency groups."""
+    _require_file(model, "model file")
     from edgeprune.inspect import inspect_model
 
     inspect_model(model, show_groups=groups, as_json=json_out)
@@ -72,11 +106,21 @@ def prune_cmd(
     data: Annotated[Optional[str], typer.Option(help="Dataset for data-driven criteria and --verify inputs.")] = None,
     plan: Annotated[Optional[Path], typer.Option(help="Replay a saved plan instead of scoring.")] = None,
     plan_out: Annotated[Optional[Path], typer.Option(help="Write the prune plan (JSON).")] = None,
-    verify: Annotated[bool, typer.Option("--verify", help="Check equivalence with the zeroed original (≤1e-4).")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Check the pruned model against the zeroed original (logits, ≤1e-4 of their scale; on --data when given).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at a layer the engine cannot follow instead of keeping its channels.")] = False,
     drop_features: Annotated[Optional[float], typer.Option(help="Dense-first models: drop this fraction of the input features instead of channels.")] = None,
     feature_method: Annotated[str, typer.Option(help="Input-feature ranking: weight_norm (first layer) or gradient (needs --data).")] = "weight_norm",
 ) -> None:
     """Remove whole channels (or, with --drop-features, input features) and write the smaller model."""
+    _require_file(model, "model file")
+    if plan is not None:
+        _require_file(plan, "plan file")
+    if not 0.0 <= ratio < 1.0:
+        raise EdgepruneError(f"--ratio {ratio:g} is not a fraction in [0, 1)", "e.g. --ratio 0.5")
+    if drop_features is not None and not 0.0 < drop_features < 1.0:
+        raise EdgepruneError(f"--drop-features {drop_features:g} is not a fraction in (0, 1)", "e.g. --drop-features 0.2")
+    if output.suffix not in (".keras", ".h5"):
+        raise EdgepruneError(f"output {output} must end in .keras or .h5", "e.g. -o pruned.keras")
     from edgeprune.prune_cli import prune_features_file, prune_file
 
     if drop_features is not None:
@@ -85,60 +129,117 @@ def prune_cmd(
 
     prune_file(model, output, ratio=ratio, criterion=criterion, global_pruning=global_pruning, round_to=round_to,
                min_channels=min_channels, protect=protect or [], protect_first=not no_protect_first, data=data,
-               plan_path=plan, plan_out=plan_out, verify=verify)
+               plan_path=plan, plan_out=plan_out, verify=verify, strict=strict)
 
 
-def _register_optional():
-    """Commands whose modules live in their own areas."""
-    from edgeprune.harness.cli import bench_cmd, devices_cmd
-
-    app.command("bench")(bench_cmd)
-    app.command("devices")(devices_cmd)
-    try:
-        from edgeprune.export.cli import export_cmd
-
-        app.command("export")(export_cmd)
-    except ImportError:
-        pass
-    try:
-        from edgeprune.report.cli import app as report_app
-
-        app.add_typer(report_app, name="report")
-    except ImportError:
-        pass
-    try:
-        from edgeprune.profiling.cli import profile_cmd
-
-        app.command("profile")(profile_cmd)
-    except ImportError:
-        pass
-    try:
-        from edgeprune.strategies.cli import search_cmd
-
-        app.command("search")(search_cmd)
-    except ImportError:
-        pass
-
-
-_register_optional()
+# commands whose functions live in their own areas
+app.command("export")(export_cmd)
+app.command("bench")(bench_cmd)
+app.command("devices")(devices_cmd)
+app.command("search")(search_cmd)
+app.command("profile")(profile_cmd)
+app.add_typer(report_app, name="report")
 
 
 def main(argv=None) -> None:
+    """The console entry point: runs one command and exits with its code (see the module docstring)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    verbose = _wants_verbose(args)
+    if argv is None and not verbose:  # a real process: nothing else owns file descriptor 2
+        _env.quiet_native_logs()
+    with _signals_raise_interrupted():
+        code = run_command(args, verbose=verbose)
+    sys.exit(code)
+
+
+def _wants_verbose(args: list[str]) -> bool:
+    before_command = next((i for i, a in enumerate(args) if not a.startswith("-")), len(args))
+    return bool({"--verbose", "-v"} & set(args[:before_command])) or os.environ.get("EDGEPRUNE_VERBOSE") == "1"
+
+
+def run_command(args: list[str], *, verbose: bool = False) -> int:
+    """Run the CLI on `args` in this process; returns the exit code after printing any error line."""
+    if not verbose:
+        _env.quiet_python_logs()
+    with warnings.catch_warnings():
+        if not verbose:
+            warnings.simplefilter("ignore")
+        try:
+            rv = app(args=args, standalone_mode=False, prog_name="edgeprune")
+            return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+        except EdgepruneError as e:
+            return _refuse(str(e), hint=e.hint, code=e.exit_code)
+        except Interrupted as e:
+            return _interrupted(e)
+        except typer.Exit as e:
+            return e.exit_code
+        except (typer.Abort, KeyboardInterrupt):
+            return _interrupted(Interrupted(signal.SIGINT))
+        except typer.TyperException as e:  # usage errors: typer's click layer
+            if type(e).__name__ == "NoArgsIsHelpError":
+                e.show()
+                return e.exit_code
+            where = e.ctx.command_path if getattr(e, "ctx", None) else "edgeprune"
+            return _refuse(e.format_message(), f"see '{where} --help'", code=e.exit_code)
+        except OSError as e:
+            if verbose:
+                raise
+            return _refuse(*_os_error(e), code=1)
+        except Exception as e:  # a bug, not bad input: still one line unless --verbose
+            if verbose:
+                raise
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            return _refuse(f"unexpected {type(e).__name__}: {first}",
+                           "re-run with --verbose for the traceback and please report it", code=1)
+
+
+def _refuse(problem: str, fix: str | None = None, *, hint: str | None = None, code: int = 2) -> int:
+    """Print the error line (and hint line); always exactly one or two lines."""
+    line = problem if fix is None else f"{problem} — {fix}"
+    print("error: " + " ".join(line.split()), file=sys.stderr)
+    if hint:
+        print("hint: " + " ".join(hint.split()), file=sys.stderr)
+    return code
+
+
+def _interrupted(e: Interrupted) -> int:
+    name = signal.Signals(e.signum).name
+    if e.step:
+        return _refuse(f"interrupted ({name}) during step {e.step}",
+                       "re-run the same command to resume from that step (finished steps are cached)", code=e.exit_code)
+    return _refuse(f"interrupted ({name})", "nothing was left half-written; re-run the command", code=e.exit_code)
+
+
+def _os_error(e: OSError) -> tuple[str, str]:
+    where = f" {e.filename}" if e.filename else ""
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write or read{where}: {e.strerror}", "choose a folder you can write to (or fix its permissions)"
+    if e.errno == errno.ENOSPC:
+        return f"no space left on the device writing{where}", "free some disk space, or pass --out on another disk"
+    if e.errno == errno.ENOENT:
+        return f"no such file or folder:{where}", "check the path"
+    return f"{e.strerror or type(e).__name__}:{where}", "check the path and its permissions"
+
+
+@contextlib.contextmanager
+def _signals_raise_interrupted():
+    """SIGINT and SIGTERM raise :class:`Interrupted` (which typer does not swallow as it does Ctrl-C)."""
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    if sys.platform == "win32" or signal.getsignal(signal.SIGINT) is None:
+        yield
+        return
     try:
-        app(args=argv, standalone_mode=False)
-    except EdgepruneError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except (typer.Exit, SystemExit) as e:
-        code = getattr(e, "exit_code", getattr(e, "code", 0))
-        sys.exit(code or 0)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as e:  # usage errors from typer's click layer carry show() and exit_code
-        if hasattr(e, "show") and hasattr(e, "exit_code"):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,15 @@
 
 
 class EdgepruneError(Exception):
-    """An error the CLI prints as one line (``error: ...``) and exits non-zero on."""
+    """An error the CLI prints as one line (``error: <problem> — <fix>``), optionally followed by one
+    ``hint:`` line, and exits non-zero on (``exit_code``)."""
 
-    def __init__(self, problem: str, fix: str | None = None):
+    exit_code = 2
+
+    def __init__(self, problem: str, fix: str | None = None, hint: str | None = None):
         self.problem = problem
         self.fix = fix
+        self.hint = hint
         super().__init__(problem if not fix else f"{problem} — {fix}")
 
 
@@ -24,3 +28,20 @@ class ModelLoadError(EdgepruneError):
 
 class DeviceError(EdgepruneError):
     """A device could not be reached or could not run the model."""
+
+
+class DataMismatchError(EdgepruneError):
+    """The dataset does not fit the model (input shape, dtype, classes, label range)."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived.  A BaseException, so no ``except Exception`` swallows it on the way out;
+    the recipe runner adds the step it interrupted (``step``)."""
+
+    def __init__(self, signum: int, step: str | None = None):
+        import signal
+
+        self.signum = signum
+        self.step = step
+        self.exit_code = 128 + signum
+        super().__init__(signal.Signals(signum).name)

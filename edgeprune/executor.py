@@ -3,11 +3,14 @@
 A *trial* is a top-level function of (input files, settings) that writes its result JSON into the
 run directory and returns it.  Models travel as file paths, never as live objects, so the same
 trial runs unchanged in this process or in a Ray worker on another machine.  This module only
-dispatches; Ray does the scheduling (no process pool of our own).
+dispatches; Ray does the scheduling (no process pool of our own).  Both executors show n of N,
+ETA and a line per finished trial through :mod:`edgeprune.progress`.
 """
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import sys
 from typing import Callable, Iterable
 
@@ -21,8 +24,11 @@ class InProcessExecutor:
 
     kind = "inprocess"
 
-    def map(self, fn: Callable[..., dict], kwargs_list: Iterable[dict]) -> list:
-        return [fn(**kw) for kw in kwargs_list]
+    def map(self, fn: Callable[..., dict], kwargs_list: Iterable[dict], *, label: str = "trials",
+            describe: Callable[[dict, list], str] | None = None) -> list:
+        jobs = list(kwargs_list)
+        with TrialProgress(label, len(jobs), describe) as shown:
+            return [shown.done(fn(**kw)) for kw in jobs]
 
     def describe(self) -> dict:
         return {"kind": self.kind, "workers": 1}
@@ -55,19 +61,80 @@ class RayExecutor:
                 # a local instance sees this machine's files: give its workers the driver's import path,
                 # so trials defined in the caller's own modules (scripts, tests) import there too
                 env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, runtime_env={"env_vars": env})
+            if address not in (None, "auto") and not address.startswith("ray://"):
+                check_reachable(address)  # Ray itself retries a dead address for minutes
+            try:
+                ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level=logging.WARNING,
+                         runtime_env={"env_vars": env})
+            except (ConnectionError, RuntimeError, TimeoutError) as e:
+                raise _unreachable(address, str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__) from None
         self.ray = ray
         self.address = address
         self.num_cpus = int(num_cpus)
         self._task = ray.remote(num_cpus=self.num_cpus)(_ray_trial)
 
-    def map(self, fn: Callable[..., dict], kwargs_list: Iterable[dict]) -> list:
+    def map(self, fn: Callable[..., dict], kwargs_list: Iterable[dict], *, label: str = "trials",
+            describe: Callable[[dict, list], str] | None = None) -> list:
         refs = [self._task.remote(fn, kw, self.num_cpus) for kw in kwargs_list]
-        return list(self.ray.get(refs))
+        results, pending = {}, list(refs)
+        with TrialProgress(label, len(refs), describe) as shown:
+            while pending:  # in the order trials finish, so progress moves as they do
+                ready, pending = self.ray.wait(pending, num_returns=1)
+                results[ready[0]] = shown.done(self.ray.get(ready[0]))
+        return [results[r] for r in refs]
 
     def describe(self) -> dict:
         return {"kind": self.kind, "address": self.address or "local",
                 "cluster_cpus": self.ray.cluster_resources().get("CPU"), "cpus_per_trial": self.num_cpus}
+
+
+class TrialProgress:
+    """n of N trials, elapsed, ETA and the caller's line per finished trial (edgeprune.progress).
+
+    `describe(result, results_so_far)` turns a trial's result into that line, e.g. its accuracy
+    and the best so far; without it the line is just the count.
+    """
+
+    def __init__(self, label: str, total: int, describe: Callable[[dict, list], str] | None):
+        self.label, self.total, self.describe = label, total, describe
+        self.results: list = []
+
+    def __enter__(self):
+        from edgeprune import progress
+
+        self.task = progress.open_task(self.label, total=self.total)
+        return self
+
+    def __exit__(self, *exc):
+        from edgeprune import progress
+
+        progress.close_task(self.task)
+
+    def done(self, result: dict) -> dict:
+        self.results.append(result)
+        text = f"{len(self.results)}/{self.total}"
+        if self.describe is not None:
+            text += "  " + self.describe(result, self.results)
+        self.task.report(text, completed=len(self.results))
+        return result
+
+
+def check_reachable(address: str, timeout_s: float = 3.0) -> None:
+    """Fail in seconds, naming the address, when nothing listens at ``host:port``."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise EdgepruneError(f"Ray address '{address}' is not host:port",
+                             "pass --ray-address auto, or the address `ray start --head` printed (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise _unreachable(address, e.strerror or type(e).__name__) from None
+
+
+def _unreachable(address: str | None, why: str) -> EdgepruneError:
+    return EdgepruneError(f"cannot reach a Ray cluster at {address or 'a local instance'} ({why})",
+                          "start one with `ray start --head` and pass the address it printed, "
+                          "or --ray-address auto on a cluster node (omit it for a local instance)")
 
 
 def import_ray():

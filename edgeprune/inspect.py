@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgeprune.modelio import read_model
+from edgeprune.pruning import analyse, model_stats
+from edgeprune.tables import console, rich_table
+
 
 def inspect_data(path: Path, show_groups: bool) -> dict:
-    from edgeprune.modelio import read_model
-    from edgeprune.pruning import analyse, model_stats
-
     loaded = read_model(path)
     stats = model_stats(loaded.model)
     out = {"path": str(path), "file_bytes": loaded.file_bytes, "keras": loaded.flavor, "format": loaded.format,
@@ -23,21 +24,19 @@ def inspect_model(path: Path, *, show_groups: bool = False, as_json: bool = Fals
     if as_json:
         print(json.dumps(data, indent=1))
         return data
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    console.print(f"[bold]{path}[/bold]: {data['file_bytes']:,} bytes ({data['keras']} {data['format']}), "
-                  f"{data['params']:,} params, {data['macs']:,} MACs")
-    t = Table("layer", "type", "output", "params", "MACs")
-    for row in data["layers"]:
-        t.add_row(row["name"], row["type"], str(tuple(row["output_shape"])), f"{row['params']:,}", f"{row['macs']:,}")
-    console.print(t)
+    out = console()
+    out.print(f"[bold]{path}[/bold]: {data['file_bytes']:,} bytes ({data['keras']} {data['format']}), "
+              f"{data['params']:,} params, {data['macs']:,} MACs")
+    out.print(rich_table(["layer", "type", "output", "params", "MACs"],
+                         [[row["name"], row["type"], str(tuple(row["output_shape"])), f"{row['params']:,}",
+                           f"{row['macs']:,}" if row["macs"] is not None else "?"]
+                          for row in data["layers"]], right=[3, 4]))
     if show_groups:
-        g = Table("group", "channels", "prunable", "sources (out)", "other members", "pinned because", title="dependency groups")
+        rows = []
         for grp in data["groups"]:
             others = [f"{k}({','.join(v)})" for k, v in grp["members"].items() if k not in grp["sources"]]
-            g.add_row(str(grp["id"]), str(grp["channels"]), str(grp["prunable"]), ", ".join(grp["sources"]),
-                      ", ".join(others), "; ".join(grp["pinned_reasons"]))
-        console.print(g)
+            rows.append([str(grp["id"]), str(grp["channels"]), str(grp["prunable"]), ", ".join(grp["sources"]),
+                         ", ".join(others), "; ".join(grp["pinned_reasons"])])
+        out.print(rich_table(["group", "channels", "prunable", "sources (out)", "other members", "pinned because"], rows,
+                             title="dependency groups"))
     return data

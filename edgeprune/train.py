@@ -1,15 +1,21 @@
-"""Training and fine-tuning loops shared by the recipe steps (baseline, fine-tune, QAT).
+"""The one training loop: fine-tuning, distillation, QAT and sparsity training all go through `fit`.
 
-Models end in a softmax, so distillation recovers logits as log-probabilities: softening
-``log p / T`` gives the same distribution as softening the pre-softmax logits.
+:class:`Trainer` wraps the model and minimises a weighted sum of loss terms
+(:mod:`edgeprune.losses`): the hard-label cross-entropy (``from_logits`` follows the model's output
+kind), optionally distillation from a teacher, and any extra term a strategy brings (the sparsity
+penalty).  Validation loss is the hard-label loss alone.  The wrapped model gets no compiled loss,
+so a saved model carries nothing of the training.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 
+from edgeprune.errors import EdgepruneError
 from edgeprune.keras import keras
+from edgeprune.losses import OUTPUT_KINDS, DistillationLoss, HardLabelLoss, output_kind
 
 
 @dataclass
@@ -17,94 +23,103 @@ class FitResult:
     epochs_run: int
     history: dict
     val_accuracy: float
+    output_kind: str
 
 
-def compile_for_training(model, learning_rate: float):
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=["accuracy"],
-    )
+class Trainer(keras.Model):
+    """Wraps `student` so `fit` minimises Σ weight · term(x, y, student(x)) over `terms`.
 
+    A term with a ``name`` is also reported (unweighted) in the history under that name.
+    """
 
-class Distiller(keras.Model):
-    """Wraps a student so `fit` minimises α·T²·KL(teacher‖student at temperature T) + (1-α)·CE."""
-
-    def __init__(self, student, teacher, temperature: float, alpha: float):
+    def __init__(self, student, terms, val_loss):
         super().__init__()
         self.student = student
-        self.teacher = teacher
-        self.teacher.trainable = False
-        self.temperature = float(temperature)
-        self.alpha = float(alpha)
-        self.ce = keras.losses.SparseCategoricalCrossentropy()
-        self.kl = keras.losses.KLDivergence()
-        self.acc = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.terms = [(float(w), t) for w, t in terms]
+        self.val_loss = val_loss
         self.loss_tracker = keras.metrics.Mean(name="loss")
-
-    def _soft(self, probs):
-        import tensorflow as tf
-
-        return tf.nn.softmax(tf.math.log(tf.clip_by_value(probs, 1e-7, 1.0)) / self.temperature)
+        self.term_trackers = {t.name: keras.metrics.Mean(name=t.name) for _, t in self.terms if t.name}
+        self.acc = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
     def call(self, x, training=False):
         return self.student(x, training=training)
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.acc]
+        return [self.loss_tracker, *self.term_trackers.values(), self.acc]
 
     def train_step(self, data):
-        import tensorflow as tf
-
         x, y = data
-        teacher_probs = self.teacher(x, training=False)
         with tf.GradientTape() as tape:
-            student_probs = self.student(x, training=True)
-            hard = self.ce(y, student_probs)
-            soft = self.kl(self._soft(teacher_probs), self._soft(student_probs)) * self.temperature**2
-            loss = self.alpha * soft + (1.0 - self.alpha) * hard
+            outputs = self.student(x, training=True)
+            values = [(w, t, t(x, y, outputs)) for w, t in self.terms]
+            loss = tf.add_n([w * v for w, _, v in values])
         grads = tape.gradient(loss, self.student.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables))
         self.loss_tracker.update_state(loss)
-        self.acc.update_state(y, student_probs)
+        for _, t, v in values:
+            if t.name:
+                self.term_trackers[t.name].update_state(v)
+        self.acc.update_state(y, outputs)
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
         x, y = data
-        probs = self.student(x, training=False)
-        self.loss_tracker.update_state(self.ce(y, probs))
-        self.acc.update_state(y, probs)
-        return {m.name: m.result() for m in self.metrics}
+        outputs = self.student(x, training=False)
+        self.loss_tracker.update_state(self.val_loss(x, y, outputs))
+        self.acc.update_state(y, outputs)
+        return {m.name: m.result() for m in (self.loss_tracker, self.acc)}
 
 
 def fit(model, dataset, *, epochs: int, learning_rate: float = 1e-3, batch_size: int = 128,
-        teacher=None, temperature: float = 4.0, alpha: float = 0.5, patience: int | None = 3,
-        max_train_samples: int | None = None, seed: int = 0, verbose: int = 0, callbacks=()) -> FitResult:
-    """Train `model` in place on the dataset's train split; early-stop on the validation split."""
+        teacher=None, temperature: float = 4.0, alpha: float = 0.5, extra_terms=(),
+        patience: int | None = 3, max_train_samples: int | None = None, seed: int = 0,
+        output: str | None = None, callbacks=(), lr_schedule: str = "constant") -> FitResult:
+    """Train `model` in place on the dataset's train split; early-stop on the validation split.
+
+    Loss: (1-α)·CE + α·distillation with a `teacher`, plain CE without one, plus each
+    ``(weight, term)`` of `extra_terms`.  `output` overrides the detected output kind
+    (``probabilities`` or ``logits``).  `callbacks` are Keras callbacks; Keras prints nothing.
+    ``lr_schedule="cosine"`` decays the learning rate to zero over all `epochs` (a run that stops
+    early has not reached the end of the decay).
+    """
+    kind = output or output_kind(model)
+    if kind not in OUTPUT_KINDS:
+        raise EdgepruneError(f"unknown model output kind '{kind}'", f"use one of {', '.join(OUTPUT_KINDS)}")
     keras.utils.set_random_seed(seed)
     x, y = dataset.x_train, dataset.y_train
     if max_train_samples:
         x, y = x[:max_train_samples], y[:max_train_samples]
-    trainer = model
+    learning_rate = learning_rate_schedule(learning_rate, lr_schedule, epochs * -(-len(x) // batch_size))
+    hard = HardLabelLoss(kind)
     if teacher is not None:
-        trainer = Distiller(model, teacher, temperature, alpha)
-        trainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
+        terms = [(1.0 - alpha, hard), (alpha, DistillationLoss(teacher, kind, temperature))]
     else:
-        compile_for_training(model, learning_rate)
+        terms = [(1.0, hard)]
+    trainer = Trainer(model, [*terms, *extra_terms], val_loss=hard)
+    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
     cbs = list(callbacks)
     if patience and len(dataset.x_val):
         cbs.append(_BestWeights(model, patience))
-    hist = trainer.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, shuffle=True,
+    hist = trainer.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True,
                        validation_data=(dataset.x_val, dataset.y_val) if len(dataset.x_val) else None,
                        callbacks=cbs)
     val_acc = evaluate(model, dataset.x_val, dataset.y_val) if len(dataset.x_val) else float("nan")
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-    return FitResult(epochs_run=len(hist.epoch), history=history, val_accuracy=val_acc)
+    return FitResult(epochs_run=len(hist.epoch), history=history, val_accuracy=val_acc, output_kind=kind)
+
+
+def learning_rate_schedule(learning_rate: float, kind: str, total_steps: int):
+    """A float for ``constant``; for ``cosine`` a Keras schedule reaching zero after `total_steps` batches."""
+    if kind == "constant":
+        return learning_rate
+    if kind == "cosine":
+        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps))
+    raise ValueError(f"unknown learning-rate schedule '{kind}'")
 
 
 class _BestWeights(keras.callbacks.Callback):
-    """Early stopping on val_accuracy that restores the *student's* best weights (works for Distiller)."""
+    """Early stopping on val_accuracy that restores the wrapped model's best weights."""
 
     def __init__(self, student, patience: int):
         super().__init__()

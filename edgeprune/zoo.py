@@ -26,7 +26,12 @@ def build(name: str, input_shape=(28, 28, 1), num_classes: int = 10, seed: int =
     if name not in MODELS:
         raise EdgepruneError(f"unknown zoo model '{name}'", f"use one of {', '.join(sorted(MODELS))} or a model file")
     keras.utils.set_random_seed(seed)
-    return MODELS[name](input_shape=tuple(input_shape), num_classes=num_classes)
+    try:
+        return MODELS[name](input_shape=tuple(input_shape), num_classes=num_classes)
+    except ValueError as e:  # e.g. images too small for the model's downsampling
+        first = (str(e).strip().splitlines() or [""])[0][:120]
+        raise EdgepruneError(f"zoo model {name} cannot take images of shape {tuple(input_shape)} ({first})",
+                             "use larger images or another zoo model") from None
 
 
 @register("lenet5")

@@ -52,3 +52,17 @@ def test_export_cmd_rejects_bad_options_before_loading(saved_model, tmp_path):
     with pytest.raises(EdgepruneError, match="needs calibration data"):
         export_cmd(saved_model, format="onnx", quant="int8", output=tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_cmd_mixed_keeps_the_named_layer_float(saved_model, tmp_path):
+    from edgeprune.export.cli import export_cmd
+    from edgeprune.export.runtime import tflite_compute_ops
+
+    out = tmp_path / "m.tflite"
+    with pytest.raises(EdgepruneError, match="--keep-float only applies to --quant mixed"):
+        export_cmd(saved_model, format="tflite", quant="int8", keep_float=["conv1"], output=out)
+    r = export_cmd(saved_model, format="tflite", quant="mixed", keep_float=["conv1"], calib_data="fashion_mnist",
+                   output=out, parity_samples=300)
+    assert r["quant"] == "mixed" and r["top1_agreement"] >= 0.97
+    dtypes = [op["input_dtype"] for op in tflite_compute_ops(out)]
+    assert dtypes[0] == "float32" and set(dtypes[1:]) == {"int8"}  # conv1 float, conv2/fc1/fc2 int8

@@ -79,7 +79,7 @@ def test_cli_bench_prints_the_table_and_writes_json(tmp_path):
     for header in ("device", "emulated", "model", "bytes", "p50 ms", "p90 ms", "p99 ms", "init ms", "peak RSS MB",
                    "accuracy", "instr/inference"):
         assert header in res.output
-    row = next(ln for ln in res.output.splitlines() if "tiny_float.tflite" in ln)
+    row = [ln for ln in res.output.splitlines() if "tiny_float.tflite" in ln][-1]  # the table, after the progress line
     assert f"{m.float_tflite.stat().st_size:,}" in row and "%" in row
     assert json.loads(out.read_text())["results"][0]["eval_samples"] == 20
 

@@ -117,7 +117,7 @@ def test_eval_data_of_the_wrong_shape_is_a_clear_error(tmp_path):
 
 def test_not_a_model_file(tmp_path):
     (tmp_path / "m.h5").write_bytes(b"x")
-    with pytest.raises(DeviceError, match="not a .tflite or .onnx file"):
+    with pytest.raises(DeviceError, match="not a .tflite or .onnx or .ort file"):
         host_runner.run(get_profile("host"), tmp_path / "m.h5")
     with pytest.raises(DeviceError, match="model file not found"):
         host_runner.run(get_profile("host"), tmp_path / "missing.tflite")

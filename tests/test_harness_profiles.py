@@ -9,7 +9,7 @@ import edgeprune
 from edgeprune.errors import DeviceError
 from edgeprune.harness.profiles import get_profile, load_profile_file, load_profiles, profile_dirs
 
-SHIPPED = Path(edgeprune.__file__).resolve().parent.parent / "devices"
+SHIPPED = Path(edgeprune.__file__).resolve().parent / "devices"
 EXPECTED = {"host", "qemu-aarch64", "qemu-aarch64-a76", "qemu-armv7", "rpi4", "rpi5"}
 
 GOOD = """\
@@ -99,7 +99,16 @@ def test_broken_profile_is_one_line_naming_file_and_key(tmp_path, text, match):
     assert str(f) in str(e.value) and "\n" not in str(e.value)
 
 
-def test_broken_user_profile_stops_loading_with_its_name(isolated):
+def test_broken_user_profile_fails_only_when_used(isolated):
     (isolated / "bad.yaml").write_text(GOOD.replace("arch: aarch64\n", ""))
+    broken = {}
+    assert "bad" not in load_profiles(broken=broken) and "bad" in broken
+    assert get_profile("host").kind == "host"  # a typo in one profile never blocks the others
     with pytest.raises(DeviceError, match=r"bad\.yaml: key 'arch': Field required"):
-        load_profiles()
+        get_profile("bad")
+
+
+def test_broken_override_hides_the_shipped_profile(isolated):
+    (isolated / "host.yaml").write_text("kind: host\narch: x86_64\ncpu: [\n")
+    with pytest.raises(DeviceError, match=r"host\.yaml"):
+        get_profile("host")

@@ -152,6 +152,7 @@ def keras3_runs(tmp_path_factory, images):
     return runs
 
 
+@pytest.mark.slow  # the module fixture converts every case (minutes)
 @pytest.mark.parametrize("name", [*KERAS3_CASES, "kitchen_h5"])
 def test_keras3_file_loads_as_equal_tf_keras_model(keras3_runs, name):
     run = keras3_runs[name]
@@ -163,6 +164,7 @@ def test_keras3_file_loads_as_equal_tf_keras_model(keras3_runs, name):
     assert_close(run["ref"], run["got"])
 
 
+@pytest.mark.slow  # the module fixture converts every case (minutes)
 @pytest.mark.parametrize("name", [*KERAS3_CASES, "kitchen_h5"])
 def test_keras3_file_saved_back_loads_in_plain_keras3(keras3_runs, name):
     run = keras3_runs[name]
@@ -170,6 +172,7 @@ def test_keras3_file_saved_back_loads_in_plain_keras3(keras3_runs, name):
     assert_close(run["ref"], run["clean"])
 
 
+@pytest.mark.slow  # the module fixture converts every case (minutes)
 def test_translation_keeps_names_sharing_and_nesting(keras3_runs):
     model = keras3_runs["multi_io"]["loaded"].model
     names = [layer.name for layer in model.layers]
@@ -222,6 +225,7 @@ def tf_keras_runs(tmp_path_factory, images):
     return runs
 
 
+@pytest.mark.slow  # the module fixture converts every case (minutes)
 @pytest.mark.parametrize("fname", list(TF_CASES))
 def test_tf_keras_file_loads_unchanged(tf_keras_runs, fname):
     run = tf_keras_runs[fname]
@@ -231,11 +235,13 @@ def test_tf_keras_file_loads_unchanged(tf_keras_runs, fname):
     assert_close(run["ref"], run["got"])
 
 
+@pytest.mark.slow  # the module fixture converts every case (minutes)
 @pytest.mark.parametrize("fname", list(TF_CASES))
 def test_tf_keras_model_saved_back_loads_in_plain_tf_keras(tf_keras_runs, fname):
     assert_close(tf_keras_runs[fname]["ref"], tf_keras_runs[fname]["clean_same"])
 
 
+@pytest.mark.slow  # the module fixture converts every case (minutes)
 @pytest.mark.parametrize("fname", list(TF_CASES))
 def test_tf_keras_model_saved_as_keras3_loads_in_plain_keras3(tf_keras_runs, fname):
     assert_close(tf_keras_runs[fname]["ref"], tf_keras_runs[fname]["clean_k3"])

@@ -195,3 +195,30 @@ def test_tf_keras_hard_sigmoid_keeps_its_own_definition():
     model = tfk.Sequential([tfk.Input((64,)), tfk.layers.Dense(64, activation="hard_sigmoid")])
     k3 = to_keras3(model)
     assert np.abs(np.asarray(model(x)) - np.asarray(k3(x))).max() <= 1e-6
+
+
+def test_grouped_and_transposed_convs_carry_both_ways():
+    """Rules match exact classes: DepthwiseConv2D's `groups` edit must not fire on a grouped Conv2D, and
+    tf-keras' `groups: 1` on Conv2DTranspose (which Keras 3 rejects) is dropped."""
+    import keras
+
+    L = keras.layers
+    model = keras.Sequential([keras.Input((8, 8, 4)), L.Conv2D(8, 3, groups=2, name="grouped"),
+                              L.Conv2DTranspose(6, 3, name="tconv"), L.DepthwiseConv2D(3, name="dw")])
+    x = np.random.default_rng(0).random((2, 8, 8, 4)).astype("float32")
+    tf_model = from_keras3(model)
+    assert tf_model.get_layer("grouped").groups == 2
+    back = to_keras3(tf_model)
+    assert back.get_layer("grouped").groups == 2
+    assert np.abs(np.asarray(model(x)) - np.asarray(back(x))).max() <= 1e-5
+
+
+def test_rejected_config_key_is_named_and_never_points_at_the_source(monkeypatch):
+    from edgeprune.pruning.rules import RULES
+
+    monkeypatch.setattr(RULES["Conv2DTranspose"], "to_keras3", ())   # as if the rule lacked its edit
+    model = tfk.Sequential([tfk.Input((8, 8, 4)), tfk.layers.Conv2DTranspose(6, 3, name="tconv")])
+    with pytest.raises(EdgepruneError) as err:
+        to_keras3(model)
+    msg = str(err.value)
+    assert "'tconv'" in msg and "key 'groups'=1" in msg and ".py" not in msg and "\n" not in msg

@@ -77,7 +77,11 @@ def test_bad_ratio_is_refused(resnet8):
         prune(resnet8, 1.5)
 
 
-@pytest.mark.parametrize("name", sorted(zoo.MODELS))
+HEAVY_ZOO = {"mobilenetv2", "resnet8"}  # minutes on two cores: run with the slow tests
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY_ZOO else n
+                                  for n in sorted(zoo.MODELS)])
 def test_zoo_models_prune_equivalently(name, tmp_path):
     from pruning_helpers import prune_and_check
 
@@ -89,3 +93,25 @@ def test_zoo_models_prune_equivalently(name, tmp_path):
     pruned.save(tmp_path / "p.keras")
     again = keras.models.load_model(tmp_path / "p.keras")
     np.testing.assert_allclose(again.predict(X, verbose=0), pruned.predict(X, verbose=0), atol=1e-6)
+
+
+def _with_opaque_layer():
+    """A layer the engine has no rule for: it can only be pruned around when protected."""
+    from edgeprune.keras import keras, layers
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3), name="x")
+    x = layers.Conv2D(8, 3, name="c1")(inp)
+    x = layers.Permute((2, 1, 3), name="swap")(x)  # no rule for Permute
+    x = layers.Conv2D(8, 3, name="c2")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inp, layers.Dense(3, name="out")(x), name="opaque")
+
+
+def test_both_replay_paths_use_the_plans_protect():
+    """prune(plan=...) replays like apply_plan: with the plan's protect list, not this call's."""
+    pruned, plan = prune(_with_opaque_layer(), 0.5, protect=["swap"])
+    assert "swap" in plan.settings["protect"]
+    via_prune, _ = prune(_with_opaque_layer(), plan=plan)  # no protect given here
+    via_apply = apply_plan(_with_opaque_layer(), plan)
+    assert model_stats(via_prune)["params"] == model_stats(via_apply)["params"] == model_stats(pruned)["params"]

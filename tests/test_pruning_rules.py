@@ -182,24 +182,98 @@ def test_protected_layer_keeps_its_channels():
     assert pruned.get_layer("keepme").filters == 8 and pruned.get_layer("cut").filters == 4
 
 
-def test_unsupported_layer_is_a_hard_stop_naming_it():
+def test_unsupported_layer_is_a_hard_stop_naming_it_with_strict():
     inp = keras.Input((10, 4))
     x = layers.Dense(8, name="d0")(inp)
-    x = layers.LSTM(6, name="lstm")(x)
+    x = layers.UnitNormalization(name="unorm")(x)   # mixes every channel of a position: no rule
+    x = layers.Dense(6, name="d1")(x)
     m = keras.Model(inp, layers.Dense(3, name="out")(x))
-    with pytest.raises(UnsupportedLayerError, match="'lstm' of type LSTM"):
-        prune(m, 0.5)
+    with pytest.raises(UnsupportedLayerError, match="'unorm' of type UnitNormalization"):
+        prune(m, 0.5, strict=True)
     # protected, its group stays intact and the rest still prunes
-    pruned, plan = prune(m, 0.5, protect=["lstm"], protect_first=False)
-    assert pruned.get_layer("lstm").units == 6
+    pruned, plan = prune(m, 0.5, protect=["unorm"], protect_first=False)
+    assert pruned.get_layer("d1").units == 3
     assert pruned.get_layer("d0").units == 8  # feeds the protected layer
+    assert not [n for n in plan.kept if n["kind"] == "unsupported"]
+    # without --strict the same happens, and a note names the layer and the group it keeps
+    pruned, plan = prune(m, 0.5, protect_first=False)
+    assert pruned.get_layer("d0").units == 8 and pruned.get_layer("d1").units == 3
+    note, = [n for n in plan.kept if n["kind"] == "unsupported"]
+    assert note["layers"] == ["unorm"] and note["sources"] == ["d0"] and 0 < note["macs_share"] < 1
+    assert "'unorm'" in note["message"] and "--strict" in note["message"]
 
 
-def test_reshape_that_moves_channels_is_refused():
+def test_reshape_that_moves_channels_is_refused_with_strict_and_kept_without():
     def build(x):
         x = layers.Conv2D(8, 3, name="conv")(x)
-        x = layers.Reshape((14, 14 * 8), name="weird")(x)
+        x = layers.Reshape((8, 14 * 14), name="weird")(x)   # the channel axis becomes a row axis
         return layers.Dense(3, name="out")(x)
 
     with pytest.raises(UnsupportedLayerError, match="weird"):
-        prune(_model(build), 0.5)
+        prune(_model(build), 0.5, strict=True, protect_first=False)
+    pruned, plan = prune(_model(build), 0.5, protect_first=False)
+    assert pruned.get_layer("conv").filters == 8
+    assert [n["layers"] for n in plan.kept if n["kind"] == "unsupported"] == [["weird"]]
+    # --protect works for a layer that has a rule, too: no note, same result
+    pruned, plan = prune(_model(build), 0.5, protect=["weird"], protect_first=False)
+    assert pruned.get_layer("conv").filters == 8 and not [n for n in plan.kept if n["kind"] == "unsupported"]
+
+
+def test_reshapes_that_keep_the_channel_axis_pass_channels_through():
+    def build(x):
+        x = layers.Conv2D(8, 3, name="conv")(x)                     # (14, 14, 8)
+        x = layers.Reshape((14, 14 * 8), name="merge_w_c")(x)      # W and C merged, C innermost
+        x = layers.Conv1D(6, 3, name="c1d")(x)                      # (12, 6)
+        x = layers.Reshape((12, 1, 6), name="add_unit_axis")(x)
+        x = layers.Permute((2, 1, 3), name="swap_rows")(x)          # channel axis stays last
+        x = layers.Reshape((12, 6), name="drop_unit_axis")(x)
+        x = layers.GlobalAveragePooling1D(name="gap")(x)
+        x = layers.Reshape((1, 1, 6), name="to_map")(x)             # (C,) -> (1, 1, C)
+        x = layers.Conv2D(4, 1, name="pw")(x)
+        return layers.Dense(3, name="out")(layers.Flatten(name="flat")(x))
+
+    m = _model(build)
+    pruned, plan, *_ = prune_and_check(m, X, protect_first=False)
+    assert not plan.kept or all(n["kind"] != "unsupported" for n in plan.kept)
+    assert pruned.get_layer("conv").filters == 4 and pruned.get_layer("c1d").filters == 3
+    assert pruned.get_layer("merge_w_c").target_shape == (14, 14 * 4)
+    assert pruned.get_layer("to_map").target_shape == (1, 1, 3)
+
+
+def _se_resnet(x):
+    """Stem, two residual blocks with squeeze-excite gates on one trunk, a classifier."""
+    x = layers.Conv2D(16, 3, padding="same", name="stem")(x)
+    for i in range(2):
+        y = layers.Conv2D(16, 3, padding="same", activation="relu", name=f"b{i}_c1")(x)
+        y = layers.Conv2D(16, 3, padding="same", name=f"b{i}_c2")(y)
+        s = layers.GlobalAveragePooling2D(name=f"b{i}_gap")(y)
+        s = layers.Dense(4, activation="relu", name=f"b{i}_se1")(s)
+        s = layers.Reshape((1, 1, 16), name=f"b{i}_se_shape")(layers.Dense(16, activation="sigmoid", name=f"b{i}_se2")(s))
+        x = layers.Add(name=f"b{i}_add")([x, layers.Multiply(name=f"b{i}_se_mul")([y, s])])
+    return _head(x)
+
+
+def test_protection_pinning_a_third_of_the_macs_is_named_with_the_option_that_frees_it():
+    m = _model(_se_resnet)
+    pruned, plan = prune(m, 0.5)   # protect_first pins the stem, and with it the whole residual trunk
+    note, = [n for n in plan.kept if n["kind"] == "protect_first"]
+    assert note["layers"] == ["stem"] and note["macs_share"] > 1 / 3 and note["option"] == "--no-protect-first"
+    assert "--no-protect-first" in note["message"] and "stem" in note["message"]
+    assert pruned.get_layer("b0_c2").filters == 16
+    pruned, plan, *_ = prune_and_check(m, X, protect_first=False)
+    assert not [n for n in plan.kept if n["kind"] == "protect_first"]
+    assert pruned.get_layer("b0_c2").filters == pruned.get_layer("stem").filters == 8
+    assert pruned.get_layer("b0_se_shape").target_shape == (1, 1, 8)
+
+
+def test_recurrent_macs_are_counted():
+    from edgeprune.pruning import model_stats
+
+    inp = keras.Input((10, 4))
+    x = layers.LSTM(6, return_sequences=True, name="lstm")(inp)
+    x = layers.Bidirectional(layers.GRU(5), name="bigru")(x)
+    stats = model_stats(keras.Model(inp, layers.Dense(3, name="out")(x)))
+    macs = {r["name"]: r["macs"] for r in stats["layers"]}
+    assert macs["lstm"] == 10 * 4 * 6 * (4 + 6)
+    assert macs["bigru"] == 2 * 10 * 3 * 5 * (6 + 5)
+    assert stats["macs"] == macs["lstm"] + macs["bigru"] + 10 * 3

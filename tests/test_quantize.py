@@ -63,6 +63,7 @@ def test_unsupported_layer_is_named_and_skippable():
     assert np.isfinite(q.predict(x, verbose=0)).all()
 
 
+@pytest.mark.slow  # trains
 def test_prune_preserve_keeps_sparsity_through_qat(data, tmp_path):
     from edgeprune import train, zoo
     from edgeprune.quantize.qat import load_qat, quantize_qat, save_qat

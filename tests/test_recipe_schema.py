@@ -59,3 +59,17 @@ def test_bad_recipe_names_the_key_and_line(tmp_path, old, new, expected):
 def test_invalid_yaml_names_the_line(tmp_path):
     with pytest.raises(RecipeError, match=r"r.yaml:\d+: not valid YAML"):
         load_recipe(_write(tmp_path, GOOD + "  - prune: {ratio: [\n"))
+
+
+def test_lr_schedule_cosine_decays_to_zero_over_the_steps_epochs():
+    from edgeprune.recipe.schema import TrainStep
+    from edgeprune.train import learning_rate_schedule
+
+    assert TrainStep().lr_schedule == "constant" and TrainStep(lr_schedule="cosine").lr_schedule == "cosine"
+    with pytest.raises(Exception):
+        TrainStep(lr_schedule="step")
+    assert learning_rate_schedule(1e-3, "constant", 100) == 1e-3
+    cosine = learning_rate_schedule(1e-3, "cosine", 100)
+    assert float(cosine(0)) == pytest.approx(1e-3)
+    assert float(cosine(50)) == pytest.approx(5e-4, rel=1e-3)
+    assert float(cosine(100)) == pytest.approx(0.0, abs=1e-9)

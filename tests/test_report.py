@@ -237,3 +237,17 @@ def test_html_renders_in_headless_chromium_without_console_errors(run_dir, tmp_p
     broken.write_text((run_dir / "report.html").read_text().replace("</body>", "<script>undefinedFn()</script></body>"))
     _, console = render(broken, tmp_path)
     assert any("Uncaught ReferenceError" in line for line in console)
+
+
+def test_report_cli_runs_without_tensorflow(run_dir, tmp_path):
+    """`edgeprune report` reads only run-directory files: it works where TensorFlow cannot be imported."""
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    for f in copy.glob("report.*"):
+        f.unlink()
+    blocked = "import sys; [sys.modules.__setitem__(m, None) for m in ('tensorflow', 'tf_keras', 'keras')]; "
+    out = subprocess.run([sys.executable, "-c", blocked + "from edgeprune.cli import main; main()", "report", str(copy)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rep = json.loads((copy / "report.json").read_text())
+    assert rep["weights"]["layers"] and rep["notes"] == []

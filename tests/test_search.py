@@ -39,6 +39,7 @@ def test_parse_budget():
             parse_budget(bad)
 
 
+@pytest.mark.slow  # trains candidates
 def test_mac_budget_met_on_host(trained, data, tmp_path):
     macs0 = model_stats(trained)["macs"]
     limit = 0.6 * macs0
@@ -63,6 +64,7 @@ def test_mac_budget_met_on_host(trained, data, tmp_path):
     assert (strict.status == "ok") == (strict.best["measured"]["accuracy_drop_points"] <= 0)
 
 
+@pytest.mark.slow  # trains candidates
 def test_latency_budget_measured_with_host_harness(trained, data, tmp_path):
     res = budget_search(trained, data, device="host", budget={"latency_ms": 1e3}, max_drop=100.0, run_dir=tmp_path,
                         use_sensitivity=False, ratios=(0.5,), refine_steps=0, finetune_epochs=0, runs=20, warmup=2,

@@ -50,6 +50,7 @@ def test_schedule_fractions():
         cumulative_ratio(1, 4, 0.6, "cosine")
 
 
+@pytest.mark.slow  # trains
 @pytest.mark.parametrize("schedule", ["linear", "polynomial"])
 def test_gradual_reaches_target_in_steps(trained, data, schedule):
     widths0 = group_widths(trained)
@@ -69,11 +70,13 @@ def test_gradual_reaches_target_in_steps(trained, data, schedule):
     assert res.history[-1]["macs"] < model_stats(trained)["macs"]
 
 
+@pytest.mark.slow  # trains
 def test_gradual_global_pruning_hits_total(trained, data):
     res = gradual_prune(trained, data, target_ratio=0.4, steps=2, finetune_epochs=0, global_pruning=True)
     assert res.history[-1]["ratio"] == pytest.approx(0.4, abs=0.02)
 
 
+@pytest.mark.slow  # trains
 def test_distillation_finetune_recovers_pruned_model(trained, data):
     pruned, _ = prune(trained, 0.7)
     before = evaluate(pruned, data.x_val, data.y_val)
@@ -82,6 +85,7 @@ def test_distillation_finetune_recovers_pruned_model(trained, data):
     assert evaluate(trained, data.x_val, data.y_val) > 0.6  # the teacher is a real (if short-trained) model
 
 
+@pytest.mark.slow  # trains
 def test_sensitivity_scan_writes_curves(trained, data, tmp_path):
     res = sensitivity_scan(trained, data, ratios=(0.3, 0.7), run_dir=tmp_path, max_val_samples=300)
     saved = json.loads((tmp_path / "sensitivity.json").read_text())
@@ -141,6 +145,7 @@ def test_sparsity_training_shrinks_gammas(data):
         sparsity_train(cnn(), small, epochs=1)
 
 
+@pytest.mark.slow  # trains
 def test_input_feature_pruning_on_mlp(data):
     from edgeprune.strategies.features import feature_means, prune_input_features, slice_dataset, slice_features
 

@@ -1,9 +1,9 @@
-"""`make bench`: edgeprune vs PTQ int8 and TF-MOT's pruning recipes, measured side by side in one run.
+"""`make bench`: edgeprune's own recipes against PTQ int8 and TF-MOT, on the emulated boards.
 
-`python -m edgeprune.bench_suite [--quick]` trains every variant with the same seed and epoch
-budget, measures accuracy/size/latency/instructions, writes ``bench/results/<date>.json`` and
-regenerates ``BENCHMARKS.md`` with a Pareto plot and the project's targets checked.
+`python -m edgeprune.bench_suite [--suite recipes/bench/suite.yaml] [--quick]` runs the suite's
+product recipes (``edgeprune run``'s steps, trials through :mod:`edgeprune.executor`), writes
+``bench/results/<date>.json`` and regenerates ``BENCHMARKS.md`` from it, targets checked.
 """
-from edgeprune.bench_suite.settings import BenchSettings, full_settings, quick_settings
+from edgeprune.bench_suite.suite import Suite, load_suite
 
-__all__ = ["BenchSettings", "full_settings", "quick_settings"]
+__all__ = ["Suite", "load_suite"]

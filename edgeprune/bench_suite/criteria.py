@@ -1,6 +1,7 @@
 """Importance criteria side by side: prune a trained model at several ratios, fine-tune, measure.
 
-``python -m edgeprune.bench_suite.criteria`` trains (or reuses) each reference model, then runs one
+``python -m edgeprune.bench_suite.criteria`` trains each reference model through the product's train
+step (which reuses a model trained with the same settings from its cache), then runs one
 trial per (model, criterion, ratio) through edgeprune's executor: structured pruning with that
 criterion, fine-tuning with the unpruned model as distillation teacher, and the Keras accuracy on
 the full test split before and after fine-tuning.  Results go to ``<out>/<date>-criteria.json`` and
@@ -19,37 +20,41 @@ from edgeprune.errors import EdgepruneError
 
 DEFAULT_CRITERIA = ("l1", "bn_gamma", "taylor", "apoz", "random")  # bn_gamma: n/a without BatchNormalization
 DEFAULT_RATIOS = (0.3, 0.5, 0.7)
+ROUND_TO = 4
 
 
-def criteria_trial(run_dir: str, model: str, dataset: str, criterion: str, ratio: float, settings: dict) -> dict:
-    """One (criterion, ratio) on the pretrained model of `run_dir`; writes and returns its JSON."""
-    from edgeprune.bench_suite.settings import BenchSettings
-    from edgeprune.bench_suite.trials import _fresh_session, _load_pretrained, dataset_for, group_dir
+def criteria_trial(baseline: str, recipe: str, out: str, criterion: str, ratio: float, finetune_epochs: int,
+                   learning_rate: float, batch_size: int, round_to: int, seed: int) -> dict:
+    """One (criterion, ratio) on the trained `baseline` model file; writes and returns its JSON."""
+    from edgeprune.keras import keras
+    from edgeprune.modelio import load_model
     from edgeprune.pruning import model_stats, prune
+    from edgeprune.recipe.runner import recipe_dataset
+    from edgeprune.recipe.schema import load_recipe
     from edgeprune.strategies.trialio import write_json
     from edgeprune.train import evaluate, fit
 
-    s = BenchSettings(**{k: v for k, v in settings.items() if k in BenchSettings.__dataclass_fields__})
-    epochs = int(settings["criteria_epochs"])
-    path = group_dir(run_dir, model, dataset) / "criteria" / f"{criterion}-{round(ratio * 100)}.json"
-    ds = dataset_for(dataset, s)
-    _fresh_session()
-    teacher = _load_pretrained(group_dir(run_dir, model, dataset))
+    r = load_recipe(recipe)
+    model, dataset = r.model, r.dataset.name
+    path = Path(out) / f"{criterion}-{round(ratio * 100)}.json"
+    ds = recipe_dataset(r)
+    keras.backend.clear_session()
+    teacher = load_model(baseline)
     t0 = time.perf_counter()
     # data-driven criteria (taylor, activations) score on real validation batches
     try:
-        pruned, plan = prune(teacher, ratio, criterion=criterion, round_to=s.round_to, seed=s.seed, dataset=ds)
+        pruned, plan = prune(teacher, ratio, criterion=criterion, round_to=round_to, seed=seed, dataset=ds)
     except EdgepruneError as err:  # e.g. bn_gamma on a model without BatchNormalization
         result = {"model": model, "dataset": dataset, "criterion": criterion, "ratio": ratio,
                   "not_applicable": err.problem, "test_samples": int(len(ds.y_test))}
         return write_json(path, result)
     before = evaluate(pruned, ds.x_test, ds.y_test)
-    fit(pruned, ds, epochs=epochs, learning_rate=s.finetune_learning_rate, batch_size=s.batch_size,
-        teacher=teacher, patience=None, seed=s.seed)
+    fit(pruned, ds, epochs=finetune_epochs, learning_rate=learning_rate, batch_size=batch_size,
+        teacher=teacher, patience=None, seed=seed)
     after = evaluate(pruned, ds.x_test, ds.y_test)
     stats, base_stats = model_stats(pruned), model_stats(teacher)
     result = {"model": model, "dataset": dataset, "criterion": criterion, "ratio": ratio,
-              "finetune_epochs": epochs, "distillation": True,
+              "finetune_epochs": finetune_epochs, "distillation": True,
               "baseline_accuracy": evaluate(teacher, ds.x_test, ds.y_test),
               "accuracy_pruned": before, "accuracy_finetuned": after,
               "params": stats["params"], "macs": stats["macs"],
@@ -59,18 +64,22 @@ def criteria_trial(run_dir: str, model: str, dataset: str, criterion: str, ratio
     return write_json(path, result)
 
 
-def _ensure_pretrained(work: Path, model: str, dataset: str, s) -> None:
-    """Reuse a pretrained model made with the same epochs and data (e.g. by `make bench`), else train one."""
-    from edgeprune.bench_suite import trials
+def train_baseline(work: Path, model: str, dataset: str, s: dict) -> tuple[Path, Path]:
+    """The baseline through the product's train step (a one-step recipe; the step caches trained models).
 
-    gdir = trials.group_dir(work, model, dataset)
-    meta = gdir / "pretrain.json"
-    if (gdir / trials.PRETRAINED).exists() and meta.exists():
-        info = json.loads(meta.read_text())
-        if info.get("epochs") == s.epochs and info.get("train_samples") == len(trials.dataset_for(dataset, s).x_train):
-            return
-    trials.run_trials(trials.pretrain_trial, [dict(run_dir=str(work), model=model, dataset=dataset,
-                                                   settings=s.to_dict())])
+    Returns (trained model file, recipe path)."""
+    from edgeprune.bench_suite.trials import write_recipe
+    from edgeprune.recipe.runner import run_recipe
+
+    gdir = Path(work) / f"{model}-{dataset}"
+    ds = {"name": dataset, "val_fraction": 0.1, **({"max_train_samples": s["max_train"]} if s["max_train"] else {}),
+          **({"test_samples": s["max_test"]} if s["max_test"] else {})}
+    recipe = write_recipe({"name": f"criteria-{model}-{dataset}", "seed": s["seed"], "model": model, "dataset": ds,
+                           "steps": [{"train": {"epochs": s["epochs"], "batch_size": s["batch_size"],
+                                                "learning_rate": s["learning_rate"], "patience": 0}}]},
+                          gdir / "train.recipe.yaml")
+    run_dir = run_recipe(recipe, out_dir=gdir / "train", overwrite=True, log=lambda m: None)
+    return run_dir / "models" / "baseline.keras", recipe
 
 
 def markdown_table(results: list[dict]) -> str:
@@ -122,23 +131,23 @@ def run_criteria(*, models, dataset: str, criteria, ratios, epochs: int, criteri
                  out: Path, markdown: Path, command: str, max_train=None, max_test=None, executor=None) -> tuple[Path, Path]:
     import platform
 
-    from edgeprune.bench_suite.settings import BenchSettings
     from edgeprune.executor import get_executor
 
-    s = BenchSettings(models=tuple(models), datasets=(dataset,), epochs=epochs, max_train=max_train,
-                      max_test=max_test)
+    s = {"epochs": epochs, "criteria_epochs": criteria_epochs, "round_to": ROUND_TO, "seed": 0, "batch_size": 128,
+         "learning_rate": 1e-3, "finetune_learning_rate": 5e-4, "max_train": max_train, "max_test": max_test}
     executor = executor or get_executor()
     results = []
     for model in models:
-        _ensure_pretrained(work, model, dataset, s)
-        settings = {**s.to_dict(), "criteria_epochs": criteria_epochs}
-        jobs = [dict(run_dir=str(work), model=model, dataset=dataset, criterion=c, ratio=r, settings=settings)
+        baseline, recipe = train_baseline(work, model, dataset, s)
+        jobs = [dict(baseline=str(baseline), recipe=str(recipe), out=str(Path(work) / f"{model}-{dataset}" / "criteria"),
+                     criterion=c, ratio=r, finetune_epochs=criteria_epochs, learning_rate=s["finetune_learning_rate"],
+                     batch_size=s["batch_size"], round_to=s["round_to"], seed=s["seed"])
                 for c in criteria for r in ratios]
         print(f"[criteria] {model}/{dataset}: {len(jobs)} trials", flush=True)
         results += executor.map(criteria_trial, jobs)
     date = _dt.date.today().isoformat()
     summary = {"date": date, "command": command, "host": f"{platform.machine()}, {platform.python_version()}",
-               "settings": {**s.to_dict(), "criteria_epochs": criteria_epochs}, "results": results}
+               "settings": s, "results": results}
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / f"{date}-criteria.json"
     json_path.write_text(json.dumps(summary, indent=1))
@@ -151,15 +160,14 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", default="fashion_mnist")
     p.add_argument("--criteria", default=",".join(DEFAULT_CRITERIA))
     p.add_argument("--ratios", default=",".join(str(r) for r in DEFAULT_RATIOS))
-    p.add_argument("--epochs", type=int, default=8, help="pre-training epochs (same default as make bench)")
+    p.add_argument("--epochs", type=int, default=8, help="baseline training epochs (the product's train step)")
     p.add_argument("--finetune-epochs", type=int, default=2, help="distillation fine-tuning epochs per trial")
     p.add_argument("--max-train", type=int)
     p.add_argument("--max-test", type=int)
     p.add_argument("--executor", default="inprocess", help="inprocess or ray")
     p.add_argument("--ray-address")
-    p.add_argument("--work", default=f"bench/work/{_dt.date.today().isoformat()}",
-                   help="trained models and per-trial JSON (default: the folder `make bench` uses today, "
-                        "so its pretrained models are reused)")
+    p.add_argument("--work", default=f"bench/work/{_dt.date.today().isoformat()}-criteria",
+                   help="baseline runs and per-trial JSON (trained baselines are reused from the train step's cache)")
     p.add_argument("--out", default="bench/results")
     p.add_argument("--markdown", default="bench/CRITERIA.md")
     args = p.parse_args(argv)

@@ -1,4 +1,4 @@
-"""BENCHMARKS.md and the Pareto plot, generated only from the run's summary JSON."""
+"""BENCHMARKS.md, generated only from a bench run's summary JSON (``--report-only`` regenerates it)."""
 from __future__ import annotations
 
 import json
@@ -14,156 +14,177 @@ def _int(x):
     return "—" if x is None else f"{int(x):,}"
 
 
-def plot_axis(summary: dict) -> tuple[str | None, str]:
-    """(device, label) for the plot's x axis: the emulated aarch64 board when measured, else the host."""
-    emulated, host = summary.get("emulated_device"), summary.get("host_device")
-    if emulated:
-        return emulated, f"{emulated} latency p50 (ms, emulated)"
-    return host, f"{host} latency p50 (ms)"
+def _cost(cell: dict | None) -> str:
+    """The device's one metric: instructions per inference on emulated boards, p50 latency elsewhere."""
+    if not cell:
+        return "—"
+    if cell["emulated"]:
+        return _int(cell.get("instructions"))
+    return f"{_f(cell.get('p50_ms'), '{:.3f}')} ms"
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points not beaten on both lower latency and higher accuracy, sorted by latency."""
-    front, best = [], -1.0
-    for lat, acc in sorted(points, key=lambda p: (p[0], -p[1])):
-        if acc > best:
-            front.append((lat, acc))
-            best = acc
-    return front
+def _device_head(d: str, emulated: bool) -> list[str]:
+    return [f"{d} {'instr / inference' if emulated else 'p50'}", f"{d} × below PTQ int8"]
 
 
-def write_plot(summary: dict, path: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    device, label = plot_axis(summary)
-    groups = summary["groups"]
-    if not device or not groups:
-        return None
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4.2), squeeze=False)
-    for ax, g in zip(axes[0], groups):
-        pts = []
-        for v in g["variants"]:
-            t = v.get("timing", {}).get(device)
-            if not t:
-                continue
-            x, y = t["p50_ms"], v["test_accuracy"] * 100
-            pts.append((x, y))
-            ours = v["variant"].startswith("edgeprune-")
-            ax.scatter([x], [y], marker="*" if ours else "o", s=90 if ours else 40,
-                       color="tab:red" if ours else "tab:blue", zorder=3)
-            ax.annotate(v["variant"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        front = pareto_front(pts)
-        if len(front) > 1:
-            ax.plot([p[0] for p in front], [p[1] for p in front], "--", color="gray", lw=1, zorder=2)
-        ax.set_title(f"{g['model']} / {g['dataset']}")
-        ax.set_xlabel(label)
-        ax.set_ylabel("test accuracy (%)")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def _emulated(group: dict, device: str) -> bool:
+    return any((v["devices"].get(device) or {}).get("emulated") for v in group["variants"])
 
 
-def _variant_table(g: dict, host: str | None, emulated: str | None) -> list[str]:
-    head = ["variant", "test acc", "Δ acc vs float (pt)", "file bytes", "gzip bytes", "params", "MACs",
-            "weight sparsity", "× smaller than float"]
-    if host:
-        head += [f"{host} p50 / p90 (ms)", f"{host} × faster than ptq-int8"]
-    if emulated:
-        head += [f"{emulated} p50 (ms)", f"{emulated} instr / inference", "× fewer instr than ptq-int8"]
+def variant_table(group: dict, devices: list[str]) -> list[str]:
+    head = ["variant", "file", "test acc", "loss vs float32 (pt)", "file bytes", "× smaller than float32", "params", "MACs"]
+    for d in devices:
+        head += _device_head(d, _emulated(group, d))
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for v in g["variants"]:
+    for v in group["variants"]:
         r = v["ratios"]
-        row = [f"**{v['variant']}**" if v["variant"] == g.get("judged") else v["variant"],
-               f"{v['test_accuracy'] * 100:.2f}%", _f(r.get("acc_delta_pt_vs_baseline"), "{:+.2f}"),
-               _int(v["file_bytes"]), _int(v["gzip_bytes"]), _int(v["params"]), _int(v["macs"]),
-               f"{v['weight_sparsity'] * 100:.0f}%", _f(r.get("size_x_vs_baseline"), "{:.1f}×")]
-        if host:
-            t = v.get("timing", {}).get(host) or {}
-            row += [f"{_f(t.get('p50_ms'), '{:.3f}')} / {_f(t.get('p90_ms'), '{:.3f}')}",
-                    _f(r.get(f"{host}_speedup_vs_ptq"), "{:.2f}×")]
-        if emulated:
-            t = v.get("timing", {}).get(emulated) or {}
-            row += [_f(t.get("p50_ms"), "{:.2f}"), _int(t.get("instructions_per_inference")),
-                    _f(r.get(f"{emulated}_instr_x_vs_ptq"), "{:.2f}×")]
+        name = v["variant"] + (f" — ships on {', '.join(v['ships_on'])}" if v.get("ships_on") else "")
+        row = [name, f"`{v['artifact'].rsplit('/', 1)[-1]}`", f"{v['test_accuracy'] * 100:.2f}%",
+               _f(r["loss_pt"], "{:+.2f}"), _int(v["file_bytes"]), _f(r["size_x_vs_float"], "{:.1f}×"),
+               _int(v["params"]), _int(v["macs"])]
+        for d in devices:
+            row += [_cost(v["devices"].get(d)), _f(r.get(f"{d}_x_vs_ptq"), "{:.2f}×")]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
 
-def _target_lines(g: dict) -> list[str]:
-    lines = [f"Targets, judged on **{g.get('judged') or '—'}** (the most-pruned edgeprune level within the "
-             "accuracy budget, else the most accurate one):", "",
-             "| target | measured | met | margin |", "|---|---|---|---|"]
-    for t in g.get("targets", []):
-        if t["measured"] is None:
-            lines.append(f"| {t['target']} | not measured | — | — |")
-            continue
-        unit = t["unit"]
-        value = round(t["measured"], 6) + 0.0  # no "-0.00"
-        measured = f"{value:.2f} {unit}" if unit == "pt" else f"{value:.2f}{unit}"
-        if t["met"] is None:
-            lines.append(f"| {t['target']} | {measured} | not judged | {t.get('note', '—')} |")
-            continue
-        if unit == "pt":
-            margin = f"{t['margin']:.2f} pt to spare" if t["margin"] >= 0 else f"{-t['margin']:.2f} pt over"
-        else:
-            margin = f"{t['margin']:.2f}× the target"
-        lines.append(f"| {t['target']} | {measured} | {'yes' if t['met'] else '**no**'} | {margin} |")
+def files_table(run: dict, devices: list[str]) -> list[str]:
+    head = ["file", "quant", "test acc", "file bytes", "params"] + [
+        f"{d} {'instr' if any((f['devices'].get(d) or {}).get('emulated') for f in run['files']) else 'p50'}"
+        for d in devices]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for f in run["files"]:
+        lines.append("| " + " | ".join([f"`{f['artifact'].rsplit('/', 1)[-1]}`", str(f["quant"]),
+                                         f"{f['test_accuracy'] * 100:.2f}%", _int(f["file_bytes"]), _int(f["params"])]
+                                        + [_cost(f["devices"].get(d)) for d in devices]) + " |")
     return lines
 
 
-def render_markdown(summary: dict, plot_rel: str | None) -> str:
-    s = summary["settings"]
-    host, emulated = summary.get("host_device"), summary.get("emulated_device")
+def layer_table(lc: dict) -> list[str]:
+    """Rows: layers in model order; columns: each profiled file's cost on the device."""
+    names = list(lc["profiles"])
+    metric = next(iter(lc["profiles"].values()))["metric"]
+    layers = list(dict.fromkeys(layer for p in lc["profiles"].values() for layer in p["layers"]))
+    head = ["layer"] + [f"{n} ({metric})" for n in names]
+    lines = [f"Per-layer cost on {lc['device']} ({metric} per inference, each op isolated with its real shapes "
+             "and precision; the per-invoke overhead is its own row):", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    fmt = _int if metric == "instructions" else (lambda x: _f(x, "{:.4f}"))
+    for layer in layers:
+        lines.append("| " + " | ".join([layer] + [fmt(lc["profiles"][n]["layers"].get(layer)) for n in names]) + " |")
+    lines.append("| per-invoke overhead | " + " | ".join(fmt(lc["profiles"][n]["overhead"]) for n in names) + " |")
+    lines.append("| **whole file, measured** | " + " | ".join(f"**{fmt(lc['profiles'][n]['whole'])}**" for n in names)
+                 + " |")
+    lines.append("| parts ÷ whole | " + " | ".join(_f(lc["profiles"][n]["parts_over_whole"], "{:.3f}") for n in names)
+                 + " |")
+    return lines
+
+
+def _allocation(run: dict) -> str:
+    """How a device-cost prune step allocated channels (what explains the files' cost and accuracy)."""
+    dc = run.get("device_cost")
+    if not dc:
+        return ""
+    kept = ", ".join(f"{k} {v}/{dc['full'].get(k)}" for k, v in dc["counts"].items())
+    return (f"; channels kept by measured {dc['precision']} cost on {dc['device']}: {kept} (budget "
+            f"{dc['budget']:,.0f} {dc['metric']}, predicted {dc['predicted_cost']:,.0f}, measured "
+            f"{dc.get('measured_cost') or 0:,.0f}, unpruned {dc.get('measured_baseline_cost') or 0:,.0f})")
+
+
+def _measured(t: dict) -> str:
+    if t["measured"] is None:
+        return "not measured"
+    v = round(t["measured"], 6) + 0.0
+    return {"pt": f"{v:.2f} pt", "%": f"{v:.2f}%"}.get(t["unit"], f"{v:.2f}{t['unit']}")
+
+
+def _margin(t: dict) -> str:
+    if t["margin"] is None:
+        return t.get("note", "—")
+    if t["unit"] == "pt":
+        return f"{t['margin']:.2f} pt to spare" if t["margin"] >= 0 else f"{-t['margin']:.2f} pt over"
+    if t["unit"] == "%":
+        return f"{t['margin']:+.2f} pt"
+    return f"{t['margin']:.3g}× the target"
+
+
+def target_table(group: dict) -> list[str]:
+    lines = ["| target | judged file | measured | met | margin |", "|---|---|---|---|---|"]
+    for t in group["targets"]:
+        met = "—" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        lines.append(f"| {t['target']} | {t.get('judged') or '—'} | {_measured(t)} | {met} | {_margin(t)} |")
+    return lines
+
+
+def _baseline_line(group: dict) -> str:
+    b, budget = group["baseline"], group["budget"]
+    t = b["train"]
+    ref = next(v for v in group["variants"] if v["variant"] == "float32")
+    schedule = "cosine decay to zero" if t.get("lr_schedule") == "cosine" else "constant learning rate"
+    text = (f"{b['model']} on {b['dataset']['name']}: the shared baseline trains {t['epochs']} epochs (Adam, "
+            f"learning rate {t['learning_rate']:g}, {schedule}, batch {t['batch_size']}, seed {b['seed']}); "
+            f"its Keras test accuracy is {b['test_accuracy_keras'] * 100:.2f}%")
+    curve = b.get("val_accuracy_by_epoch")
+    if curve:
+        last = ", ".join(f"{a * 100:.2f}" for a in curve[-4:])
+        text += f" (validation accuracy over its last {min(4, len(curve))} epochs: {last}%)"
+    text += ". "
+    if budget["same_budget"]:
+        text += (f"Every variant then spends {budget['after_epochs']} more epochs on its own steps "
+                 f"({budget['total_epochs']} in total); the float32 reference is the dense model after them.")
+    else:
+        text += ("The reference files are this baseline as trained; the edgeprune recipe trains further "
+                 "(the comparison the target asks for).")
+    return text + f" Test accuracy of each file: {_int(ref.get('test_samples'))} test images."
+
+
+def render_markdown(summary: dict) -> str:
+    devices = summary["devices"]
     env = summary.get("environment", {})
     out = [
-        "# Benchmarks: edgeprune vs the standard recipes",
+        "# Benchmarks: edgeprune vs PTQ int8 and TF-MOT, on the emulated Cortex-A72 and A76",
         "",
-        f"Generated by `{summary['command']}` on {summary['date']} — do not edit by hand. "
-        f"Raw numbers: `{summary['json_name']}`.",
+        f"Generated by `{summary['command']}` on {summary['date']} (took {summary['seconds'] / 60:.0f} min) — do not "
+        f"edit by hand. Raw numbers: `{summary['json_name']}`.",
         "",
-        "Every variant of a model starts from the same dense model trained "
-        f"{s['epochs']} epoch(s) (seed {s['seed']}) and then spends {s['finetune_epochs']} epochs on its own recipe, "
-        f"so all get {s['epochs'] + s['finetune_epochs']} epochs in total. Test accuracy is measured on the "
-        "exported .tflite file over the "
-        + ("full test split" if s.get("max_test") is None else f"first {s['max_test']} test images")
-        + ". Latency: one thread, variants alternated within each of "
-        f"{s['reps']} repetitions ({s['runs']} timed runs each) so drift hits all alike.",
+        "Every number comes from edgeprune's own recipes (`recipes/bench/`, listed in "
+        f"`{Path(summary['suite']).name}`) run by `edgeprune run`'s steps: the train step (its trained model "
+        "cached by content hash and shared by every recipe of a model), prune, fine-tune, quantize, export and "
+        "benchmark. **float32** and **PTQ int8** are the dense reference recipe's files; **tfmot-N** is TF-MOT's "
+        "`prune_low_magnitude` (PolynomialDecay to N% sparsity, `strip_pruning`) on the same baseline for the same "
+        "epochs, then the product's PTQ, export and benchmark steps; the **edgeprune** rows are the files each "
+        "edgeprune recipe's report says to ship on each device (its \"which file to ship\").",
         "",
-        "Variants: **baseline** float32; **ptq-int8** full-integer post-training quantization of the same model; "
-        "**tfmot-N** TF-MOT `prune_low_magnitude` (PolynomialDecay to N% sparsity, frequency/end_step set to the "
-        "real step count) + `strip_pruning` + PTQ int8; **tfmot-2:4** `sparsity_m_by_n=(2, 4)` + prune-preserving "
-        "QAT; **edgeprune-N** structured channel pruning at ratio N% (channel counts rounded to "
-        f"{s['round_to']}) + fine-tune + QAT int8.",
+        "Cost on an emulated board is instructions per inference (deterministic; QEMU user mode, one thread, "
+        "no cache or pipeline model: it is not time); on the host it is p50 latency. Test accuracy is that of "
+        "the exported file.",
         "",
         f"Environment: {', '.join(f'{k} {v}' for k, v in env.items())}.",
         "",
     ]
-    for note in summary.get("notes", []):
-        out.append(f"- {note}")
-    if summary.get("notes"):
-        out.append("")
-    if plot_rel:
-        out += [f"![accuracy vs latency]({plot_rel})", ""]
+    out += [f"- {n}" for n in summary.get("notes", [])] + ([""] if summary.get("notes") else [])
+    missed = []
     for g in summary["groups"]:
-        out += [f"## {g['model']} on {g['dataset']}", ""]
-        out += _variant_table(g, host, emulated) + [""]
-        out += _target_lines(g) + [""]
-    return "\n".join(out)
+        out += [f"## {g['name']}", "", _baseline_line(g), ""]
+        out += variant_table(g, devices) + [""]
+        out += ["Targets:", ""] + target_table(g) + [""]
+        for lc in g.get("layer_costs", []):
+            out += layer_table(lc) + [""]
+        for run in g.get("edgeprune_runs", []):
+            what = f" — {run['description']}" if run.get("description") else ""
+            out += [f"All files of `{run['recipe']}` ({Path(run['recipe_path']).name}{what}){_allocation(run)}:", ""]
+            out += files_table(run, devices) + [""]
+        missed += [f"{g['name']}: {t['target']} ({t.get('judged') or 'no file'}: {_measured(t)})"
+                   for t in g["targets"] if t["met"] is False]
+    out += ["## Targets missed", ""]
+    out += [f"- {m}" for m in missed] if missed else ["None: every target above is met."]
+    return "\n".join(out) + "\n"
 
 
-def write_report(summary_path: Path, markdown_path: Path) -> tuple[Path, Path | None]:
-    """(BENCHMARKS.md, plot PNG) regenerated from a summary JSON; the PNG lies next to the JSON."""
+def write_report(summary_path: Path, markdown_path: Path) -> Path:
     summary_path, markdown_path = Path(summary_path), Path(markdown_path)
     summary = json.loads(summary_path.read_text())
     summary["json_name"] = os.path.relpath(summary_path, markdown_path.parent)
-    plot = write_plot(summary, summary_path.with_suffix(".png"))
-    plot_rel = os.path.relpath(plot, markdown_path.parent) if plot else None
     markdown_path.parent.mkdir(parents=True, exist_ok=True)
-    markdown_path.write_text(render_markdown(summary, plot_rel))
-    return markdown_path, plot
+    markdown_path.write_text(render_markdown(summary))
+    return markdown_path

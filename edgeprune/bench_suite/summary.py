@@ -1,100 +1,142 @@
-"""Ratios against ptq-int8 and float32, and the project's targets checked on measured numbers."""
+"""From the trials' results to a group's variants (one per shipped file), their ratios and the targets.
+
+Ratios compare files on the same device: × fewer instructions than PTQ int8 (emulated boards count
+instructions per inference; on the host, p50 latency), × smaller file than float32, and accuracy
+loss in points against the float32 reference (test accuracy of the exported file, full test split).
+"""
 from __future__ import annotations
 
-ACCURACY_LOSS_MAX_PT = 0.5
-INSTR_VS_PTQ = 2.5
-HOST_VS_PTQ = 2.5
-VS_TFMOT50 = 2.0
-SIZE_VS_FLOAT = 12.0
-SIZE_TARGET_MODELS = ("lenet5", "resnet8")
+from edgeprune.errors import EdgepruneError
+from edgeprune.harness.metric import cost, device_metric
+
+EPS = 1e-9  # accuracy deltas are sums of 1/n steps: 0.2 pt must count as within 0.2 pt
 
 
-def _ratio(num, den):
-    return float(num) / float(den) if num and den else None
+def files_of(result: dict) -> dict[str, dict]:
+    """One entry per exported file of a run, with its per-device measurements merged in."""
+    out: dict[str, dict] = {}
+    for r in result["rows"]:
+        f = out.setdefault(r["artifact"], {
+            "artifact": r["artifact"], "stage": r["stage"], "format": r["format"], "quant": r["quant"],
+            "file_bytes": r["file_bytes"], "params": r["params"], "macs": r["macs"],
+            "test_accuracy": r["test_accuracy"], "test_samples": r.get("test_samples"), "devices": {}})
+        if r.get("device"):
+            lat = r.get("latency_ms") or {}
+            f["devices"][r["device"]] = {"instructions": r.get("instructions_per_inference"),
+                                         "p50_ms": lat.get("p50"), "p90_ms": lat.get("p90"),
+                                         "emulated": bool(r.get("emulated"))}
+    return out
+
+
+def shipped(result: dict) -> dict[str, str]:
+    """{device: artifact} the run's report recommends shipping ("which file to ship")."""
+    return {rec["device"]: result["rows"][rec["row"]]["artifact"]
+            for rec in result["recommendations"] if rec["goal"] == "recommended"}
+
+
+def _variant(name: str, kind: str, result: dict, f: dict, **extra) -> dict:
+    return {"variant": name, "kind": kind, "recipe": result["recipe"]["name"], "run_dir": result["run_dir"],
+            **f, **extra}
+
+
+def reference_variants(result: dict) -> list[dict]:
+    """float32 and PTQ int8 from the reference run: exactly one float and one int8 .tflite file."""
+    files = [f for f in files_of(result).values() if f["format"] == "tflite"]
+    out = []
+    for name, quant in (("float32", "none"), ("ptq-int8", "int8")):
+        match = [f for f in files if f["quant"] == quant]
+        if len(match) != 1:
+            raise EdgepruneError(f"reference run {result['run_dir']} exported {len(match)} {quant} .tflite files",
+                                 "the reference recipe exports one float32 and one PTQ int8 file")
+        out.append(_variant(name, "reference", result, match[0]))
+    return out
+
+
+def tfmot_variant(result: dict) -> dict:
+    [f] = [f for f in files_of(result).values() if f["format"] == "tflite"]
+    return _variant(f"tfmot-{round(result['sparsity'] * 100)}", "tfmot", result, f,
+                    description=result.get("description"), weight_sparsity=result.get("weight_sparsity"))
+
+
+def edgeprune_variants(result: dict, devices: list[str]) -> list[dict]:
+    """The files the run would ship, one variant per file, naming the devices it is shipped for."""
+    files, ships = files_of(result), shipped(result)
+    out: dict[str, dict] = {}
+    for device in devices:
+        artifact = ships.get(device)
+        if artifact is None:
+            continue
+        if artifact not in out:
+            out[artifact] = _variant(f"{result['recipe']['name']} ({_short(artifact)})", "edgeprune", result,
+                                     files[artifact], ships_on=[])
+        out[artifact]["ships_on"].append(device)
+    return list(out.values())
+
+
+def _short(artifact: str) -> str:
+    return artifact.rsplit("/", 1)[-1]
 
 
 def add_ratios(variants: list[dict], devices: list[str]) -> None:
-    """Annotate each variant row in place with ratios to `baseline` and `ptq-int8` (× smaller/faster)."""
+    """Annotate each variant in place: loss vs float32, × smaller than float32, per device × fewer than PTQ int8."""
     by = {v["variant"]: v for v in variants}
-    base, ptq = by.get("baseline"), by.get("ptq-int8")
+    base, ptq = by["float32"], by["ptq-int8"]
     for v in variants:
-        r = {}
-        if base:
-            r["acc_delta_pt_vs_baseline"] = (v["test_accuracy"] - base["test_accuracy"]) * 100
-            r["size_x_vs_baseline"] = _ratio(base["file_bytes"], v["file_bytes"])
-            r["gzip_x_vs_baseline"] = _ratio(base["gzip_bytes"], v["gzip_bytes"])
-        if ptq:
-            r["size_x_vs_ptq"] = _ratio(ptq["file_bytes"], v["file_bytes"])
+        r = {"loss_pt": (base["test_accuracy"] - v["test_accuracy"]) * 100 + 0.0,
+             "size_x_vs_float": base["file_bytes"] / v["file_bytes"]}
         for d in devices:
-            t = v.get("timing", {}).get(d)
-            if not t:
+            mine, theirs = v["devices"].get(d), ptq["devices"].get(d)
+            if not mine or not theirs:
                 continue
-            for ref_name, ref in (("baseline", base), ("ptq", ptq)):
-                rt = (ref or {}).get("timing", {}).get(d) or {}
-                r[f"{d}_speedup_vs_{ref_name}"] = _ratio(rt.get("p50_ms"), t["p50_ms"])
-                if "instructions_per_inference" in t:
-                    r[f"{d}_instr_x_vs_{ref_name}"] = _ratio(rt.get("instructions_per_inference"),
-                                                               t["instructions_per_inference"])
+            metric = device_metric(mine["emulated"])
+            a, b = device_cost(mine, metric), device_cost(theirs, metric)
+            if a and b:
+                r[f"{d}_x_vs_ptq"] = b / a
+                r[f"{d}_x_vs_ptq_by"] = metric.label
         v["ratios"] = r
 
 
-def judged_edgeprune(variants: list[dict]) -> dict | None:
-    """The most-pruned edgeprune level within the accuracy budget; else the most accurate level."""
-    ours = [v for v in variants if v["variant"].startswith("edgeprune-")]
-    if not ours:
-        return None
-    ok = [v for v in ours if -v["ratios"].get("acc_delta_pt_vs_baseline", -1e9) <= ACCURACY_LOSS_MAX_PT]
-    if ok:
-        return max(ok, key=lambda v: v.get("ratio", 0))
-    return max(ours, key=lambda v: v["test_accuracy"])
+def device_cost(cell: dict, metric) -> float | None:
+    """A file's cost on a device by the device's one metric (:mod:`edgeprune.harness.metric`)."""
+    return cost({"instructions_per_inference": cell.get("instructions"), "latency_ms": {"p50": cell.get("p50_ms")}},
+                metric)
 
 
-def _target(name, measured, threshold, *, higher_is_better=True, unit="×"):
+def _target(name: str, measured, threshold, *, lower_is_better=False, unit="×") -> dict:
     if measured is None:
-        return {"target": name, "measured": None, "threshold": threshold, "unit": unit, "met": None,
-                "margin": None}
-    eps = 1e-9  # accuracy deltas are sums of 1/n steps: 0.5 pt must count as within 0.5 pt
-    met = measured >= threshold - eps if higher_is_better else measured <= threshold + eps
-    margin = measured / threshold if higher_is_better and unit == "×" else threshold - measured
+        return {"target": name, "measured": None, "threshold": threshold, "unit": unit, "met": None, "margin": None}
+    if lower_is_better:
+        met, margin = measured <= threshold + EPS, threshold - measured
+    else:
+        met, margin = measured >= threshold - EPS, measured / threshold
     return {"target": name, "measured": measured, "threshold": threshold, "unit": unit, "met": bool(met),
             "margin": margin}
 
 
-def _timing(v, device, key):
-    return ((v or {}).get("timing", {}).get(device) or {}).get(key)
-
-
-def check_targets(model: str, variants: list[dict], host: str | None, emulated: str | None,
-                  num_classes: int | None = None) -> tuple[str | None, list]:
-    """(judged edgeprune variant, [target rows]); a target whose number was not measured has met None.
-
-    When the float baseline is no better than twice chance (an under-trained smoke run), "no
-    accuracy loss" means nothing, so the accuracy target is reported as not judged (met None).
-    """
-    ours = judged_edgeprune(variants)
-    if ours is None:
-        return None, []
+def check_targets(variants: list[dict], targets) -> list[dict]:
+    """Target rows for each edgeprune file shipped on the target device (plus the baseline's accuracy)."""
     by = {v["variant"]: v for v in variants}
-    base, ptq, t50 = by.get("baseline"), by.get("ptq-int8"), by.get("tfmot-50")
-    loss = -ours["ratios"]["acc_delta_pt_vs_baseline"] if base else None
-    acc_row = _target(f"accuracy loss vs float32 baseline ≤ {ACCURACY_LOSS_MAX_PT} pt", loss, ACCURACY_LOSS_MAX_PT,
-                      higher_is_better=False, unit="pt")
-    if base and num_classes and base["test_accuracy"] <= 2.0 / num_classes:
-        acc_row.update(met=None, note=f"baseline accuracy {base['test_accuracy']:.1%} is near chance: not judged")
-    rows = [acc_row]
-
-    def ratio(ref, device, key):
-        return _ratio(_timing(ref, device, key), _timing(ours, device, key)) if ref and device else None
-
-    rows.append(_target(f"aarch64 instructions/inference ≥ {INSTR_VS_PTQ}× fewer than ptq-int8",
-                        ratio(ptq, emulated, "instructions_per_inference"), INSTR_VS_PTQ))
-    rows.append(_target(f"host latency p50 ≥ {HOST_VS_PTQ}× lower than ptq-int8", ratio(ptq, host, "p50_ms"),
-                        HOST_VS_PTQ))
-    rows.append(_target(f"host latency p50 ≥ {VS_TFMOT50}× lower than tfmot-50", ratio(t50, host, "p50_ms"),
-                        VS_TFMOT50))
-    rows.append(_target(f"aarch64 instructions/inference ≥ {VS_TFMOT50}× fewer than tfmot-50",
-                        ratio(t50, emulated, "instructions_per_inference"), VS_TFMOT50))
-    if model in SIZE_TARGET_MODELS:
-        rows.append(_target(f"file ≥ {SIZE_VS_FLOAT:g}× smaller than float32",
-                            _ratio(base["file_bytes"], ours["file_bytes"]) if base else None, SIZE_VS_FLOAT))
-    return ours["variant"], rows
+    rows = []
+    if targets.baseline_accuracy is not None:
+        acc = by["float32"]["test_accuracy"]
+        row = _target(f"float32 reference test accuracy ≥ {targets.baseline_accuracy * 100:g}%", acc * 100,
+                      targets.baseline_accuracy * 100, unit="%")
+        row["margin"] = (acc - targets.baseline_accuracy) * 100
+        rows.append(row | {"judged": "float32"})
+    judged = [v for v in variants if v["kind"] == "edgeprune" and targets.device in v.get("ships_on", [])]
+    if not judged:
+        rows.append({"target": f"an edgeprune file shipped for {targets.device}", "measured": None, "met": False,
+                     "margin": None, "unit": "", "threshold": None, "judged": None,
+                     "note": f"no edgeprune run measured {targets.device}"})
+    for v in judged:
+        r = v["ratios"]
+        rows.append(_target(f"accuracy loss vs float32 ≤ {targets.max_loss_pt:g} pt", r["loss_pt"],
+                            targets.max_loss_pt, lower_is_better=True, unit="pt") | {"judged": v["variant"]})
+        if targets.instr_x_vs_ptq is not None:
+            what = r.get(f"{targets.device}_x_vs_ptq_by", "instructions per inference")
+            rows.append(_target(f"{targets.device}: ≥ {targets.instr_x_vs_ptq:g}× lower {what} than PTQ int8",
+                                r.get(f"{targets.device}_x_vs_ptq"), targets.instr_x_vs_ptq) | {"judged": v["variant"]})
+        if targets.size_x_vs_float is not None:
+            rows.append(_target(f"file ≥ {targets.size_x_vs_float:g}× smaller than float32", r["size_x_vs_float"],
+                                targets.size_x_vs_float) | {"judged": v["variant"]})
+    return rows

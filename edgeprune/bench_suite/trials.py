@@ -1,170 +1,132 @@
-"""Trials: functions of (input files, settings) that write their files and result JSON into a run dir.
+"""Bench trials: each runs product recipes into its own run directory and writes one result JSON.
 
-`pretrain_trial` writes the shared dense model; `variant_trial` reads it, runs one recipe, exports
-the .tflite file(s) and measures what does not need timing (test accuracy of the exported file,
-bytes, gzip bytes, params, MACs, sparsity). Latency is measured later, interleaved across variants.
+Trials take and return paths (no live objects), so they run unchanged through edgeprune's executor
+in this process or on Ray. The numbers come from the product's own report of each run
+(:func:`edgeprune.report.build_report`): its rows (one per exported file and device) and its
+"which file to ship" per device.
 """
 from __future__ import annotations
 
-import functools
-import gzip
 import json
-import time
 from pathlib import Path
 
-import numpy as np
+import yaml
 
-from edgeprune.bench_suite.settings import BenchSettings
+from edgeprune import fileio
 
-PRETRAINED = "pretrained.h5"
-
-
-def group_dir(work_dir: Path | str, model: str, dataset: str) -> Path:
-    return Path(work_dir) / f"{model}-{dataset}"
+RESULT = "bench-result.json"
 
 
-def variant_ids(s: BenchSettings) -> list[str]:
-    """Trial names in run order; `dense` yields the baseline and ptq-int8 files."""
-    return (["dense"] + [f"tfmot-{round(p * 100)}" for p in s.tfmot_sparsities] + ["tfmot-2:4"]
-            + [f"edgeprune-{round(r * 100)}" for r in s.edgeprune_ratios])
+def _write_json(path: Path, data: dict) -> str:
+    return str(fileio.write_json(path, data))
 
 
-def file_stem(variant: str) -> str:
-    return variant.replace(":", "x")
+def shrink(recipe: dict, quick: dict | None) -> dict:
+    """The recipe on less data and fewer timed runs (a smoke run); epochs are left alone."""
+    if not quick:
+        return recipe
+    out = json.loads(json.dumps(recipe))
+    ds = out.setdefault("dataset", {})
+    for key in ("max_train_samples", "test_samples"):
+        if quick.get(key):
+            ds[key] = min(ds.get(key) or quick[key], quick[key])
+    for step in out["steps"]:
+        (kind, spec), = step.items()
+        if kind == "benchmark" and spec is not None:
+            for key in ("runs", "emulated_runs", "eval_samples", "emulated_eval_samples"):
+                if key in quick:
+                    spec[key] = min(spec.get(key, quick[key]), quick[key])
+    return out
 
 
-@functools.lru_cache(maxsize=4)
-def _dataset(name: str, max_train, max_val, max_test, seed: int):
-    from edgeprune.data import load_dataset
+def write_recipe(data: dict, path: Path) -> Path:
+    """A recipe file the normal schema validates (so a bench variant is a recipe a user could run)."""
+    from edgeprune.recipe.schema import load_recipe
 
-    return load_dataset(name, seed=seed).subset(train=max_train, val=max_val, test=max_test)
-
-
-def dataset_for(name: str, s: BenchSettings):
-    return _dataset(name, s.max_train, s.max_val, s.max_test, s.seed)
-
-
-def gzip_bytes(path: Path) -> int:
-    return len(gzip.compress(Path(path).read_bytes(), compresslevel=9))
-
-
-def file_accuracy(path: Path, dataset) -> float:
-    """Top-1 accuracy of the exported file on the whole (possibly sliced) test split."""
-    from edgeprune.export.runtime import predict
-
-    probs = predict(path, dataset.x_test, batch_size=256)
-    return float(np.mean(np.argmax(probs, axis=-1) == dataset.y_test))
-
-
-def _write_json(path: Path, data: dict) -> Path:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    load_recipe(path)
     return path
 
 
-def _measure_file(variant: str, path: Path, keras_model, dataset, info: dict) -> dict:
-    from edgeprune.bench_suite.recipes import weight_sparsity
-    from edgeprune.pruning import model_stats
+def _run(recipe_path: Path, run_dir: Path, devices, log) -> dict:
+    from edgeprune.recipe.runner import run_recipe
+    from edgeprune.report import build_report
 
-    stats = model_stats(keras_model)
-    sparsity = weight_sparsity(keras_model)
-    return {
-        "variant": variant, "file": path.name, "file_bytes": path.stat().st_size, "gzip_bytes": gzip_bytes(path),
-        "params": stats["params"], "macs": stats["macs"],
-        "nonzero_params": int(round(stats["params"] - sparsity * _kernel_params(keras_model))),
-        "weight_sparsity": sparsity, "test_accuracy": file_accuracy(path, dataset),
-        "test_samples": int(len(dataset.y_test)), **info,
-    }
-
-
-def _kernel_params(model) -> int:
-    return int(sum(np.prod(l.kernel.shape) for l in model.layers
-                   if type(l).__name__ in ("Conv2D", "Dense") and getattr(l, "kernel", None) is not None))
+    run_recipe(recipe_path, out_dir=run_dir, devices=list(devices) if devices else None, log=log)
+    report = build_report(run_dir, weights=False)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {"run_dir": str(run_dir), "recipe": report["recipe"], "rows": report["rows"],
+            "recommendations": report["recommendations"], "skipped_devices": report["skipped_devices"],
+            "stages": {s["stage"]: {k: s.get(k) for k in ("params", "macs", "test_accuracy", "file_bytes")}
+                       for s in report["stages"]},
+            "steps": [{k: s.get(k) for k in ("name", "status", "seconds", "reused_from")} for s in metrics["steps"]],
+            "train_history": (metrics["steps"][0].get("history") or {}) if metrics["steps"] else {},
+            "device_cost": next((s["device_cost"] for s in metrics["steps"] if s.get("device_cost")), None),
+            "seconds": metrics["run"].get("seconds")}
 
 
-def pretrain_trial(run_dir: str, model: str, dataset: str, settings: dict) -> str:
-    """Train the dense starting point every variant shares; writes pretrained.h5 and pretrain.json."""
-    s = BenchSettings(**settings)
-    out = group_dir(run_dir, model, dataset)
-    out.mkdir(parents=True, exist_ok=True)
-    from edgeprune.bench_suite.recipes import pretrain
-    from edgeprune.train import evaluate
+def _logger(run_dir: Path, quiet: bool):
+    log_path = run_dir.parent / f"{run_dir.name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
 
-    ds = dataset_for(dataset, s)
-    _fresh_session()
-    t0 = time.perf_counter()
-    m = pretrain(model, ds, s)
-    m.save(out / PRETRAINED, save_format="h5", include_optimizer=False)
-    _write_json(out / "pretrain.json", {"model": model, "dataset": dataset, "epochs": s.epochs,
-                                        "train_samples": int(len(ds.x_train)),
-                                        "num_classes": int(ds.num_classes),
-                                        "val_accuracy": evaluate(m, ds.x_val, ds.y_val),
-                                        "seconds": time.perf_counter() - t0})
-    return str(out / PRETRAINED)
+    def log(msg):
+        with log_path.open("a") as f:
+            f.write(f"{msg}\n")
+        if not quiet:
+            print(f"[{run_dir.name}] {msg}", flush=True)
+
+    return log
 
 
-def _fresh_session():
-    """Drop graphs left by earlier trials in this process (a full run does dozens)."""
+def recipe_trial(recipe: str, run_dir: str, devices: list[str] | None = None, quick: dict | None = None,
+                 quiet: bool = False) -> str:
+    """`edgeprune run RECIPE` into `run_dir`; writes `<run_dir>/bench-result.json`, returns its path."""
+    run_dir = Path(run_dir)
+    path = Path(recipe)
+    if quick:
+        data = shrink(yaml.safe_load(path.read_text()), quick)
+        path = write_recipe(data, run_dir.parent / f"{run_dir.name}.recipe.yaml")
+    result = _run(path, run_dir, devices, _logger(run_dir, quiet))
+    return _write_json(run_dir / RESULT, {"kind": "recipe", "recipe_path": str(recipe), **result})
+
+
+def tfmot_trial(reference_run: str, sparsity: float, learning_rate: float, run_dir: str,
+                devices: list[str] | None = None, quiet: bool = False) -> str:
+    """TF-MOT magnitude pruning of the reference run's trained baseline, for the reference's epoch budget,
+    then the product's PTQ, export and benchmark steps on the pruned model file."""
+    from edgeprune.bench_suite.suite import epochs_after_training, train_step
+    from edgeprune.bench_suite.tfmot import magnitude_prune, weight_sparsity
     from edgeprune.keras import keras
+    from edgeprune.recipe.runner import recipe_dataset
+    from edgeprune.recipe.schema import Recipe
+    from edgeprune.modelio import load_model, save_model
 
-    keras.backend.clear_session()
-
-
-def _load_pretrained(out: Path):
-    from edgeprune.keras import keras
-
-    return keras.models.load_model(out / PRETRAINED, compile=False)
-
-
-def variant_trial(run_dir: str, model: str, dataset: str, variant: str, settings: dict) -> list[str]:
-    """Run one recipe on the pretrained model; export, measure, write `<variant>.json`. Returns JSON paths."""
-    from edgeprune.bench_suite import recipes
-    from edgeprune.export.tflite import export_tflite
-
-    s = BenchSettings(**settings)
-    out = group_dir(run_dir, model, dataset)
-    ds = dataset_for(dataset, s)
-    calib = ds.calibration_samples(s.calibration_samples, seed=s.seed)
-    _fresh_session()
-    base = _load_pretrained(out)
-    t0 = time.perf_counter()
-    produced: list[tuple[str, Path, object, dict]] = []
-    if variant == "dense":
-        dense, info = recipes.dense_finetune(base, ds, s)
-        produced.append(("baseline", export_tflite(dense, out / "baseline.tflite", quant="none"), dense,
-                         {**info, "quant": "float32"}))
-        produced.append(("ptq-int8", export_tflite(dense, out / "ptq-int8.tflite", quant="int8", calibration=calib),
-                         dense, {**info, "quant": "PTQ int8 (full integer)"}))
-    elif variant.startswith("tfmot-") and variant != "tfmot-2:4":
-        sparsity = int(variant.split("-")[1]) / 100
-        stripped, info = recipes.tfmot_magnitude(base, ds, s, sparsity)
-        path = export_tflite(stripped, out / f"{file_stem(variant)}.tflite", quant="int8", calibration=calib)
-        produced.append((variant, path, stripped, {**info, "quant": "PTQ int8 (full integer)"}))
-    elif variant == "tfmot-2:4":
-        stripped, qat, info = recipes.tfmot_2by4_pqat(base, ds, s)
-        path = export_tflite(qat, out / f"{file_stem(variant)}.tflite")
-        produced.append((variant, path, stripped, {**info, "quant": "QAT int8 (prune-preserving)"}))
-    elif variant.startswith("edgeprune-"):
-        ratio = int(variant.split("-")[1]) / 100
-        pruned, qat, info = recipes.edgeprune_structured(base, ds, s, ratio)
-        path = export_tflite(qat, out / f"{file_stem(variant)}.tflite")
-        produced.append((variant, path, pruned, {**info, "quant": "QAT int8"}))
-    else:
-        raise ValueError(f"unknown variant {variant}")
-    seconds = time.perf_counter() - t0
-    written = []
-    for name, path, keras_model, info in produced:
-        result = _measure_file(name, path, keras_model, ds, {**info, "train_seconds": seconds,
-                                                             "total_epochs": s.total_epochs})
-        written.append(str(_write_json(out / f"{file_stem(name)}.json", result)))
-    return written
-
-
-def run_trials(fn, kwargs_list: list[dict]) -> list:
-    """The one place trials are dispatched: edgeprune's executor when present, else a plain loop."""
-    try:
-        from edgeprune.executor import get_executor
-    except ImportError:
-        return [fn(**kw) for kw in kwargs_list]
-    return list(get_executor().map(fn, kwargs_list))
+    reference_run, run_dir = Path(reference_run), Path(run_dir)
+    lock = yaml.safe_load((reference_run / "recipe.lock.yaml").read_text())["recipe"]
+    lock.pop("devices_override", None)
+    ref = Recipe.model_validate(lock)
+    epochs, batch_size = epochs_after_training(ref), train_step(ref).batch_size
+    model_file = run_dir.parent / f"{run_dir.name}.keras"
+    log = _logger(run_dir, quiet)
+    if not model_file.exists():
+        keras.backend.clear_session()
+        log(f"TF-MOT prune_low_magnitude to {sparsity:g} sparsity, {epochs} epochs, on {reference_run}/models/baseline.keras")
+        model = load_model(reference_run / "models" / "baseline.keras")
+        stripped, description = magnitude_prune(model, recipe_dataset(ref), sparsity=sparsity, epochs=epochs,
+                                                learning_rate=learning_rate, batch_size=batch_size, seed=ref.seed)
+        save_model(stripped, model_file)
+        model_file.with_suffix(".json").write_text(json.dumps({"description": description,
+                                                               "weight_sparsity": weight_sparsity(stripped)}))
+    info = json.loads(model_file.with_suffix(".json").read_text())
+    # the reference recipe's PTQ, export and benchmark settings, on the pruned file
+    kept = {kind: spec for step in lock["steps"] for kind, spec in step.items() if kind in ("quantize", "benchmark")}
+    recipe = {"name": f"{ref.name}-tfmot-{round(sparsity * 100)}",
+              "description": f"TF-MOT magnitude pruning ({info['description']}) of {ref.name}'s baseline, PTQ int8",
+              "seed": ref.seed, "model": str(model_file.resolve()), "dataset": lock["dataset"],
+              "steps": [{"quantize": {"mode": "ptq", "calibration_samples": kept.get("quantize", {}).get("calibration_samples", 200)}},
+                        {"export": {"formats": ["tflite"], "stages": {"baseline": ["int8"]}}},
+                        {"benchmark": kept["benchmark"]}]}
+    path = write_recipe(recipe, run_dir.parent / f"{run_dir.name}.recipe.yaml")
+    result = _run(path, run_dir, devices, log)
+    return _write_json(run_dir / RESULT, {"kind": "tfmot", "sparsity": sparsity, "epochs": epochs, **info, **result})

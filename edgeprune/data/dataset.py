@@ -1,13 +1,10 @@
-"""The Dataset container, split logic and the name → loader registry."""
+"""The Dataset container and its split logic (the loaders and the name registry: :mod:`.sources`)."""
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-
-from edgeprune.errors import EdgepruneError
 
 
 @dataclass
@@ -27,6 +24,7 @@ class Dataset:
     y_test: np.ndarray
     class_names: list[str] = field(default_factory=list)
     source: str = ""
+    pixel_scale: float | None = None   # inputs are 8-bit pixels / pixel_scale; None: not 8-bit pixels
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -51,7 +49,7 @@ class Dataset:
             x_train=self.x_train[:train], y_train=self.y_train[:train],
             x_val=self.x_val[:val], y_val=self.y_val[:val],
             x_test=self.x_test[:test], y_test=self.y_test[:test],
-            class_names=self.class_names, source=self.source,
+            class_names=self.class_names, source=self.source, pixel_scale=self.pixel_scale,
         )
 
     def calibration_samples(self, n: int = 200, seed: int = 0) -> np.ndarray:
@@ -71,40 +69,21 @@ def split_train_val(x, y, val_fraction: float, seed: int):
 
 
 def make_dataset(name, x_train, y_train, x_test, y_test, *, val_fraction, seed, class_names=(), source=""):
+    pixel_scale = PIXEL_SCALE if np.asarray(x_train).dtype == np.uint8 else None
     x_train = _as_images(x_train)
     x_test = _as_images(x_test)
     xt, yt, xv, yv = split_train_val(x_train, np.asarray(y_train, np.int64), val_fraction, seed)
-    return Dataset(name, xt, yt, xv, yv, x_test, np.asarray(y_test, np.int64), list(class_names), source)
+    return Dataset(name, xt, yt, xv, yv, x_test, np.asarray(y_test, np.int64), list(class_names), source, pixel_scale)
+
+
+PIXEL_SCALE = 255.0  # 8-bit images become float32 pixel / 255 (what mobile metadata calls std 255)
 
 
 def _as_images(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype == np.uint8:
-        x = x.astype(np.float32) / 255.0
+        x = x.astype(np.float32) / PIXEL_SCALE
     x = x.astype(np.float32)
     if x.ndim == 3:
         x = x[..., None]
     return x
-
-
-def dataset_names() -> list[str]:
-    from edgeprune.data import sources
-
-    return sorted(sources.LOADERS)
-
-
-def load_dataset(name: str, *, val_fraction: float = 0.1, seed: int = 0) -> Dataset:
-    """Load a built-in dataset by name, or the user's own data from a .npz file or image folder."""
-    from edgeprune.data import sources
-
-    if name in sources.LOADERS:
-        return sources.LOADERS[name](val_fraction=val_fraction, seed=seed)
-    path = Path(name).expanduser()
-    if path.suffix == ".npz" and path.is_file():
-        return sources.load_npz(path, val_fraction=val_fraction, seed=seed)
-    if path.is_dir():
-        return sources.load_image_folder(path, val_fraction=val_fraction, seed=seed)
-    raise EdgepruneError(
-        f"unknown dataset '{name}'",
-        f"use one of {', '.join(sorted(sources.LOADERS))}, a .npz file, or a folder of images by class",
-    )

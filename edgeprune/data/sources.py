@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import os
 import pickle
 import urllib.request
@@ -92,8 +93,6 @@ def load_fashion_mnist(*, val_fraction: float, seed: int) -> Dataset:
 
 def _mnist_from_hub():
     try:
-        import importlib.util
-
         spec = importlib.util.find_spec("mnist")
     except (ImportError, ValueError):
         return None
@@ -147,11 +146,24 @@ def load_digits(*, val_fraction: float, seed: int) -> Dataset:
 
 def load_npz(path: Path, *, val_fraction: float, seed: int) -> Dataset:
     """A user's .npz with x_train, y_train, x_test, y_test (and optional x_val, y_val)."""
-    with np.load(path) as d:
-        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in d]
-        if missing:
-            raise EdgepruneError(f"{path} lacks arrays {missing}", "save it with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
-        arrays = {k: d[k] for k in d.files}
+    from edgeprune.data.check import check_arrays
+
+    try:
+        with np.load(path) as d:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in d]
+            if missing:
+                raise EdgepruneError(f"{path} lacks arrays {missing}", "save it with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
+            arrays = {k: d[k] for k in d.files}
+    except EdgepruneError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged .npz can raise anything from zipfile / numpy's format reader
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise EdgepruneError(f"cannot read dataset {path}: {first}", "write it again with np.savez") from None
+    for split in ("train", "test", "val"):
+        if f"x_{split}" in arrays or split != "val":
+            if f"y_{split}" not in arrays:
+                raise EdgepruneError(f"{path} has x_{split} but no y_{split}", "save both")
+            check_arrays(path.name, arrays[f"x_{split}"], arrays[f"y_{split}"], split)
     ds = make_dataset(path.stem, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                       val_fraction=val_fraction, seed=seed, source=str(path))
     if "x_val" in arrays:
@@ -207,3 +219,22 @@ LOADERS = {
     "mnist": load_mnist,
     "digits": load_digits,
 }
+
+
+def dataset_names() -> list[str]:
+    return sorted(LOADERS)
+
+
+def load_dataset(name: str, *, val_fraction: float = 0.1, seed: int = 0) -> Dataset:
+    """Load a built-in dataset by name, or the user's own data from a .npz file or image folder."""
+    if name in LOADERS:
+        return LOADERS[name](val_fraction=val_fraction, seed=seed)
+    path = Path(name).expanduser()
+    if path.suffix == ".npz" and path.is_file():
+        return load_npz(path, val_fraction=val_fraction, seed=seed)
+    if path.is_dir():
+        return load_image_folder(path, val_fraction=val_fraction, seed=seed)
+    raise EdgepruneError(
+        f"unknown dataset '{name}'",
+        f"use one of {', '.join(sorted(LOADERS))}, a .npz file, or a folder of images by class",
+    )

@@ -1,11 +1,7 @@
 """Export to TFLite / ONNX and check every exported file against the Keras model.
 
-Submodules import TensorFlow, LiteRT and onnxruntime lazily:
-``edgeprune.export.tflite`` (export_tflite), ``edgeprune.export.onnx`` (export_onnx),
-``edgeprune.export.runtime`` (predict with LiteRT / onnxruntime),
-``edgeprune.export.parity`` (check_parity, assert_parity), ``edgeprune.export.cli`` (export_cmd).
+Every format is a registered export target (``edgeprune.export.targets``: get_target,
+target_for_file); the target modules import TensorFlow, LiteRT and onnxruntime lazily:
+``edgeprune.export.tflite``, ``edgeprune.export.onnx``, ``edgeprune.export.runtime`` (predict on
+the host), ``edgeprune.export.parity`` (check_parity, assert_parity), ``edgeprune.export.cli``.
 """
-
-FORMATS = {"tflite": ".tflite", "onnx": ".onnx"}
-
-__all__ = ["FORMATS"]

@@ -1,4 +1,8 @@
-"""Write export files atomically: a failed export must leave no (partial) file at the target."""
+"""Write files atomically: a failed write must leave no (partial) file at the target.
+
+Temporary files from :mod:`tempfile` are private (0600, folders 0700); :func:`umask_permissions` gives a
+finished file the permissions any other tool's file gets (0666/0777 less the umask) before it is renamed.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -7,6 +11,25 @@ import tempfile
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def umask_permissions(path) -> None:
+    """chmod `path` (and, for a folder, everything in it) to the umask's default permissions."""
+    path = Path(path)
+    mask = current_umask()
+    if path.is_dir():
+        for root, dirs, files in os.walk(path):
+            os.chmod(root, 0o777 & ~mask)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o666 & ~mask)
+    else:
+        os.chmod(path, 0o666 & ~mask)
 
 
 @contextlib.contextmanager
@@ -22,6 +45,7 @@ def atomic_path(path, suffix: str | None = None):
         yield tmp
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise EdgepruneError(f"export wrote nothing to {path}", "see the converter messages above")
+        umask_permissions(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

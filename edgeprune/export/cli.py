@@ -4,8 +4,9 @@ The file is written under a temporary name, checked against the Keras model, and
 `--output` only when the check passes: a failed export or a failed float parity leaves no file.
 Heavy imports happen inside the function so `edgeprune --help` stays fast.
 """
+import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -18,11 +19,11 @@ RANDOM_PARITY_SAMPLES = 64
 
 def load_any_model(path: Path):
     """A tf-keras model from any file edgeprune reads, QAT .h5/SavedModel included."""
+    path = Path(path)
+    if not path.exists():  # before TensorFlow loads
+        raise ModelLoadError(f"model file {path} does not exist", "check the path")
     from edgeprune.quantize.qat import qat_scope
 
-    path = Path(path)
-    if not path.exists():
-        raise ModelLoadError(f"model file {path} does not exist", "check the path")
     try:
         from edgeprune.modelio import load_model
     except ImportError:  # modelio not installed in this checkout: plain tf-keras loading
@@ -86,8 +87,9 @@ def parity_inputs(spec: Optional[str], model, samples: int):
 
 def export_cmd(
     model: Annotated[Path, typer.Argument(help="Model file (.keras, .h5, SavedModel dir; QAT .h5 too).")],
-    format: Annotated[str, typer.Option("--format", "-f", help="tflite or onnx.")] = "tflite",
-    quant: Annotated[str, typer.Option(help="tflite: none|int8|fp16|dynamic; onnx: none|int8.")] = "none",
+    format: Annotated[str, typer.Option("--format", "-f", help="An export target: tflite, onnx, or ort (ONNX Runtime Mobile, with its operators config).")] = "tflite",
+    quant: Annotated[str, typer.Option(help="Precision; tflite: none|int8|fp16|dynamic|mixed; onnx and ort: none|int8.")] = "none",
+    keep_float: Annotated[Optional[List[str]], typer.Option("--keep-float", help="Layer kept float in a mixed file (repeat).")] = None,
     calib_data: Annotated[Optional[str], typer.Option(help="Dataset name or .npz for int8 calibration.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (default: next to the model).")] = None,
     int8_io: Annotated[bool, typer.Option("--int8-io", help="TFLite int8 input/output tensors.")] = False,
@@ -97,21 +99,22 @@ def export_cmd(
     tolerance: Annotated[float, typer.Option(help="Max |Δ| allowed for float exports.")] = 1e-4,
 ) -> dict:
     """Export a model to TFLite or ONNX and check it against the Keras model."""
-    from edgeprune.export import FORMATS
-    from edgeprune.quantize import ONNX_QUANT_MODES, TFLITE_QUANT_MODES
+    from edgeprune.export.targets import ExportOptions, get_target
 
-    fmt = format.lower()
-    if fmt not in FORMATS:
-        raise EdgepruneError(f"unknown export format '{format}'", f"use one of {', '.join(FORMATS)}")
-    modes = TFLITE_QUANT_MODES if fmt == "tflite" else ONNX_QUANT_MODES
-    if quant not in modes:
-        raise EdgepruneError(f"quant '{quant}' is not available for {fmt}", f"use one of {', '.join(modes)}")
+    target = get_target(format)
+    if quant not in target.precisions:
+        raise EdgepruneError(f"quant '{quant}' is not available for {target.name}", f"use one of {', '.join(target.precisions)}")
+    if keep_float and quant != "mixed":
+        raise EdgepruneError(f"--keep-float only applies to --quant mixed, not '{quant}'", "add --quant mixed")
     model = Path(model)
-    output = Path(output) if output else model.with_name(f"{model.stem}-{quant}{FORMATS[fmt]}")
-    if output.suffix.lower() != FORMATS[fmt]:
-        raise EdgepruneError(f"output {output} does not end in {FORMATS[fmt]}", f"name it *{FORMATS[fmt]}")
+    output = Path(output) if output else model.with_name(f"{model.stem}-{quant}{target.suffix}")
+    if output.suffix.lower() != target.suffix:
+        raise EdgepruneError(f"output {output} does not end in {target.suffix}", f"name it *{target.suffix}")
 
     keras_model = load_any_model(model)  # refuse a bad model before anything else is loaded
+    from edgeprune.data.check import check_inputs, require_single_io
+
+    require_single_io(keras_model, "export (its parity check against the Keras model)")
 
     from edgeprune.export.atomic import atomic_path
     from edgeprune.export.parity import assert_parity, format_parity
@@ -120,23 +123,28 @@ def export_cmd(
 
     qat = is_qat_model(keras_model)
     calibration = None
-    if quant == "int8" and not qat:
+    if target.needs_calibration(quant, qat=qat):
         if not calib_data:
-            raise EdgepruneError("int8 export needs calibration data", "pass --calib-data fashion_mnist (or a .npz)")
+            raise EdgepruneError(f"{quant} export needs calibration data", "pass --calib-data fashion_mnist (or a .npz)")
         calibration = load_calibration(calib_data)
+        check_inputs(keras_model, calibration, f"calibration data {calib_data}")
     x, y, where = parity_inputs(parity_data or calib_data, keras_model, parity_samples)
+    check_inputs(keras_model, x, f"parity data {parity_data or calib_data}")
 
-    with atomic_path(output) as tmp:
-        if fmt == "tflite":
-            from edgeprune.export.tflite import export_tflite
-
-            export_tflite(keras_model, tmp, quant=quant, calibration=calibration, int8_io=int8_io)
-        else:
-            from edgeprune.export.onnx import export_onnx
-
-            export_onnx(keras_model, tmp, quant=quant, calibration=calibration, opset=opset)
-        result = check_parity(tmp, keras_model, x, y, tolerance=tolerance)
-        assert_parity(result)
+    tmp_sidecars = []
+    try:
+        with atomic_path(output) as tmp:
+            tmp_sidecars = target.sidecars(tmp)
+            target.write(keras_model, tmp, quant=quant, calibration=calibration,
+                         options=ExportOptions(int8_io=int8_io, opset=opset, keep_float=tuple(keep_float or ())))
+            result = check_parity(tmp, keras_model, x, y, tolerance=tolerance)
+            assert_parity(result)
+        for src, dst in zip(tmp_sidecars, target.sidecars(output)):  # only once the model file is in place
+            os.replace(src, dst)
+            print(f"wrote {dst}")
+    finally:
+        for src in tmp_sidecars:
+            Path(src).unlink(missing_ok=True)
     result["file"] = str(output)
     print(f"wrote {output} ({result['file_bytes']:,} bytes){' from a QAT model' if qat else ''}")
     print(f"parity on {result['samples']} {where}: {format_parity(result)}")

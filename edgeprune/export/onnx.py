@@ -1,4 +1,4 @@
-"""Keras → ONNX with tf2onnx (float, or QDQ for a QAT model), optionally int8 via onnxruntime."""
+"""Keras → ONNX with tf2onnx (float, or QDQ with int8 weights for a QAT model), optionally int8 via onnxruntime."""
 from __future__ import annotations
 
 import re
@@ -6,7 +6,9 @@ import tempfile
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.export import runtime
 from edgeprune.export.atomic import atomic_path
+from edgeprune.export.targets import ExportOptions, ExportTarget
 from edgeprune.quantize import ONNX_QUANT_MODES
 
 OPSETS = range(13, 19)  # what tf2onnx 1.17 converts and onnx.checker accepts here
@@ -74,11 +76,12 @@ def export_onnx(model, path, *, quant: str = "none", calibration=None, opset: in
 
     quant ``int8`` quantizes the float graph statically with onnxruntime (QDQ, U8S8, per-channel)
     using `calibration` (training samples). A QAT model exports as QDQ from its own fake-quant
-    scales and needs no calibration.
+    scales and needs no calibration; its weights are stored as int8 initializers.
     """
     import onnx
 
     from edgeprune.quantize.onnx_ptq import quantize_onnx_static
+    from edgeprune.quantize.onnx_weights import store_int8_weights
     from edgeprune.quantize.ptq import check_calibration
     from edgeprune.quantize.qat import is_qat_model
 
@@ -90,6 +93,8 @@ def export_onnx(model, path, *, quant: str = "none", calibration=None, opset: in
     if quant == "int8" and not qat:
         cal = check_calibration(calibration, tuple(model.inputs[0].shape), needed=True)
     proto = convert_onnx(model, opset=opset)
+    if qat:
+        store_int8_weights(proto)
     with atomic_path(path) as tmp:
         if cal is None:
             onnx.save(proto, str(tmp))
@@ -100,3 +105,14 @@ def export_onnx(model, path, *, quant: str = "none", calibration=None, opset: in
                 quantize_onnx_static(float_path, tmp, cal)
         _check(tmp)
     return path
+
+
+def _write(model, path, *, quant: str, calibration=None, options: ExportOptions = ExportOptions()) -> Path:
+    return export_onnx(model, path, quant=quant, calibration=calibration, opset=options.opset)
+
+
+TARGET = ExportTarget(
+    name="onnx", suffix=".onnx", precisions=ONNX_QUANT_MODES, write=_write,
+    predict=runtime.onnx_predict, read_precision=runtime.onnx_quant_mode, check_file=runtime.check_onnx_file, interpreter_key="onnx",
+    calibrated=frozenset({"int8"}), description="ONNX graph (tf2onnx), run by onnxruntime",
+)

@@ -1,7 +1,9 @@
 """Check an exported file against the Keras model it came from, on real inputs.
 
-Float exports must match within `tolerance` (max |Δ| over all outputs); quantized exports are
-judged by top-1 agreement and accuracy, because they differ by design (~1 quantization step).
+Float32 exports must match within `tolerance` (max |Δ| over all outputs); float16 files within
+`FP16_RELATIVE_TOLERANCE` of the output's scale (weights rounded to 11 significant bits); quantized
+exports (int8, mixed, dynamic) are judged by top-1 agreement and accuracy, because they differ by
+design (~1 quantization step).
 """
 from __future__ import annotations
 
@@ -13,6 +15,16 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.export import runtime
 
 DEFAULT_TOLERANCE = 1e-4
+FP16_RELATIVE_TOLERANCE = 1e-2  # of max(1, max |Keras output|); measured LeNet-style nets: 3e-4 (softmax), 2e-4 × logit scale
+
+
+def precision_tolerance(quant: str, tolerance: float, reference: np.ndarray) -> float | None:
+    """The max |Δ| a file of this precision may show against the Keras model; None: not judged by |Δ|."""
+    if quant == "none":
+        return float(tolerance)
+    if quant == "fp16":
+        return max(float(tolerance), FP16_RELATIVE_TOLERANCE * max(1.0, float(np.abs(reference).max())))
+    return None
 
 
 def check_parity(path, keras_model, x, y=None, *, tolerance: float = DEFAULT_TOLERANCE,
@@ -38,6 +50,7 @@ def check_parity(path, keras_model, x, y=None, *, tolerance: float = DEFAULT_TOL
         y = np.asarray(y).reshape(-1)
         acc, keras_acc = float(np.mean(top_exp == y)), float(np.mean(top_ref == y))
     max_abs = float(diff.max())
+    limit = precision_tolerance(quant, tolerance, reference)
     return {
         "format": fmt,
         "quant": quant,
@@ -49,13 +62,13 @@ def check_parity(path, keras_model, x, y=None, *, tolerance: float = DEFAULT_TOL
         "max_abs_diff": max_abs,
         "mean_abs_diff": float(diff.mean()),
         "samples": int(len(x)),
-        "tolerance": float(tolerance),
-        "within_tolerance": bool(max_abs <= tolerance) if quant == "none" else None,
+        "tolerance": float(tolerance) if limit is None else limit,
+        "within_tolerance": None if limit is None else bool(max_abs <= limit),
     }
 
 
 def assert_parity(result: dict) -> dict:
-    """Raise if a float export is over tolerance; quantized results pass through (judge agreement)."""
+    """Raise if a float32/float16 export is over its tolerance; quantized results pass through (judge agreement)."""
     if result.get("within_tolerance") is False:
         raise EdgepruneError(
             f"export parity failed: max |Δ| = {result['max_abs_diff']:.3g} > {result['tolerance']:.0e} "

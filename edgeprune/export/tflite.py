@@ -5,7 +5,10 @@ import re
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.export import runtime
 from edgeprune.export.atomic import atomic_path
+from edgeprune.export.targets import ExportOptions, ExportTarget
+from edgeprune.quantize import TFLITE_QUANT_MODES
 from edgeprune.quantize.ptq import configure_converter
 
 
@@ -46,16 +49,25 @@ def converter_error(model, err: Exception) -> EdgepruneError:
     return EdgepruneError(f"TFLite conversion failed: {first.strip()[:240]}", "check the model converts with tf.lite.TFLiteConverter")
 
 
-def convert_tflite(model, *, quant: str = "none", calibration=None, int8_io: bool = False) -> bytes:
-    """The flatbuffer bytes of `model` in the requested quantization mode."""
+def convert_tflite(model, *, quant: str = "none", calibration=None, int8_io: bool = False,
+                   keep_float=()) -> bytes:
+    """The flatbuffer bytes of `model` in the requested quantization mode (`keep_float`: layers of a mixed file)."""
     import tensorflow as tf
 
     from edgeprune.quantize.qat import is_qat_model
+    from edgeprune.quantize.selective import check_keep_float, convert_mixed
 
+    if quant == "mixed" and not keep_float:
+        raise EdgepruneError("a mixed-precision export needs the layers to keep float",
+                             "name them (keep_float: [conv1]) or export as int8")
+    if keep_float and quant != "mixed":
+        raise EdgepruneError(f"keep_float only applies to quant 'mixed', not '{quant}'", "use quant mixed")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     configure_converter(converter, quant=quant, calibration=calibration, int8_io=int8_io,
                         qat=is_qat_model(model), input_shape=tuple(model.inputs[0].shape))
     try:
+        if quant == "mixed":
+            return convert_mixed(converter, converter.representative_dataset, check_keep_float(model, keep_float))
         return converter.convert()
     except EdgepruneError:
         raise
@@ -63,14 +75,16 @@ def convert_tflite(model, *, quant: str = "none", calibration=None, int8_io: boo
         raise converter_error(model, err) from err
 
 
-def export_tflite(model, path, *, quant: str = "none", calibration=None, int8_io: bool = False) -> Path:
+def export_tflite(model, path, *, quant: str = "none", calibration=None, int8_io: bool = False,
+                  keep_float=()) -> Path:
     """Convert and write `model` to `path` atomically; returns the path.
 
-    quant: ``none`` | ``int8`` (needs `calibration`, training samples NHWC) | ``fp16`` | ``dynamic``.
+    quant: ``none`` | ``int8`` (needs `calibration`, training samples NHWC) | ``fp16`` | ``dynamic`` |
+    ``mixed`` (int8 with the layers in `keep_float` left float32; needs `calibration`).
     A QAT model converts to int8 (``none`` or ``int8``). `int8_io` makes the input/output int8.
     """
     path = Path(path)
-    data = convert_tflite(model, quant=quant, calibration=calibration, int8_io=int8_io)
+    data = convert_tflite(model, quant=quant, calibration=calibration, int8_io=int8_io, keep_float=keep_float)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
         _check_loads(tmp)
@@ -87,3 +101,15 @@ def _check_loads(path: Path):
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise EdgepruneError(f"converted TFLite model does not load in LiteRT: {first}",
                              "report it with the model file") from err
+
+
+def _write(model, path, *, quant: str, calibration=None, options: ExportOptions = ExportOptions()) -> Path:
+    return export_tflite(model, path, quant=quant, calibration=calibration, int8_io=options.int8_io,
+                         keep_float=options.keep_float)
+
+
+TARGET = ExportTarget(
+    name="tflite", suffix=".tflite", precisions=TFLITE_QUANT_MODES, write=_write,
+    predict=runtime.tflite_predict, read_precision=runtime.tflite_quant_mode, check_file=runtime.check_tflite_file, interpreter_key="tflite",
+    description="TFLite flatbuffer, run by LiteRT (ai_edge_litert) or tflite_runtime",
+)

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeprune.errors import DeviceError, EdgepruneError
-from edgeprune.harness.profiles import DeviceProfile, get_profile
+from edgeprune import progress
+from edgeprune.data import load_dataset
+from edgeprune.errors import EdgepruneError
+from edgeprune.harness.backends import backend_for, run_on_device
+from edgeprune.harness.profiles import get_profile
 from edgeprune.harness.runner_io import check_model_file, interpreter_for
 
 BENCH_SCHEMA_VERSION = 1
@@ -27,8 +30,6 @@ def eval_arrays(data: str, eval_samples: int) -> tuple[np.ndarray, np.ndarray, s
             if "x" in d and "y" in d:
                 x, y = d["x"][:eval_samples], d["y"][:eval_samples]
                 return np.asarray(x, np.float32), np.asarray(y).astype(np.int64), f"{path} (x, y)"
-    from edgeprune.data import load_dataset
-
     ds = load_dataset(data)
     return ds.x_test[:eval_samples], ds.y_test[:eval_samples], f"{data} test split"
 
@@ -38,22 +39,11 @@ def write_eval_npz(x: np.ndarray, y: np.ndarray, path: Path) -> Path:
     return path
 
 
-def run_on_device(profile: DeviceProfile, model_path: Path, *, eval_npz: Path | None, runs: int, warmup: int,
-                  host: str | None = None) -> dict:
-    """Dispatch to the runner for the profile's kind."""
-    if profile.kind == "host":
-        from edgeprune.harness import host_runner
-
-        return host_runner.run(profile, model_path, eval_npz=eval_npz, runs=runs, warmup=warmup)
-    if profile.kind == "qemu":
-        from edgeprune.harness import qemu_runner
-
-        return qemu_runner.run(profile, model_path, eval_npz=eval_npz, runs=runs, warmup=warmup)
-    if profile.kind == "ssh":
-        from edgeprune.harness import ssh_runner
-
-        return ssh_runner.run(profile, model_path, eval_npz=eval_npz, runs=runs, warmup=warmup, host=host)
-    raise DeviceError(f"device {profile.name}: unknown kind {profile.kind}", "use host, qemu or ssh")
+def result_line(result: dict) -> str:
+    """The progress line of one finished run: file, device, p50 latency, accuracy, instructions."""
+    lat, acc, insn = result.get("latency_ms") or {}, result.get("accuracy"), result.get("instructions_per_inference")
+    return (f"{Path(result['model_path']).name} on {result['device']}: p50 {lat.get('p50', float('nan')):.3f} ms"
+            + (f", acc {acc:.4f}" if acc is not None else "") + (f", {insn:,} instructions" if insn else ""))
 
 
 def add_agreement(results: list[dict]) -> None:
@@ -81,21 +71,20 @@ def bench(model_files: list[Path | str], devices: list[str], data: str | None = 
         for profile in profiles:
             interpreter_for(profile, model)  # e.g. .onnx on a device without onnxruntime
     for profile in profiles:
-        if profile.kind == "ssh":
-            from edgeprune.harness.ssh_runner import resolve_target
-
-            resolve_target(profile, host)  # no host for a board: say so before minutes of other runs
+        backend_for(profile).check(profile, host)  # e.g. no host for a board: say so before minutes of other runs
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as tmp:
         eval_npz, eval_desc = None, None
         if data:
             x, y, eval_desc = eval_arrays(data, eval_samples)
             eval_npz = write_eval_npz(x, y, Path(tmp) / "eval.npz")
-        for model in models:
-            for profile in profiles:
-                r = run_on_device(profile, model, eval_npz=eval_npz, runs=runs, warmup=warmup, host=host)
-                r["eval_data"] = eval_desc
-                results.append(r)
+        with progress.task("benchmark", total=len(models) * len(profiles)) as shown:
+            for model in models:
+                for profile in profiles:
+                    r = run_on_device(profile, model, eval_npz=eval_npz, runs=runs, warmup=warmup, host=host)
+                    r["eval_data"] = eval_desc
+                    results.append(r)
+                    shown.report(result_line(r), completed=len(results))
     add_agreement(results)
     if json_out:
         Path(json_out).write_text(json.dumps({"schema_version": BENCH_SCHEMA_VERSION, "results": results}, indent=1))

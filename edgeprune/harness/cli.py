@@ -21,14 +21,13 @@ def bench_cmd(
     host: Annotated[Optional[str], typer.Option(help="user@host[:port] for ssh devices (else the profile's host or $RPI_HOST).")] = None,
 ) -> None:
     """Measure size, latency percentiles, memory and accuracy of model files on devices."""
-    from rich.console import Console
-
     from edgeprune.harness.bench import bench
     from edgeprune.harness.table import results_table
+    from edgeprune.tables import console as _console
 
     results = bench(model_file, device, data=data, runs=runs, warmup=warmup, json_out=json,
                     eval_samples=eval_samples, host=host)
-    console = Console()
+    console = _console()
     console.print(results_table(results))
     for note in sorted({r["note"] for r in results if r.get("note")}):
         console.print(f"[yellow]note:[/yellow] {note}")
@@ -37,12 +36,14 @@ def bench_cmd(
 
 
 def devices_cmd() -> None:
-    """List the device profiles (repo devices/, ~/.config/edgeprune/devices/, $EDGEPRUNE_DEVICES)."""
-    from rich.console import Console
-
+    """List the device profiles (shipped ones, ~/.config/edgeprune/devices/, $EDGEPRUNE_DEVICES)."""
     from edgeprune.harness.profiles import load_profiles, profile_dirs
     from edgeprune.harness.table import profiles_table
+    from edgeprune.tables import console as _console
 
-    console = Console()
-    console.print(profiles_table(load_profiles()))
+    console = _console()
+    broken: dict = {}
+    console.print(profiles_table(load_profiles(broken=broken)))
+    for error in broken.values():
+        console.print(f"[yellow]not usable:[/yellow] {error}", soft_wrap=True)
     console.print("searched: " + ", ".join(str(d) for d in profile_dirs()))

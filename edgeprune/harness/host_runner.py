@@ -5,15 +5,30 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeprune.errors import DeviceError
-from edgeprune.harness.profiles import DeviceProfile
 from edgeprune.harness.runner_io import (RUNNER_SCRIPT, annotate, check_model_file, interpreter_for,
                                          read_result, runner_args, runner_failure)
 
+if TYPE_CHECKING:
+    from edgeprune.harness.profiles import DeviceProfile
+
+KIND = "host"
+EMULATED = False
+USES_HOST = False
+
+
+def check(profile: DeviceProfile, host: str | None = None) -> None:
+    """This machine is always reachable."""
+
+
+def ready(profile: DeviceProfile) -> None:
+    """Nothing to set up."""
+
 
 def run(profile: DeviceProfile, model_path: Path, *, eval_npz: Path | None = None, runs: int = 50,
-        warmup: int = 5, timeout_s: float = 1800) -> dict:
+        warmup: int = 5, host: str | None = None, timeout_s: float = 1800) -> dict:
     model_path = check_model_file(Path(model_path))
     where = f"device {profile.name} (this machine)"
     with tempfile.TemporaryDirectory(prefix="edgeprune-host-") as tmp:

@@ -1,6 +1,6 @@
 """Device profiles: YAML files that say what a target is and how to reach it.
 
-Profiles are read from, in order, the repository's ``devices/`` folder,
+Profiles are read from, in order, the package's ``edgeprune/devices/`` folder (shipped in the wheel),
 ``~/.config/edgeprune/devices/`` and each folder in ``EDGEPRUNE_DEVICES`` (``os.pathsep``-separated).
 A later folder's file overrides an earlier one of the same name, so a user can redefine a shipped
 device as well as add one, by dropping a YAML file in.
@@ -15,8 +15,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from edgeprune.errors import DeviceError
+from edgeprune.harness.backends import BACKENDS
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "devices"  # package data: edgeprune/devices/*.yaml
 
 
 class InterpreterChoice(BaseModel):
@@ -27,13 +29,14 @@ class InterpreterChoice(BaseModel):
 
 
 class DeviceProfile(BaseModel):
-    """One target.  ``cpu`` is the model name; for ``kind: qemu`` it is passed to ``qemu -cpu``."""
+    """One target.  ``kind`` names its backend (:mod:`edgeprune.harness.backends`); ``cpu`` is the
+    model name, for ``kind: qemu`` passed to ``qemu -cpu``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     description: str = ""
-    kind: Literal["host", "qemu", "ssh"]
+    kind: str
     arch: str
     cpu: str
     threads: int = 1
@@ -47,6 +50,14 @@ class DeviceProfile(BaseModel):
     known_hosts: Optional[str] = None
     identity_file: Optional[str] = None
     source: Optional[str] = None  # the file this profile came from (filled in by the loader)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in BACKENDS:
+            kinds = [f"'{k}'" for k in BACKENDS]
+            raise ValueError("Input should be " + " or ".join([", ".join(kinds[:-1]), kinds[-1]] if kinds[:-1] else kinds))
+        return v
 
     @field_validator("threads", "round_to")
     @classmethod
@@ -64,20 +75,19 @@ class DeviceProfile(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.kind == "qemu" and not self.emulated:
-            raise ValueError("a qemu profile must say emulated: true")
-        if self.kind != "qemu" and self.emulated:
-            raise ValueError(f"emulated: true only makes sense for kind qemu, not {self.kind}")
-        if self.kind != "ssh" and self.host:
-            raise ValueError(f"host is only used by kind ssh, not {self.kind}")
+        backend = BACKENDS[self.kind]
+        if backend.EMULATED and not self.emulated:
+            raise ValueError(f"a {self.kind} profile must say emulated: true")
+        if not backend.EMULATED and self.emulated:
+            raise ValueError(f"emulated: true only makes sense for an emulated kind, not {self.kind}")
+        if not backend.USES_HOST and self.host:
+            raise ValueError(f"host is not used by kind {self.kind}")
         return self
 
 
 def profile_dirs() -> list[Path]:
     """The folders searched for profiles, lowest priority first."""
-    import edgeprune
-
-    dirs = [Path(edgeprune.__file__).resolve().parent.parent / "devices",
+    dirs = [SHIPPED_DIR,
             Path.home() / ".config" / "edgeprune" / "devices"]
     extra = os.environ.get("EDGEPRUNE_DEVICES", "")
     dirs += [Path(d).expanduser() for d in extra.split(os.pathsep) if d.strip()]
@@ -96,7 +106,7 @@ def _one_line(path: Path, err: ValidationError) -> str:
 def load_profile_file(path: Path) -> DeviceProfile:
     """Read and validate one YAML profile; any problem is one DeviceError line naming file and key."""
     path = Path(path)
-    fix = "fix the file (see devices/host.yaml for the fields)"
+    fix = f"fix the file (see {SHIPPED_DIR / 'host.yaml'} for the fields)"
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as e:
@@ -119,13 +129,22 @@ def load_profile_file(path: Path) -> DeviceProfile:
         raise DeviceError(_one_line(path, e), fix) from None
 
 
-def load_profiles(dirs: list[Path] | None = None) -> dict[str, DeviceProfile]:
+def load_profiles(dirs: list[Path] | None = None, broken: dict[str, DeviceError] | None = None) -> dict[str, DeviceProfile]:
+    """The valid profiles by name.  A file that does not validate never blocks the others: its error is
+    put into `broken` (by file name), and raised only when that device is asked for (:func:`get_profile`)."""
     profiles: dict[str, DeviceProfile] = {}
+    broken = {} if broken is None else broken
     for d in profile_dirs() if dirs is None else dirs:
         if not d.is_dir():
             continue
         for path in sorted(p for p in d.iterdir() if p.suffix in PROFILE_SUFFIXES):
-            profile = load_profile_file(path)
+            try:
+                profile = load_profile_file(path)
+            except DeviceError as e:  # a later folder's broken file hides an earlier good one of that name
+                profiles.pop(path.stem, None)
+                broken[path.stem] = e
+                continue
+            broken.pop(profile.name, None)
             profiles[profile.name] = profile
     return dict(sorted(profiles.items()))
 
@@ -134,7 +153,10 @@ def get_profile(name: str) -> DeviceProfile:
     """A profile by name, or by path to a YAML file (``--device ./board.yaml``)."""
     if name.endswith(PROFILE_SUFFIXES) and Path(name).is_file():
         return load_profile_file(Path(name))
-    profiles = load_profiles()
+    broken: dict[str, DeviceError] = {}
+    profiles = load_profiles(broken=broken)
+    if name in broken:
+        raise broken[name]
     if name not in profiles:
         known = ", ".join(profiles) or "none"
         raise DeviceError(f"unknown device '{name}' (known: {known})",

@@ -8,15 +8,34 @@ from __future__ import annotations
 import shutil
 import statistics
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeprune.errors import DeviceError
-from edgeprune.harness.profiles import DeviceProfile
+from edgeprune.harness import qemu
+from edgeprune.harness.qemu.arches import get_arch
 from edgeprune.harness.runner_io import (RUNNER_SCRIPT, annotate, check_model_file, interpreter_for,
                                          read_result, runner_args, runner_failure)
+
+if TYPE_CHECKING:
+    from edgeprune.harness.profiles import DeviceProfile
+
+KIND = "qemu"
+EMULATED = True
+USES_HOST = False
 
 EMULATION_NOTE = ("emulated with qemu-user: latency is emulator time, not board latency, and peak RSS includes the "
                   "emulator; instructions_per_inference is repeatable but is not time (no cache or pipeline model)")
 RESULT_NAME = "result.json"
+
+
+def check(profile: DeviceProfile, host: str | None = None) -> None:
+    """The board's architecture is one edgeprune can emulate (it is built on first use)."""
+    get_arch(profile.arch)
+
+
+def ready(profile: DeviceProfile) -> None:
+    """The emulated board is built (building it takes minutes and root)."""
+    qemu.ensure_env(profile.arch, build=False)
 
 
 def _result_from(res, where: str) -> dict:
@@ -31,18 +50,16 @@ def _result_from(res, where: str) -> dict:
 
 
 def run(profile: DeviceProfile, model_path: Path, *, eval_npz: Path | None = None, runs: int = 50,
-        warmup: int = 5, timeout_s: float = 3600) -> dict:
+        warmup: int = 5, host: str | None = None, timeout_s: float = 3600) -> dict:
     model_path = check_model_file(Path(model_path))
     interpreter = interpreter_for(profile, model_path)  # before a possibly long rootfs build
-    from edgeprune.harness.qemu import ensure_env, run_python
-
     where = f"{profile.name} (qemu {profile.arch}, -cpu {profile.cpu})"
-    env = ensure_env(profile.arch)
+    env = qemu.ensure_env(profile.arch)
     files = [model_path] + ([Path(eval_npz)] if eval_npz else [])
     # Files are passed by basename: run_python copies them into the guest's working dir.
     args = runner_args(profile, model_path.name, RESULT_NAME, eval_npz=Path(eval_npz).name if eval_npz else None,
                        runs=runs, warmup=warmup, interpreter=interpreter)
-    res = run_python(env, RUNNER_SCRIPT, args, cpu=profile.cpu, files=files, timeout_s=timeout_s)
+    res = qemu.run_python(env, RUNNER_SCRIPT, args, cpu=profile.cpu, files=files, timeout_s=timeout_s)
     if res.returncode != 0:
         raise runner_failure(res.returncode, res.stderr, where)
     result = _result_from(res, where)

@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeprune.errors import DeviceError
+from edgeprune.export.runtime import check_exported_file
+from edgeprune.export.targets import find_target_for_file, suffixes
 from edgeprune.harness import runner as _runner_script
-from edgeprune.harness.profiles import DeviceProfile
+
+if TYPE_CHECKING:
+    from edgeprune.harness.profiles import DeviceProfile
 
 RUNNER_SCRIPT = Path(_runner_script.__file__).resolve()
-MODEL_SUFFIXES = (".tflite", ".onnx")
 
 # Exit codes defined by runner.py, mapped to what the user should do on that device.
 _MISSING = {
@@ -24,21 +28,21 @@ _MISSING = {
 
 def check_model_file(model_path: Path) -> Path:
     model_path = Path(model_path)
-    if model_path.suffix.lower() not in MODEL_SUFFIXES:
-        raise DeviceError(f"cannot benchmark {model_path}: not a .tflite or .onnx file",
+    if find_target_for_file(model_path) is None:
+        raise DeviceError(f"cannot benchmark {model_path}: not a {' or '.join(suffixes())} file",
                           "export the model first (edgeprune export) and pass the exported file")
     if not model_path.is_file():
         raise DeviceError(f"model file not found: {model_path}", "check the path")
+    check_exported_file(model_path)
     return model_path
 
 
 def interpreter_for(profile: DeviceProfile, model_path: Path) -> str:
-    if model_path.suffix.lower() == ".onnx":
-        if profile.interpreter.onnx is None:
-            raise DeviceError(f"device {profile.name} has no ONNX runtime (interpreter.onnx is null in its profile)",
-                              "benchmark the .tflite export on it instead")
-        return profile.interpreter.onnx
-    return profile.interpreter.tflite
+    """The interpreter the file's export target runs on this device (from its profile)."""
+    target = find_target_for_file(model_path)
+    if target is None:
+        check_model_file(model_path)  # raises the unknown-file-type error
+    return target.interpreter_on(profile)
 
 
 def runner_args(profile: DeviceProfile, model: str, out: str, *, eval_npz: str | None, runs: int,

@@ -18,12 +18,19 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeprune.errors import DeviceError
-from edgeprune.harness.profiles import DeviceProfile
+from edgeprune.progress import note
 from edgeprune.harness.runner_io import (RUNNER_SCRIPT, annotate, check_model_file, interpreter_for,
                                          read_result, runner_args, runner_failure)
 
+if TYPE_CHECKING:
+    from edgeprune.harness.profiles import DeviceProfile
+
+KIND = "ssh"
+EMULATED = False
+USES_HOST = True
 HOST_ENV = "RPI_HOST"
 CONNECT_TIMEOUT_S = 10
 SSH_ERROR = 255  # ssh's own exit status; anything else is the remote command's
@@ -65,6 +72,15 @@ def resolve_target(profile: DeviceProfile, host: str | None = None) -> SshTarget
         dest, port = m.group(1), int(m.group(2))
     expand = lambda p: str(Path(p).expanduser()) if p else None  # noqa: E731
     return SshTarget(dest, port, expand(profile.known_hosts), expand(profile.identity_file))
+
+
+def check(profile: DeviceProfile, host: str | None = None) -> None:
+    """A board without a host fails here, before minutes of other runs."""
+    resolve_target(profile, host)
+
+
+def ready(profile: DeviceProfile) -> None:
+    """A board is reached when measured; nothing to set up here."""
 
 
 def classify_ssh_failure(stderr: str, target: SshTarget) -> DeviceError:
@@ -151,11 +167,13 @@ def run(profile: DeviceProfile, model_path: Path, *, eval_npz: Path | None = Non
                           "check /tmp on the board is writable")
     try:
         files = [RUNNER_SCRIPT, model_path] + ([Path(eval_npz)] if eval_npz else [])
+        note(f"copying {model_path.name} to {target}")
         session.put(files, remote_dir)
         args = runner_args(profile, model_path.name, "result.json", eval_npz=Path(eval_npz).name if eval_npz else None,
                            runs=runs, warmup=warmup, interpreter=interpreter_for(profile, model_path))
         python = shlex.split(profile.python)
         command = f"cd {shlex.quote(remote_dir)} && " + shlex.join([*python, RUNNER_SCRIPT.name, *args])
+        note(f"running {model_path.name} on {target} ({runs} runs)")
         proc = session.ssh(command, timeout_s=timeout_s)
         if proc.returncode == 127:
             raise DeviceError(f"python '{profile.python}' not found on {where}",

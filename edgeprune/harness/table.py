@@ -1,9 +1,15 @@
-"""Rich tables for bench results and device profiles."""
+"""Bench results and device profiles as terminal tables (rendered by :mod:`edgeprune.tables`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from rich.table import Table
+
+from edgeprune.tables import rich_table
+
+RESULT_COLUMNS = ["device", "emulated", "model", "bytes", "p50 ms", "p90 ms", "p99 ms", "init ms", "peak RSS MB",
+                  "accuracy", "instr/inference"]
+PROFILE_COLUMNS = ["name", "kind", "arch", "cpu", "threads", "tflite", "emulated", "round_to", "description"]
 
 
 def _num(v, fmt: str) -> str:
@@ -13,32 +19,24 @@ def _num(v, fmt: str) -> str:
 def results_table(results: list[dict]) -> Table:
     """One row per model × device."""
     emulated = any(r.get("emulated") for r in results)
-    t = Table(title="edgeprune bench",
-              caption="emulated rows: latency is emulator time; compare instr/inference" if emulated else None)
-    for col, justify in [("device", "left"), ("emulated", "center"), ("model", "left"), ("bytes", "right"),
-                         ("p50 ms", "right"), ("p90 ms", "right"), ("p99 ms", "right"), ("init ms", "right"),
-                         ("peak RSS MB", "right"), ("accuracy", "right"), ("instr/inference", "right")]:
-        t.add_column(col, justify=justify, no_wrap=col != "model")
+    rows = []
     for r in results:
         lat = r.get("latency_ms", {})
         rss = r.get("peak_rss_bytes")
         acc = r.get("accuracy")
-        t.add_row(
+        rows.append([
             r["device"], "yes" if r.get("emulated") else "no", Path(r["model_path"]).name,
             f"{r['model_bytes']:,}", _num(lat.get("p50"), ".3f"), _num(lat.get("p90"), ".3f"),
             _num(lat.get("p99"), ".3f"), _num(r.get("init_ms"), ".1f"),
             _num(rss / 1e6 if rss is not None else None, ".1f"),
             "—" if acc is None else f"{acc:.2%}", _num(r.get("instructions_per_inference"), ","),
-        )
-    return t
+        ])
+    return rich_table(RESULT_COLUMNS, rows, right=range(3, len(RESULT_COLUMNS)), title="edgeprune bench",
+                      caption="emulated rows: latency is emulator time; compare instr/inference" if emulated else None,
+                      nowrap=[i for i, c in enumerate(RESULT_COLUMNS) if c != "model"])
 
 
 def profiles_table(profiles: dict) -> Table:
-    t = Table(title="edgeprune devices")
-    for col in ["name", "kind", "arch", "cpu", "threads", "tflite", "emulated", "round_to"]:
-        t.add_column(col, no_wrap=True)
-    t.add_column("description", ratio=1)
-    for p in profiles.values():
-        t.add_row(p.name, p.kind, p.arch, p.cpu, str(p.threads), p.interpreter.tflite, "yes" if p.emulated else "no",
-                  str(p.round_to), p.description)
-    return t
+    rows = [[p.name, p.kind, p.arch, p.cpu, str(p.threads), p.interpreter.tflite, "yes" if p.emulated else "no",
+             str(p.round_to), p.description] for p in profiles.values()]
+    return rich_table(PROFILE_COLUMNS, rows, title="edgeprune devices", nowrap=range(len(PROFILE_COLUMNS) - 1))

@@ -74,7 +74,9 @@ def _detect_keras_zip(path: Path) -> FileKind:
                 raise ModelLoadError(f"'{path}' is a zip file but not a Keras model "
                                      "(no metadata.json/config.json inside)", KERAS_FILE_FIX)
             meta = json.loads(z.read("metadata.json"))
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+    except ModelLoadError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged zip raises anything from zipfile/zlib/struct/json
         raise ModelLoadError(f"model file '{path}' is truncated or corrupt ({type(e).__name__}: "
                              f"{str(e)[:120]})", "save or copy the model file again") from None
     return FileKind(_flavor(meta.get("keras_version", "?"), path), "keras")
@@ -86,7 +88,7 @@ def _detect_h5(path: Path) -> FileKind:
     try:
         with h5py.File(path, "r") as f:
             attrs = dict(f.attrs)
-    except (OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - h5py raises OSError, KeyError, ValueError, RuntimeError on damage
         raise ModelLoadError(f"model file '{path}' is a truncated or corrupt HDF5 file ({str(e)[:120]})",
                              "save or copy the model file again") from None
     if "model_config" not in attrs:
@@ -94,7 +96,7 @@ def _detect_h5(path: Path) -> FileKind:
                              "save the whole model with model.save(...), not save_weights(...)")
     version = attrs.get("keras_version", "2")
     if isinstance(version, bytes):
-        version = version.decode()
+        version = version.decode(errors="replace")
     return FileKind(_flavor(version, path), "h5")
 
 

@@ -35,6 +35,7 @@ def read_model(path) -> LoadedModel:
         model = from_keras3(_load_with(path, kind, _keras3_loader()))
     else:
         model = _load_with(path, kind, _tf_keras_loader())
+    check_finite_weights(model, path)
     return LoadedModel(model=model, flavor=kind.flavor, format=kind.format, path=path,
                        file_bytes=file_bytes(path))
 
@@ -68,6 +69,10 @@ def _load_with(path: Path, kind: FileKind, keras):
                 f"model file '{path}' uses custom layer class(es) {', '.join(sorted(custom))}, "
                 "which need custom_objects to load",
                 "replace them with standard Keras layers and re-save the model") from None
+        if "Lambda" in str(e) and "safe_mode" in str(e):
+            raise ModelLoadError(f"model file '{path}' has a Lambda layer, which Keras refuses to load in safe mode "
+                                 "(its Python code would run)",
+                                 "replace the Lambda with standard Keras layers and re-save the model") from None
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
         raise ModelLoadError(f"could not load model file '{path}' ({kind.flavor} {kind.format}): {first}",
                              "re-save the model with model.save() in the Keras that built it") from None
@@ -81,8 +86,7 @@ def _custom_classes(config, keras) -> set[str]:
         if isinstance(entry, dict):
             cls, module = entry.get("class_name"), entry.get("module") or ""
             if (isinstance(cls, str) and isinstance(entry.get("config"), dict) and "name" in entry["config"]
-                    and cls not in _CONTAINERS and not module.startswith("keras.src.ops")
-                    and (not hasattr(keras.layers, cls) or module and not module.startswith("keras"))):
+                    and cls not in _CONTAINERS and _is_custom(cls, module, keras)):
                 found.add(cls)
             for v in entry.values():
                 walk(v)
@@ -92,6 +96,28 @@ def _custom_classes(config, keras) -> set[str]:
 
     walk(config)
     return found
+
+
+def _is_custom(cls: str, module: str, keras) -> bool:
+    """A class from the user's own code: its module is not Keras's, or (old configs name no module) Keras has
+    no such class.  Keras 3 stores dtype policies and ops with ``name`` configs too; those are Keras's own."""
+    if module:
+        return not module.startswith(("keras", "tf_keras"))
+    return not any(hasattr(ns, cls) for ns in (keras.layers, keras, getattr(keras, "mixed_precision", None)) if ns)
+
+
+def check_finite_weights(model, path) -> None:
+    """Refuse NaN/Inf weights on load: pruning would rank channels by them in silence."""
+    import numpy as np
+
+    for layer in model.layers:
+        for weight in layer.weights:
+            values = np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight)
+            if values.dtype.kind == "f" and not np.isfinite(values).all():
+                bad = int(values.size - np.isfinite(values).sum())
+                raise ModelLoadError(f"model file '{path}' has {bad} NaN/Inf value(s) in layer '{layer.name}' "
+                                     f"({weight.name.split('/')[-1]})",
+                                     "retrain or restore the model; its outputs are not numbers")
 
 
 # ---- saving --------------------------------------------------------------------------------------

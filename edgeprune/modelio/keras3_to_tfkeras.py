@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from edgeprune.errors import ModelLoadError
 from edgeprune.modelio.rebuild import Direction, Rebuilder
-from edgeprune.modelio.rules import ACTIVATIONS_KERAS3_TO_TFKERAS, KERAS3_TO_TFKERAS
+from edgeprune.modelio.rules import ACTIVATIONS_KERAS3_TO_TFKERAS
 
 
 def _tf_keras():
@@ -16,7 +16,7 @@ KERAS3_TO_TF_KERAS = Direction(
     target_name="tf-keras",
     target=_tf_keras,
     source_prefixes=("keras.src.", "keras.layers", "keras.models"),
-    key_rules=KERAS3_TO_TFKERAS,
+    edits="to_tfkeras",
     activations=ACTIVATIONS_KERAS3_TO_TFKERAS,
     error=ModelLoadError,
 )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.modelio.rules import OPS, KeyRule, RuleError
+from edgeprune.modelio.rules import OPS, RuleError, key_rules
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Direction:
     target_name: str                        # "tf-keras" | "Keras 3", for messages
     target: Callable[[], Any]               # returns the target keras module (imported lazily)
     source_prefixes: tuple[str, ...]        # module prefixes of the source's built-in classes
-    key_rules: list[KeyRule]
+    edits: str                              # "to_tfkeras" | "to_keras3": which edits a layer rule gives
     activations: dict[str, tuple[str | None, Callable | None]]
     error: type[EdgepruneError]
 
@@ -240,17 +240,39 @@ class Rebuilder:
         try:
             layer = target_cls.from_config(config)
         except Exception as e:  # noqa: BLE001
-            self._fail(src, f"its config was rejected ({str(e).splitlines()[0][:200]})",
-                       "add a translation rule for that config key in edgeprune/modelio/rules.py")
+            keys = self._rejected_keys(target_cls, config)
+            what = (f"{self.d.target_name} {cls} does not accept config "
+                    + ", ".join(f"key '{k}'={config[k]!r}" for k in keys) if keys
+                    else f"its config was rejected ({str(e).splitlines()[0][:300]})")
+            self._fail(src, what, f"set {'that option' if keys else 'its options'} to the default in the Keras "
+                       "that wrote the model and re-save it, or report this layer to edgeprune")
         return _Made(layer=layer, post=post)
 
+    @staticmethod
+    def _rejected_keys(target_cls, config: dict) -> list[str]:
+        """The config keys whose removal alone makes the target accept the config."""
+        found = []
+        for key in config:
+            if key == "name":
+                continue
+            try:
+                target_cls.from_config({k: v for k, v in config.items() if k != key})
+            except Exception:  # noqa: BLE001
+                continue
+            found.append(key)
+        return found
+
     def _translate(self, src, cls: str, config: dict) -> dict:
-        for rule in self.d.key_rules:
+        for rule in key_rules(cls, self.d.edits):
             if rule.applies(cls):
                 try:
                     rule.apply(config)
                 except RuleError as e:
                     self._fail(src, str(e), "set it to its default before carrying the model")
+        for key in ("layer", "backward_layer"):  # wrappers (Bidirectional): the wrapped layers' configs
+            inner = config.get(key)
+            if isinstance(inner, dict) and isinstance(inner.get("config"), dict) and "class_name" in inner:
+                config[key] = dict(inner, config=self._translate(src, inner["class_name"], inner["config"]))
         return config
 
     def _copy_weights(self, src, part: _Made) -> None:

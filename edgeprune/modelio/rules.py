@@ -1,54 +1,18 @@
-"""The translation tables: small per-key, per-class, per-activation and per-op rules, as data.
+"""The translation tables shared by every layer: generic config edits, activations and graph ops.
 
-A layer config from one Keras is made acceptable to the other by applying, in order, every
-:class:`KeyRule` whose ``classes`` match.  Activations and graph ops the target Keras lacks are
-rewritten as short chains of standard layers (``Rescaling``/``ReLU``/``Multiply``) that both
-Keras versions load without custom objects.  Adding support for a new key or class is one row.
+A layer config from one Keras is made acceptable to the other by applying the generic
+:class:`KeyRule` edits below, then the edits its layer rule owns (``pruning/rules.py``, exact
+class name).  Activations and graph ops the target Keras lacks are rewritten as short chains of
+standard layers (``Rescaling``/``ReLU``/``Multiply``) that both Keras versions load without
+custom objects.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
-ANY = "*"
+from edgeprune.pruning.rules import ANY, KeyRule, RuleError, rule_for_class
 
-
-class RuleError(Exception):
-    """A config key carries a value the target Keras cannot express (message names the key)."""
-
-
-@dataclass(frozen=True)
-class KeyRule:
-    """One edit of a layer config: rename, convert or drop a key (dropping only neutral values)."""
-
-    classes: tuple[str, ...] | str
-    key: str
-    rename: str | None = None
-    convert: Callable[[Any], Any] | None = None
-    drop_if: tuple = ()          # drop when the value is one of these; any other value is an error
-    drop_always: bool = False    # drop whatever the value (keys that do not change the forward pass)
-
-    def applies(self, class_name: str) -> bool:
-        return self.classes == ANY or class_name in self.classes
-
-    def apply(self, config: dict) -> None:
-        if self.key not in config:
-            return
-        value = config[self.key]
-        if self.drop_always:
-            del config[self.key]
-        elif self.drop_if:
-            if not any(value is n or (type(value) is type(n) and value == n) for n in self.drop_if):
-                raise RuleError(f"config key '{self.key}'={value!r} has no equivalent")
-            del config[self.key]
-        else:
-            if self.convert is not None:
-                value = self.convert(value)
-            if self.rename is not None:
-                del config[self.key]
-                config[self.rename] = value
-            else:
-                config[self.key] = value
+__all__ = ["ANY", "KeyRule", "RuleError", "key_rules", "OPS"]
 
 
 def _policy_name(value):
@@ -72,44 +36,24 @@ _INITIALIZER_KEYS = ("kernel_initializer", "bias_initializer", "depthwise_initia
                      "gamma_initializer", "beta_initializer", "moving_mean_initializer",
                      "moving_variance_initializer")
 
+# Edits every layer config gets; a layer type's own edits live on its rule (pruning/rules.py).
 KERAS3_TO_TFKERAS: list[KeyRule] = [
     KeyRule(ANY, "batch_shape", rename="batch_input_shape"),
     KeyRule(ANY, "dtype", convert=_policy_name),
     *[KeyRule(ANY, k, convert=_strip_initializer_axes) for k in _INITIALIZER_KEYS],
-    KeyRule("InputLayer", "optional", drop_if=(False,)),
-    KeyRule(("Dense", "EinsumDense", "Embedding"), "quantization_config", drop_if=(None,)),
-    KeyRule(("Dense", "EinsumDense", "Embedding"), "lora_rank", drop_if=(None,)),
-    KeyRule(("Dense", "EinsumDense", "Embedding"), "lora_alpha", drop_always=True),
-    KeyRule("BatchNormalization", "synchronized", drop_if=(False,)),
-    KeyRule("BatchNormalization", "renorm", drop_if=(False,)),
-    KeyRule("BatchNormalization", "renorm_clipping", drop_if=(None,)),
-    KeyRule("BatchNormalization", "renorm_momentum", drop_always=True),  # unused without renorm
-    KeyRule("LayerNormalization", "rms_scaling", drop_if=(False,)),
-    KeyRule(("LSTM", "GRU", "SimpleRNN"), "seed", drop_always=True),     # dropout seed only
-    KeyRule(("LSTM", "GRU", "SimpleRNN"), "zero_output_for_mask", drop_always=True),
 ]
-
-def _single_axis(value):
-    """tf-keras stores BatchNormalization axis as a list; Keras 3 takes one int."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != 1:
-            raise RuleError(f"config key 'axis'={list(value)!r} (several axes) has no equivalent")
-        return value[0]
-    return value
-
 
 TFKERAS_TO_KERAS3: list[KeyRule] = [
     KeyRule(ANY, "batch_input_shape", rename="batch_shape"),
-    KeyRule("BatchNormalization", "axis", convert=_single_axis),
-    KeyRule("DepthwiseConv2D", "groups", drop_if=(1,)),
-    KeyRule("SeparableConv2D", "groups", drop_if=(1,)),
-    KeyRule(("SeparableConv1D", "SeparableConv2D"), "kernel_initializer", drop_always=True),
-    KeyRule(("SeparableConv1D", "SeparableConv2D"), "kernel_regularizer", drop_if=(None,)),
-    KeyRule(("SeparableConv1D", "SeparableConv2D"), "kernel_constraint", drop_if=(None,)),
-    KeyRule("Embedding", "input_length", drop_always=True),  # shape comes from the Input
-    KeyRule(("LSTM", "GRU"), "implementation", drop_always=True),
-    KeyRule(("LSTM", "GRU", "SimpleRNN"), "time_major", drop_if=(False,)),
 ]
+
+
+def key_rules(class_name: str, direction: str) -> list[KeyRule]:
+    """The edits for one layer class: the generic ones, then its rule's own (``to_tfkeras`` or
+    ``to_keras3``), matched on the exact class name."""
+    generic = KERAS3_TO_TFKERAS if direction == "to_tfkeras" else TFKERAS_TO_KERAS3
+    rule = rule_for_class(class_name)
+    return generic + list(getattr(rule, direction, ()) if rule is not None else ())
 
 
 # ---- activations and ops the target lacks, rewritten as chains of standard layers -------------

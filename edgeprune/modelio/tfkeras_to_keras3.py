@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.modelio.rebuild import Direction, Rebuilder
-from edgeprune.modelio.rules import ACTIVATIONS_TFKERAS_TO_KERAS3, TFKERAS_TO_KERAS3
+from edgeprune.modelio.rules import ACTIVATIONS_TFKERAS_TO_KERAS3
 
 
 def _keras3():
@@ -18,7 +18,7 @@ TF_KERAS_TO_KERAS3 = Direction(
     target_name="Keras 3",
     target=_keras3,
     source_prefixes=("tf_keras.",),
-    key_rules=TFKERAS_TO_KERAS3,
+    edits="to_keras3",
     activations=ACTIVATIONS_TFKERAS_TO_KERAS3,
     error=EdgepruneError,
 )

@@ -15,6 +15,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from edgeprune import fileio
+from edgeprune.harness.metric import INSTRUCTIONS, device_metric
 from edgeprune.harness.profiles import DeviceProfile
 
 TABLE_SCHEMA_VERSION = 1
@@ -30,8 +32,9 @@ def cost_dir() -> Path:
 
 
 def metric_for(profile: DeviceProfile) -> str:
-    """Emulated boards count instructions (deterministic); real ones time it (p50 after warm-up, ms)."""
-    return "instructions" if profile.kind == "qemu" else "latency_ms"
+    """The table's name for the device metric (:func:`edgeprune.harness.metric.device_metric`):
+    emulated boards count instructions (deterministic); real ones time it (p50 after warm-up, ms)."""
+    return "instructions" if device_metric(profile.emulated) is INSTRUCTIONS else "latency_ms"
 
 
 def runtime_version(profile: DeviceProfile) -> str:
@@ -104,7 +107,5 @@ class CostTable:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             for k, v in values.items():
                 self.entries[k] = {**v, "measured_at": stamp}
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"schema_version": TABLE_SCHEMA_VERSION, "device_key": self.key,
-                                       "entries": self.entries}, indent=0, sort_keys=True))
-            tmp.replace(self.path)
+            fileio.write_text(self.path, json.dumps({"schema_version": TABLE_SCHEMA_VERSION, "device_key": self.key,
+                                                     "entries": self.entries}, indent=0, sort_keys=True))

@@ -69,12 +69,24 @@ class ChannelGraph:
     pinned: dict                    # atom id -> reason it may not be removed
     source_atoms: dict              # layer name -> np.ndarray of the atoms it creates
     protected: set
+    kept_layers: dict = field(default_factory=dict)  # layer the engine could not follow -> why
+    opaque: set = field(default_factory=set)          # layers kept intact on both sides (no surgery)
+    pin_events: list = field(default_factory=list)    # (reason, atoms) for every pin, in order
+
+    def __post_init__(self):
+        self._layers = {l.name: l for l in self.model.layers}
+        self._nodes_of: dict[str, list[NodeInfo]] = {}
+        for n in self.nodes:
+            self._nodes_of.setdefault(n.layer, []).append(n)
 
     def layer(self, name: str):
-        return self.model.get_layer(name)
+        return self._layers[name]
+
+    def has_layer(self, name: str) -> bool:
+        return name in self._layers
 
     def nodes_of(self, layer_name: str) -> list[NodeInfo]:
-        return [n for n in self.nodes if n.layer == layer_name]
+        return self._nodes_of.get(layer_name, [])
 
     def cls(self, atom: int) -> int:
         return self.uf.find(int(atom))
@@ -87,17 +99,36 @@ class ChannelGraph:
 # building a flat functional model (nested sub-models inlined, Sequential made functional)
 
 
-def flatten_model(model) -> "keras.Model":
-    """A functional copy of `model` with nested sub-models inlined and the same weights.
+def is_flat(model) -> bool:
+    """A functional model without nested sub-models whose layers are called only inside it, so
+    node indices in its config equal the layers' node indices: it needs no flat copy."""
+    if not getattr(model, "_is_graph_network", False) or isinstance(model, keras.Sequential):
+        return False  # a Sequential config has no inbound nodes to read
+    own = model._network_nodes
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            return False
+        if not isinstance(layer, keras.layers.InputLayer) and any(
+                f"{layer.name}_ib-{i}" not in own for i in range(len(layer._inbound_nodes))):
+            return False
+    return True
+
+
+def flatten_model(model, copy: bool = True) -> "keras.Model":
+    """A functional model equal to `model` with nested sub-models inlined and the same weights.
 
     Layer names are kept; the copy owns fresh layer objects (from_config), so its nodes are only
-    its own and node indices in its config equal the layers' node indices.
+    its own and node indices in its config equal the layers' node indices.  With ``copy=False``
+    a model that is already flat (:func:`is_flat`) is returned itself: rebuilding costs seconds
+    on large or recurrent models.
     """
     if not model.built or not getattr(model, "inputs", None):
         raise UnsupportedLayerError(
             f"model '{model.name}' has no defined inputs",
             "build it with keras.Input(...) (or call it once on data) before pruning",
         )
+    if not copy and is_flat(model):
+        return model
     new_inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=_input_name(t)) for t in model.inputs]
     outputs = _retrace(model, new_inputs)
     traced = keras.Model(new_inputs, outputs, name=model.name)
@@ -169,8 +200,11 @@ def _node_table(model) -> list[NodeInfo]:
         name = entry["name"]
         layer = model.get_layer(name)
         for ni, inbound in enumerate(entry["inbound_nodes"]):
+            if inbound and isinstance(inbound[0], str):  # TFOpLambda: one call written flat
+                inbound = [inbound]
             inputs = [(n, int(i), int(t)) for n, i, t, *_ in inbound]
             kwargs = inbound[0][3] if inbound and len(inbound[0]) > 3 else {}
+            inputs += [(v[0], int(v[1]), int(v[2])) for v in (kwargs or {}).values() if _is_tensor_ref(v)]
             node = layer._inbound_nodes[ni]
             outs = node.outputs if isinstance(node.outputs, (list, tuple)) else [node.outputs]
             in_tensors = node.keras_inputs
@@ -182,6 +216,12 @@ def _node_table(model) -> list[NodeInfo]:
                 kwargs=kwargs or {},
             ))
     return nodes
+
+
+def _is_tensor_ref(v) -> bool:
+    """A tensor named in a call's keyword arguments: [layer name, node index, tensor index(, kwargs)]."""
+    return (isinstance(v, (list, tuple)) and len(v) in (3, 4) and isinstance(v[0], str)
+            and all(isinstance(i, int) for i in v[1:3]))
 
 
 def _topological(nodes: list[NodeInfo], input_keys: set) -> list[NodeInfo]:
@@ -204,15 +244,17 @@ def _topological(nodes: list[NodeInfo], input_keys: set) -> list[NodeInfo]:
     return ordered
 
 
-def build_graph(model, protect=()) -> ChannelGraph:
+def build_graph(model, protect=(), strict: bool = False) -> ChannelGraph:
     """Analyse `model` (Sequential, functional, nested) into a :class:`ChannelGraph`.
 
-    `protect`: layer names or regexes whose output channels must be kept (and, for layers the
-    engine does not understand, whose channels on both sides are left intact instead of failing).
+    `protect`: layer names or regexes whose output channels must be kept.  A layer the engine
+    cannot follow (no rule, or its rule refuses this use) keeps its channels on both sides intact
+    and is recorded in ``kept_layers``; with `strict` it stops the analysis instead.  A protected
+    layer is never refused.
     """
     from edgeprune.pruning.rules import rule_for
 
-    flat = flatten_model(model)
+    flat = flatten_model(model, copy=False)  # the graph never changes its model's weights for good
     patterns = [re.compile(p) for p in protect]
     protected = {l.name for l in flat.layers if any(p.fullmatch(l.name) for p in patterns)}
     nodes = _node_table(flat)
@@ -224,26 +266,27 @@ def build_graph(model, protect=()) -> ChannelGraph:
     ctx = PropagationContext(g)
     for layer in flat.layers:
         if isinstance(layer, keras.layers.InputLayer):
-            shape = layer.get_output_at(0).shape
-            atoms = ctx.new_atoms(layer.name, int(shape[-1]) if len(shape) > 1 else 1)
-            ctx.pin(atoms, "model input")
-            g.atoms_of[(layer.name, 0, 0)] = atoms
+            g.atoms_of[(layer.name, 0, 0)] = rule_for(layer).propagate(ctx, layer, None, [])[0]
     for node in nodes:
-        layer = flat.get_layer(node.layer)
+        layer = g.layer(node.layer)
         rule = rule_for(layer)
         in_atoms = [g.atoms_of[k] for k in node.inputs]
-        if rule is None:
-            if layer.name not in protected:
+        try:
+            if rule is None:
                 raise UnsupportedLayerError(
                     f"layer '{layer.name}' of type {type(layer).__name__} is not supported by the pruning engine",
                     f"protect it (--protect {layer.name}) to keep its channels intact, or remove it",
                 )
-            out_atoms = _opaque(ctx, layer, node, in_atoms)
-        else:
             out_atoms = rule.propagate(ctx, layer, node, in_atoms)
-            if layer.name in protected:
-                for a in out_atoms:
-                    ctx.pin(a, f"protected layer '{layer.name}'")
+        except UnsupportedLayerError as e:
+            if strict and layer.name not in protected:
+                raise
+            if layer.name not in protected:
+                g.kept_layers.setdefault(layer.name, e.problem)
+            out_atoms = _opaque(ctx, layer, node, in_atoms)
+        if layer.name in protected:
+            for a in out_atoms:
+                ctx.pin(a, f"protected layer '{layer.name}'")
         for key, atoms in zip(node.outputs, out_atoms):
             g.atoms_of[key] = np.asarray(atoms, dtype=np.int64)
     for t in flat.outputs:
@@ -252,14 +295,17 @@ def build_graph(model, protect=()) -> ChannelGraph:
 
 
 def _opaque(ctx, layer, node, in_atoms):
-    """A protected layer the engine does not understand: nothing on either side may change."""
+    """A layer whose channels stay as they are: nothing on either side may change."""
+    reason = (f"protected layer '{layer.name}'" if layer.name in ctx.g.protected
+              else f"layer '{layer.name}' the engine cannot follow")
     for a in in_atoms:
-        ctx.pin(a, f"input of protected layer '{layer.name}'")
+        ctx.pin(a, reason)
     outs = []
     for k, shape in enumerate(node.output_shapes):
         atoms = ctx.new_atoms(f"{layer.name}#{node.index}.{k}", int(shape[-1]) if len(shape) > 1 else 1)
-        ctx.pin(atoms, f"output of protected layer '{layer.name}'")
+        ctx.pin(atoms, reason)
         outs.append(atoms)
+    ctx.g.opaque.add(layer.name)
     return outs
 
 
@@ -286,5 +332,7 @@ class PropagationContext:
             self.g.uf.union(int(x), int(y))
 
     def pin(self, atoms, reason: str) -> None:
-        for a in np.asarray(atoms).ravel():
-            self.g.pinned.setdefault(int(a), reason)
+        atoms = np.asarray(atoms, dtype=np.int64).ravel()
+        self.g.pin_events.append((reason, atoms))
+        for a in atoms.tolist():
+            self.g.pinned.setdefault(a, reason)

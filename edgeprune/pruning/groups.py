@@ -13,6 +13,7 @@ import numpy as np
 
 from edgeprune.keras import keras
 from edgeprune.pruning.graph import ChannelGraph, UnionFind
+from edgeprune.pruning.rules import rule_for
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Group:
 def dependency_groups(g: ChannelGraph) -> list[Group]:
     """Group the graph's channels; input-only groups (nothing to prune) are left out."""
     weight_sources = [name for name in g.source_atoms
-                      if name in _layer_names(g) and not isinstance(g.layer(name), keras.layers.InputLayer)]
+                      if g.has_layer(name) and not isinstance(g.layer(name), keras.layers.InputLayer)]
     cls_uf = UnionFind()
     class_index: dict[int, int] = {}
 
@@ -85,39 +86,24 @@ def dependency_groups(g: ChannelGraph) -> list[Group]:
     return [grp for grp in groups if grp.prunable] + [grp for grp in groups if not grp.prunable]
 
 
-def _layer_names(g: ChannelGraph) -> set:
-    return {l.name for l in g.model.layers}
-
-
 def _fill_members(g: ChannelGraph, groups: list[Group]) -> None:
+    """Roles: "out" (creates the channels), "in" (its weights mix them into new channels),
+    "channel" (per-channel weights: BN, depthwise, ...), "pass" (no weights)."""
     owner = {c: grp for grp in groups for c in grp.channels}
     for node in g.nodes:
         layer = g.layer(node.layer)
-        has_weights = bool(layer.weights)
+        rule = rule_for(layer)
+        if not layer.weights:
+            role = "pass"
+        elif rule is None or node.layer in g.opaque or rule.consumes:
+            role = "in"
+        else:
+            role = "channel"
         for key in node.inputs:
             for c in set(g.classes_of(g.atoms_of[key]).tolist()):
-                if c in owner:
-                    role = "in" if node.layer not in owner[c].sources and has_weights else "channel"
-                    if node.layer in owner[c].sources:
-                        continue
-                    owner[c].members.setdefault(node.layer, set()).add(role if has_weights else "pass")
+                if c in owner and node.layer not in owner[c].sources:
+                    owner[c].members.setdefault(node.layer, set()).add(role)
         for key in node.outputs:
             for c in set(g.classes_of(g.atoms_of[key]).tolist()):
                 if c in owner and node.layer in owner[c].sources:
                     owner[c].members.setdefault(node.layer, set()).add("out")
-    for grp in groups:
-        for name, roles in grp.members.items():
-            layer = g.layer(name)
-            if "in" in roles and type(layer).__name__ in ("BatchNormalization", "LayerNormalization", "PReLU",
-                                                           "DepthwiseConv2D", "DepthwiseConv1D"):
-                roles.discard("in")
-                roles.add("channel")
-
-
-def class_atoms(g: ChannelGraph) -> dict[int, list[int]]:
-    """class id -> its atoms (only atoms created by weight layers)."""
-    out: dict[int, list[int]] = {}
-    for name, atoms in g.source_atoms.items():
-        for a in atoms:
-            out.setdefault(g.cls(int(a)), []).append(int(a))
-    return out

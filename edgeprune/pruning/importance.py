@@ -17,7 +17,9 @@ from typing import Callable
 import numpy as np
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.losses import label_nll, output_kind
 from edgeprune.pruning.graph import ChannelGraph
+from edgeprune.pruning.rules import rule_for
 
 Criterion = Callable[..., dict]
 CRITERIA: dict[str, Criterion] = {}
@@ -35,19 +37,16 @@ def register(name: str, needs_data: bool = False):
 
 
 def _out_filters(g: ChannelGraph):
-    """(layer, atoms, kernel with output channels on the last axis) for every source layer."""
+    """(layer, atoms, 2-D kernel with one column per output channel) for every source layer."""
     for name, atoms in g.source_atoms.items():
-        if name not in {l.name for l in g.model.layers}:
+        if not g.has_layer(name) or name in g.opaque:
             continue
         layer = g.layer(name)
+        rule = rule_for(layer)
         w = layer.get_weights()
-        if not w:
-            continue
-        kind = type(layer).__name__
-        kernel = w[1] if kind.startswith("SeparableConv") else w[0]
-        if kind == "Conv2DTranspose":
-            kernel = np.moveaxis(kernel, -2, -1)
-        yield name, atoms, kernel.reshape(-1, kernel.shape[-1])
+        kernel = rule.filters(layer, w) if rule is not None and w else None
+        if kernel is not None:
+            yield name, atoms, kernel
 
 
 def _norm(g, p):
@@ -175,6 +174,7 @@ def _channel_stats(g: ChannelGraph, dataset, stat: str, max_samples: int = DATA_
     import tensorflow as tf
 
     names, keys, relus, probe = _probe(g)
+    kind = output_kind(g.model)
     sums = [0.0] * len(names)
     count = 0
     for xb, yb in _validation_batches(dataset, max_samples):
@@ -183,10 +183,7 @@ def _channel_stats(g: ChannelGraph, dataset, stat: str, max_samples: int = DATA_
             with tf.GradientTape() as tape:
                 outs = probe(xb, training=False)
                 acts, pred = outs[:-1], outs[-1]
-                # -log p by hand: Keras' crossentropy would read the logits behind the softmax
-                # and cut the gradient path through the output tensor
-                picked = tf.gather(pred, tf.cast(yb, tf.int32), axis=-1, batch_dims=1)
-                loss = -tf.reduce_sum(tf.math.log(tf.clip_by_value(picked, 1e-7, 1.0)))
+                loss = label_nll(pred, yb, kind)
             grads = tape.gradient(loss, acts)
         else:
             outs = probe(xb, training=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeprune import fileio
 from edgeprune.errors import EdgepruneError
 from edgeprune.pruning.graph import ChannelGraph
 from edgeprune.pruning.groups import Group
@@ -28,18 +29,17 @@ class PrunePlan:
     settings: dict
     groups: list[dict] = field(default_factory=list)   # per group: id, sources, channels, kept, removed, scores
     removed: dict[str, list[int]] = field(default_factory=dict)  # source layer -> removed channel indices
+    kept: list[dict] = field(default_factory=list)      # notes on groups kept whole, and why (pruning/kept.py)
+    verify: dict | None = None                          # the equivalence check's summary (pruning/verify.py)
+    graph: ChannelGraph | None = field(default=None, repr=False, compare=False)  # analysis it came from (not saved)
 
     def to_dict(self) -> dict:
         return {"schema_version": PLAN_SCHEMA_VERSION, "model_name": self.model_name,
                 "model_fingerprint": self.model_fingerprint, "settings": self.settings,
-                "groups": self.groups, "removed": self.removed}
+                "groups": self.groups, "removed": self.removed, "kept": self.kept, "verify": self.verify}
 
     def save(self, path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        tmp.replace(path)
+        path = fileio.write_json(path, self.to_dict())
         return path
 
     @classmethod
@@ -50,7 +50,8 @@ class PrunePlan:
             raise EdgepruneError(f"cannot read prune plan {path}: {e}", "pass a plan.json written by `edgeprune prune --plan-out`") from None
         if d.get("schema_version") != PLAN_SCHEMA_VERSION:
             raise EdgepruneError(f"prune plan {path} has schema_version {d.get('schema_version')}", f"expected {PLAN_SCHEMA_VERSION}")
-        return cls(d["model_name"], d["model_fingerprint"], d["settings"], d["groups"], {k: list(v) for k, v in d["removed"].items()})
+        return cls(d["model_name"], d["model_fingerprint"], d["settings"], d["groups"],
+                   {k: list(v) for k, v in d["removed"].items()}, kept=d.get("kept", []), verify=d.get("verify"))
 
     @property
     def removed_channels(self) -> int:
@@ -133,9 +134,9 @@ def build_plan(g: ChannelGraph, groups: list[Group], chosen: dict[int, list[int]
     removed_classes = {c for cs in chosen.values() for c in cs}
     removed: dict[str, list[int]] = {}
     for name, atoms in g.source_atoms.items():
-        if name not in {l.name for l in g.model.layers}:
+        if not g.has_layer(name):
             continue
-        idx = [i for i, a in enumerate(atoms) if g.cls(int(a)) in removed_classes]
+        idx = [i for i, c in enumerate(g.classes_of(atoms).tolist()) if c in removed_classes]
         if idx:
             removed[name] = idx
     group_rows = []

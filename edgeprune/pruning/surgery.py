@@ -1,6 +1,8 @@
 """Build the smaller model: every layer's config and weights shrunk to the kept channels."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from edgeprune.keras import keras
@@ -9,6 +11,8 @@ from edgeprune.pruning.rules import rule_for
 
 
 def keep_mask(g: ChannelGraph, key, removed: set[int]) -> np.ndarray:
+    if not removed:
+        return np.ones(len(g.atoms_of[key]), dtype=bool)
     return np.array([g.cls(int(a)) not in removed for a in g.atoms_of[key]], dtype=bool)
 
 
@@ -22,15 +26,18 @@ def shrink_model(g: ChannelGraph, removed: set[int], name: str | None = None):
         layer = g.layer(entry["name"])
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        node = g.nodes_of(layer.name)[0]
-        rule = rule_for(layer)
         weights = layer.get_weights()
-        if rule is None:  # protected opaque layer: untouched
+        if layer.name in g.opaque:  # kept intact on both sides
             new_weights[layer.name] = weights
             continue
+        node = g.nodes_of(layer.name)[0]
         keep_in = keep_mask(g, node.inputs[0], removed) if node.inputs else np.ones(0, bool)
         keep_out = keep_mask(g, node.outputs[0], removed)
-        entry["config"], new_weights[layer.name] = rule.shrink(layer, entry["config"], weights, keep_in, keep_out)
+        if keep_in.all() and keep_out.all():
+            new_weights[layer.name] = weights
+            continue
+        entry["config"], new_weights[layer.name] = rule_for(layer).shrink(
+            layer, entry["config"], weights, keep_in, keep_out)
     model = keras.Model.from_config(cfg)
     for layer in model.layers:
         if layer.name in new_weights and new_weights[layer.name]:
@@ -38,61 +45,47 @@ def shrink_model(g: ChannelGraph, removed: set[int], name: str | None = None):
     return model
 
 
-def zero_removed_contributions(g: ChannelGraph, removed: set[int]):
-    """A copy of the (flat) original where removed channels feed zeros into every consumer.
-
-    Pruned and zeroed models must compute the same function: this is the equivalence check.
-    """
-    model = keras.Model.from_config(g.model.get_config())
-    for layer in model.layers:
-        src = g.layer(layer.name)
-        weights = src.get_weights()
-        if weights:
-            layer.set_weights(weights)
+def _zeroed_weights(g: ChannelGraph, removed: set[int]) -> dict[str, list]:
+    """layer name -> its weights with the removed channels' contributions zeroed (changed layers only)."""
+    out: dict[str, list] = {}
+    if not removed:
+        return out
     for node in g.nodes:
-        layer = model.get_layer(node.layer)
-        kind = type(layer).__name__
-        if not node.inputs or kind not in _CONSUMERS:
+        if not node.inputs or node.layer in g.opaque:
             continue
-        drop = ~keep_mask(g, node.inputs[0], removed)
-        if not drop.any():
+        layer = g.layer(node.layer)
+        if not layer.weights:
             continue
-        w = layer.get_weights()
-        w = _CONSUMERS[kind](w, drop, layer)
-        layer.set_weights(w)
+        drop_in = ~keep_mask(g, node.inputs[0], removed)
+        drop_out = ~keep_mask(g, node.outputs[0], removed)
+        if not (drop_in.any() or drop_out.any()):
+            continue
+        w = out.get(layer.name) or layer.get_weights()
+        out[layer.name] = rule_for(layer).zero(layer, w, drop_in, drop_out)
+    return out
+
+
+@contextmanager
+def zeroed_in_place(g: ChannelGraph, removed: set[int]):
+    """The graph's own (flat) model with removed channels feeding zeros into every consumer,
+    restored on exit.  Pruned and zeroed models must compute the same function."""
+    changed = _zeroed_weights(g, removed)
+    saved = {name: g.layer(name).get_weights() for name in changed}
+    try:
+        for name, w in changed.items():
+            g.layer(name).set_weights(w)
+        yield g.model
+    finally:
+        for name, w in saved.items():
+            g.layer(name).set_weights(w)
+
+
+def zero_removed_contributions(g: ChannelGraph, removed: set[int]):
+    """A copy of the (flat) original where removed channels feed zeros into every consumer."""
+    model = keras.Model.from_config(g.model.get_config())
+    changed = _zeroed_weights(g, removed)
+    for layer in model.layers:
+        w = changed.get(layer.name) or g.layer(layer.name).get_weights()
+        if w:
+            layer.set_weights(w)
     return model
-
-
-def _zero_conv(w, drop, layer):
-    if (layer.get_config().get("groups", 1) or 1) > 1:
-        return w
-    w[0] = w[0].copy()
-    w[0][..., drop, :] = 0.0
-    return w
-
-
-def _zero_dense(w, drop, layer):
-    w[0] = w[0].copy()
-    w[0][drop, :] = 0.0
-    return w
-
-
-def _zero_conv_transpose(w, drop, layer):
-    w[0] = w[0].copy()
-    w[0][..., drop] = 0.0
-    return w
-
-
-def _zero_separable(w, drop, layer):
-    m = int(layer.get_config().get("depth_multiplier", 1))
-    w[1] = w[1].copy()
-    w[1][..., np.repeat(drop, m), :] = 0.0
-    return w
-
-
-_CONSUMERS = {
-    "Conv1D": _zero_conv, "Conv2D": _zero_conv, "Conv3D": _zero_conv,
-    "Conv2DTranspose": _zero_conv_transpose,
-    "Dense": _zero_dense,
-    "SeparableConv1D": _zero_separable, "SeparableConv2D": _zero_separable,
-}

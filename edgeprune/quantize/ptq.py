@@ -1,7 +1,8 @@
 """Post-training quantization settings for the TFLite converter.
 
 Modes: ``none`` (float32), ``int8`` (full-integer with a representative dataset; float or int8
-input/output), ``dynamic`` (int8 weights, float activations), ``fp16`` (float16 weights).
+input/output), ``dynamic`` (int8 weights, float activations), ``fp16`` (float16 weights),
+``mixed`` (int8 with chosen layers kept float; see :mod:`edgeprune.quantize.selective`).
 Weights are quantized per channel (the converter's default). A QAT model always converts to
 int8: its fake-quant nodes carry the scales, so it needs no calibration.
 """
@@ -56,6 +57,9 @@ def configure_converter(converter, *, quant: str, calibration=None, int8_io: boo
     if int8_io and not (quant == "int8" or qat):
         raise EdgepruneError(f"int8 input/output needs an int8 model, not quant='{quant}'", "use quant='int8' with int8_io")
     if qat:
+        if quant == "mixed":
+            raise EdgepruneError("a QAT model is not exported as 'mixed'",
+                                 "keep its layers float with quantize.skip_layers, then export it as int8")
         if quant not in ("none", "int8"):
             raise EdgepruneError(
                 f"a QAT model converts to int8 only, not '{quant}'",
@@ -67,6 +71,10 @@ def configure_converter(converter, *, quant: str, calibration=None, int8_io: boo
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative_dataset(cal)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    elif quant == "mixed":  # float ops stay possible: selective.convert_mixed keeps chosen layers float
+        cal = check_calibration(calibration, input_shape, needed=True)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset(cal)
     elif quant == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quant == "fp16":

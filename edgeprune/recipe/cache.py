@@ -5,7 +5,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from edgeprune import __version__
+from edgeprune import __version__, zoo
+from edgeprune.data.sources import cache_dir
 
 
 def digest(*parts) -> str:
@@ -26,8 +27,6 @@ def file_digest(path: Path) -> str:
 
 
 def source_digest(model_source: str) -> str:
-    from edgeprune import zoo
-
     if model_source in zoo.MODELS:
         return f"zoo:{model_source}"
     return f"file:{file_digest(Path(model_source))}"
@@ -45,8 +44,7 @@ def step_key(previous: str, kind: str, spec, extra=None) -> str:
 
 def trained_model_cache(ctx, spec, model) -> Path:
     """Where a baseline trained with these exact inputs is kept across runs."""
-    from edgeprune.data.sources import cache_dir
-
     key = digest(__version__, source_digest(ctx.model_source), model.to_json(), ctx.dataset.fingerprint(),
-                 spec.model_dump(), ctx.recipe.dataset.model_dump(), ctx.recipe.seed, ctx.model_flavor)
+                 spec.model_dump(exclude_defaults=True), ctx.recipe.dataset.model_dump(exclude_defaults=True),
+                 ctx.recipe.seed, ctx.model_flavor)
     return cache_dir() / "trained" / f"{key}.keras"

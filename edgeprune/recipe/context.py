@@ -1,13 +1,12 @@
 """What the steps of one run share: the run directory, the dataset, the metrics being written."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeprune import fileio
 from edgeprune.recipe.schema import Recipe
-
-METRICS_SCHEMA_VERSION = 1
+from edgeprune.rundir import METRICS_FILE, metrics_text
 
 # stage name -> where its model file lives (relative to the run dir)
 STAGE_FILES = {
@@ -40,20 +39,4 @@ class RunContext:
         return self.run_dir / STAGE_FILES[stage]
 
     def write_metrics(self) -> None:
-        tmp = self.run_dir / "metrics.json.tmp"
-        tmp.write_text(json.dumps(self.metrics, indent=1, default=_jsonable))
-        tmp.replace(self.run_dir / "metrics.json")
-
-
-def _jsonable(o):
-    import numpy as np
-
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(type(o).__name__)
+        fileio.write_text(self.run_dir / METRICS_FILE, metrics_text(self.metrics))

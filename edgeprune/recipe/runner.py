@@ -6,22 +6,28 @@ import json
 import os
 import platform
 import shutil
+import signal
 import time
+from importlib import metadata
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
-from edgeprune.errors import EdgepruneError
+from edgeprune import fileio, progress, zoo
+from edgeprune.data import load_dataset
+from edgeprune.errors import EdgepruneError, Interrupted
+from edgeprune.modelio.detect import detect
 from edgeprune.recipe.cache import root_key, step_key
-from edgeprune.recipe.context import METRICS_SCHEMA_VERSION, RunContext
+from edgeprune.recipe.context import RunContext
 from edgeprune.recipe.schema import load_recipe
+from edgeprune.recipe.steps import STEPS
+from edgeprune.rundir import METRICS_SCHEMA_VERSION, StageMetrics, StepResult, step_result
 
 STATE_DIR = ".state"
 
 
 def versions() -> dict:
-    from importlib import metadata
-
     out = {"python": platform.python_version()}
     for dist, key in [("edgeprune", "edgeprune"), ("tensorflow", "tensorflow"), ("tf-keras", "tf_keras"),
                       ("tensorflow-model-optimization", "tfmot"), ("tf2onnx", "tf2onnx"), ("onnx", "onnx"),
@@ -45,29 +51,63 @@ def resolved_recipe(recipe) -> dict:
     return data
 
 
+MARKER = ".edgeprune-run"
+# everything a run writes at the top of its directory; --overwrite removes these and nothing else
+RUN_ENTRIES = (MARKER, "recipe.lock.yaml", "metrics.json", "metrics.json.tmp", STATE_DIR, "models", "exports", "bench",
+               "plans", "plan.json", "sensitivity", "sensitivity.json", "search", "weights.json", "report.json", "report.md",
+               "report.html")
+
+
 def prepare_run_dir(run_dir: Path, lock_recipe: dict, overwrite: bool) -> None:
-    """Refuse to mix two different recipes in one directory; resume the same one."""
-    if run_dir.exists() and any(run_dir.iterdir()):
+    """Resume the same recipe; refuse to mix two recipes; never delete a folder edgeprune did not create.
+
+    A run directory holds a marker file (``.edgeprune-run``) written when edgeprune created it.
+    ``overwrite`` clears only a marked directory, and only the entries a run writes (``RUN_ENTRIES``):
+    anything else a user put there stays.
+    """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise EdgepruneError(f"run directory {run_dir} is a file", "pass --out with a folder name")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        marked = (run_dir / MARKER).is_file()
         lock = run_dir / "recipe.lock.yaml"
+        if not marked:
+            raise EdgepruneError(f"{run_dir} exists and holds no edgeprune run, so it is left alone"
+                                 f"{' (even with --overwrite)' if overwrite else ''}",
+                                 "pass --out with a new or empty folder")
         if overwrite:
-            shutil.rmtree(run_dir)
-        elif not lock.exists():
-            raise EdgepruneError(f"run directory {run_dir} exists and was not written by edgeprune",
-                                 "pass --out NEW_DIR, or --overwrite to replace it")
-        else:
+            clear_run_dir(run_dir)
+        elif lock.exists():
             previous = yaml.safe_load(lock.read_text()) or {}
             if previous.get("recipe") != lock_recipe:
                 raise EdgepruneError(f"run directory {run_dir} holds a run of a different recipe",
-                                     "pass --out NEW_DIR, or --overwrite to replace it")
-    run_dir.mkdir(parents=True, exist_ok=True)
+                                     "pass --out NEW_DIR, or --overwrite to replace that run")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / MARKER).is_file():
+            (run_dir / MARKER).write_text(json.dumps({"tool": "edgeprune", "version": versions()["edgeprune"],
+                                                      "created": dt.datetime.now().isoformat(timespec="seconds")}))
+    except OSError as e:
+        raise EdgepruneError(f"cannot create run directory {run_dir}: {e.strerror}",
+                             "pass --out with a folder you can write to") from None
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Remove what a run wrote into `run_dir` (the marker last), keeping anything else."""
+    for name in (*RUN_ENTRIES[1:], MARKER):
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: list[str] | None = None,
                overwrite: bool = False, log=print) -> Path:
-    """Run every step of the recipe; returns the run directory."""
-    from edgeprune.data import load_dataset
-    from edgeprune.recipe.steps import STEPS
+    """Run every step of the recipe; returns the run directory.
 
+    An interrupt (Ctrl-C, or SIGTERM through the CLI) becomes :class:`Interrupted` naming the step;
+    finished steps are cached, so the same command resumes from the interrupted one.
+    """
     recipe = load_recipe(recipe_path)
     if model:
         recipe.model = model
@@ -78,15 +118,21 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
         lock_recipe["devices_override"] = list(devices)
     prepare_run_dir(run_dir, lock_recipe, overwrite)
 
+    where = ["setup (loading the dataset and model)"]  # the step a Ctrl-C would interrupt
+    try:
+        with progress.task(f"run {recipe.name}", total=len(recipe.step_specs())) as shown:
+            return _run(recipe, recipe_path, run_dir, lock_recipe, devices, log, where, shown)
+    except (KeyboardInterrupt, Interrupted) as e:
+        raise Interrupted(e.signum if isinstance(e, Interrupted) else signal.SIGINT, step=where[0]) from None
+
+
+def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, where: list, shown) -> Path:
     started = time.perf_counter()
     log(f"edgeprune run {recipe.name}: model {recipe.model}, dataset {recipe.dataset.name} → {run_dir}")
-    ds = load_dataset(recipe.dataset.name, val_fraction=recipe.dataset.val_fraction, seed=recipe.seed)
-    ds = ds.subset(train=recipe.dataset.max_train_samples, test=recipe.dataset.test_samples)
+    ds = recipe_dataset(recipe)
     log(f"  dataset {ds.name}: {len(ds.x_train)} train / {len(ds.x_val)} val / {len(ds.x_test)} test ({ds.source})")
     ctx = RunContext(recipe=recipe, run_dir=run_dir, dataset=ds, model_source=recipe.model, devices=devices, log=log)
     if not _is_zoo(recipe.model):
-        from edgeprune.modelio.detect import detect
-
         ctx.model_flavor = detect(Path(recipe.model)).flavor  # give results back in the user's Keras
     ctx.metrics = {
         "schema_version": METRICS_SCHEMA_VERSION,
@@ -105,97 +151,77 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
     state_dir.mkdir(exist_ok=True)
     specs = recipe.step_specs()
     for i, (kind, spec) in enumerate(specs, start=1):
-        key = step_key(key, kind, spec, extra=devices if kind == "benchmark" else None)
+        extra = devices if kind == "benchmark" else None
+        if kind == "export" and spec.precision is not None:  # a mixed file is chosen for the benchmarked devices
+            extra = devices or [s.devices for k, s in specs if k == "benchmark"]
+        key = step_key(key, kind, spec, extra=extra)
         state_file = state_dir / f"{i:02d}-{kind}.json"
         t = time.perf_counter()
+        where[0] = f"{i}/{len(specs)} ({kind})"
+        shown.update(completed=i - 1, note=f"step {i}/{len(specs)}: {kind}")
         cached = _load_state(state_file, key, run_dir)
         if cached is not None and kind != "report":
             result, status = cached, "cached"
             log(f"[{i}/{len(specs)}] {kind}: cached")
         else:
             log(f"[{i}/{len(specs)}] {kind} ...")
-            result, status = STEPS[kind](ctx, spec), "done"
-        _apply(ctx, result)
+            result, status = step_result(STEPS[kind](ctx, spec)), "done"
+        result.merge(ctx)
         seconds = round(time.perf_counter() - t, 2)
-        ctx.metrics["steps"].append({"name": kind, "index": i, "status": status, "seconds": seconds,
-                                     **{k: v for k, v in result.items() if k in ("history", "reused_from", "mode",
-                                                                                  "distill", "equivalence_max_abs_diff", "bn_recalibrated_layers",
-                                                                                  "skipped_devices")}})
+        ctx.metrics["steps"].append({"name": kind, "index": i, "status": status, "seconds": seconds, **result.record()})
         if status == "done":
-            _save_state(state_file, key, result, ctx)
-            if result.get("stage"):
-                log(_stage_line(result["stage"], result["stage_metrics"], seconds))
+            _save_state(state_file, key, result)
+            if result.stage:
+                log(_stage_line(result.stage, result.stage_metrics, seconds))
         ctx.metrics["run"]["seconds"] = round(time.perf_counter() - started, 1)
         ctx.write_metrics()
+    where[0] = "finishing the run"
     log(f"done in {ctx.metrics['run']['seconds']:.0f} s: {run_dir}")
     return run_dir
 
 
-def _is_zoo(source: str) -> bool:
-    from edgeprune import zoo
+def recipe_dataset(recipe):
+    """The dataset a recipe names, split and limited as it says."""
+    ds = load_dataset(recipe.dataset.name, val_fraction=recipe.dataset.val_fraction, seed=recipe.seed)
+    return ds.subset(train=recipe.dataset.max_train_samples, test=recipe.dataset.test_samples)
 
+
+def _is_zoo(source: str) -> bool:
     return source in zoo.MODELS
 
 
 def _check_model_source(source: str) -> None:
-    from edgeprune import zoo
-
-    if _is_zoo(source) or Path(source).exists():
+    if Path(source).exists():
+        return
+    if Path(source).suffix or "/" in source:  # a file name: refuse before TensorFlow loads with the zoo
+        raise EdgepruneError(f"model file '{source}' does not exist", "check the recipe's model: (or --model)")
+    if _is_zoo(source):
         return
     raise EdgepruneError(f"model '{source}' is neither a zoo model nor an existing file",
                          f"use one of {', '.join(sorted(zoo.MODELS))} or a path to a .keras/.h5/SavedModel")
 
 
-def _stage_line(stage: str, m: dict, seconds: float) -> str:
-    return (f"      {stage}: {m['params']:,} params, {m['macs']:,} MACs, {m['file_bytes']:,} B, "
-            f"val {m['val_accuracy']:.4f}, test {m['test_accuracy']:.4f} ({seconds:.1f} s)")
+def _stage_line(stage: str, m: StageMetrics, seconds: float) -> str:
+    count = lambda v: "?" if v is None else f"{v:,}"  # noqa: E731
+    return (f"      {stage}: {count(m.params)} params, {count(m.macs)} MACs, {m.file_bytes:,} B, "
+            f"val {m.val_accuracy:.4f}, test {m.test_accuracy:.4f} ({seconds:.1f} s)")
 
 
-def _apply(ctx: RunContext, result: dict) -> None:
-    """Merge a step's result into the run's metrics and state."""
-    if result.get("stage"):
-        ctx.metrics["stages"][result["stage"]] = result["stage_metrics"]
-        ctx.current_stage = result["stage"]
-    if "pruning" in result:
-        ctx.metrics["pruning"] = result["pruning"]
-    if "search" in result:
-        ctx.metrics["search"] = result["search"]
-    if result.get("sensitivity_path"):  # prune or search scanned: the report plots the curves
-        ctx.metrics.setdefault("pruning", {})["sensitivity_path"] = result["sensitivity_path"]
-    if result.get("kind") == "quantize":
-        ctx.ptq = result["ptq"]
-    if "exports" in result:
-        ctx.metrics["exports"] = result["exports"]
-    if "benchmarks" in result:
-        ctx.metrics["benchmarks"] = result["benchmarks"]
-        ctx.metrics["skipped_devices"] = result.get("skipped_devices", [])
-    if "report_files" in result:
-        ctx.metrics["report_files"] = result["report_files"]
-
-
-def _artifacts(result: dict) -> list[str]:
-    paths = []
-    if result.get("stage"):
-        paths.append(result["stage_metrics"]["model_path"])
-    paths += [e["path"] for e in result.get("exports", [])]
-    paths += [b["raw"] for b in result.get("benchmarks", [])]
-    return paths
-
-
-def _load_state(path: Path, key: str, run_dir: Path):
+def _load_state(path: Path, key: str, run_dir: Path) -> StepResult | None:
+    """The cached result of this step, if its key matches and its files are still there."""
     if not path.exists():
         return None
     state = json.loads(path.read_text())
     if state.get("key") != key:
         return None
-    if not all((run_dir / p).exists() for p in _artifacts(state["result"])):
+    try:
+        result = step_result(state["result"])
+    except (KeyError, ValidationError):  # written by another edgeprune version: run the step again
         return None
-    return state["result"]
+    if not all((run_dir / p).exists() for p in result.artifacts()):
+        return None
+    return result
 
 
-def _save_state(path: Path, key: str, result: dict, ctx: RunContext) -> None:
-    from edgeprune.recipe.context import _jsonable
-
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "result": result}, default=_jsonable))
-    tmp.replace(path)
+def _save_state(path: Path, key: str, result: StepResult) -> None:
+    fileio.write_json(path, {"key": key, "result": result.model_dump(mode="json")}, indent=None)

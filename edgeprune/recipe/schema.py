@@ -6,13 +6,15 @@ line naming the key path and its line in the file.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgeprune.errors import RecipeError
+from edgeprune.export.targets import all_precisions, target_names
 
 
 class Strict(BaseModel):
@@ -31,6 +33,8 @@ class TrainStep(Strict):
     batch_size: int = Field(128, ge=1)
     learning_rate: float = Field(1e-3, gt=0.0, lt=1.0)
     patience: int = Field(3, ge=0)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="cosine: decay the learning rate to zero over the step's epochs")
 
 
 class SparsityTrainStep(TrainStep):
@@ -149,12 +153,39 @@ class QuantizeStep(Strict):
     distill: Optional[DistillSpec] = None
 
 
+def _export_format(v: str) -> str:
+    if v not in target_names():
+        raise ValueError(f"unknown export format '{v}' (known: {', '.join(target_names())})")
+    return v
+
+
+def _export_precision(v: str) -> str:
+    if v not in all_precisions():
+        raise ValueError(f"unknown precision '{v}' (known: {', '.join(all_precisions())})")
+    return v
+
+
 class ExportStep(Strict):
-    formats: list[Literal["tflite", "onnx"]] = ["tflite", "onnx"]
-    stages: Optional[dict[str, list[Literal["none", "int8", "fp16", "dynamic"]]]] = Field(
+    formats: list[Annotated[str, AfterValidator(_export_format)]] = ["tflite", "onnx"]
+    stages: Optional[dict[str, list[Annotated[str, AfterValidator(_export_precision)]]]] = Field(
         None, description="stage -> quant modes; default: each float stage as float, the QAT stage as int8")
     opset: int = Field(15, ge=13, le=18)
     parity_tolerance: float = Field(1e-4, gt=0.0)
+    precision: Optional[Union[Literal["auto"], list[Annotated[str, AfterValidator(_export_precision)]]]] = Field(
+        None, description="precisions of the shipped stage (the QAT stage as int8 plus its float parent): a list, or "
+                          "auto (float32, float16, int8, mixed; per device the cheapest within max_accuracy_drop is kept)")
+    max_accuracy_drop: float = Field(0.5, ge=0.0, description="points below the most accurate precision (precision: auto)")
+    keep_float: Optional[list[str]] = Field(
+        None, description="layers a mixed file keeps float; default: chosen per device from measured per-layer cost")
+    devices: Optional[list[str]] = Field(
+        None, description="devices a mixed file is chosen for; default: the benchmark step's (or --device)")
+
+    @field_validator("keep_float")
+    @classmethod
+    def _some_layers(cls, v):
+        if v is not None and not v:
+            raise ValueError("name at least one layer, or leave keep_float out to choose per device")
+        return v
 
 
 class BenchmarkStep(Strict):
@@ -183,8 +214,6 @@ STEP_TYPES: dict[str, type[Strict]] = {
     "report": ReportStep,
 }
 
-StepSpec = Union[tuple(STEP_TYPES.values())]  # noqa: UP007
-
 
 class Recipe(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -194,21 +223,35 @@ class Recipe(Strict):
     dataset: DatasetSpec = DatasetSpec()
     steps: list[dict]
 
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset_shorthand(cls, v):
+        return {"name": v} if isinstance(v, str) else v  # `dataset: fashion_mnist`
+
     def step_specs(self) -> list[tuple[str, Strict]]:
         return [parse_step(i, s) for i, s in enumerate(self.steps)]
 
 
 def parse_step(index: int, raw) -> tuple[str, Strict]:
+    errors = step_errors(index, raw)
+    if errors:
+        raise RecipeError(f"step {index + 1}: {errors[0].message}", "see recipes/quickstart.yaml for the format")
+    (kind, settings), = raw.items()
+    return kind, STEP_TYPES[kind].model_validate(settings or {})
+
+
+def step_errors(index: int, raw) -> list["_StepError"]:
+    """Every problem of one step (empty when it is valid)."""
     if not isinstance(raw, dict) or len(raw) != 1:
-        raise _StepError(("steps", index), "each step is a one-key mapping like `- prune: {ratio: 0.5}`")
+        return [_StepError(("steps", index), "each step is a one-key mapping like `- prune: {ratio: 0.5}`")]
     (kind, settings), = raw.items()
     if kind not in STEP_TYPES:
-        raise _StepError(("steps", index, kind), f"unknown step '{kind}' (known: {', '.join(STEP_TYPES)})")
+        return [_StepError(("steps", index, kind), f"unknown step '{kind}' (known: {', '.join(STEP_TYPES)})")]
     try:
-        return kind, STEP_TYPES[kind].model_validate(settings or {})
+        STEP_TYPES[kind].model_validate(settings or {})
     except ValidationError as e:
-        err = e.errors()[0]
-        raise _StepError(("steps", index, kind, *err["loc"]), _message(err)) from None
+        return [_StepError(("steps", index, kind, *err["loc"]), _message(err)) for err in e.errors()]
+    return []
 
 
 class _StepError(Exception):
@@ -262,17 +305,27 @@ def load_recipe(path) -> Recipe:
         raise RecipeError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)})", "fix the YAML syntax") from None
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe is a mapping with name, model, dataset and steps", "see recipes/quickstart.yaml")
+    data.setdefault("name", re.sub(r"[^A-Za-z0-9_.-]", "-", path.stem))  # the file name serves
+    problems: list[tuple[tuple, str]] = []
+    recipe = None
     try:
         recipe = Recipe.model_validate(data)
-        recipe.step_specs()
     except ValidationError as e:
-        err = e.errors()[0]
-        raise _located(path, tree, tuple(err["loc"]), _message(err)) from None
-    except _StepError as e:
-        raise _located(path, tree, e.loc, e.message) from None
+        problems += [(tuple(err["loc"]), _message(err)) for err in e.errors()
+                     if not (err["loc"] and err["loc"][0] == "steps" and len(err["loc"]) > 1)]
+    steps = data.get("steps")
+    if isinstance(steps, list):
+        problems += [(err.loc, err.message) for i, raw in enumerate(steps) for err in step_errors(i, raw)]
+    if problems:
+        raise _located(path, tree, problems)
     return recipe
 
 
-def _located(path, tree, loc: tuple, message: str) -> RecipeError:
-    key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
-    return RecipeError(f"{path}:{_line_of(tree, loc)}: '{key}': {message}", "see recipes/quickstart.yaml for the format")
+def _located(path, tree, problems: list[tuple[tuple, str]]) -> RecipeError:
+    """All problems in one line, each as ``FILE:LINE: 'key.path': message``."""
+    parts = []
+    for loc, message in problems:
+        key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+        parts.append(f"{path}:{_line_of(tree, loc)}: '{key}': {message}")
+    head = f"{len(problems)} problems: " if len(problems) > 1 else ""
+    return RecipeError(head + "; ".join(parts), "see recipes/quickstart.yaml for the format")

@@ -6,8 +6,12 @@ import shutil
 import time
 from pathlib import Path
 
+from edgeprune import rundir
 from edgeprune.errors import EdgepruneError
-from edgeprune.recipe.context import FLOAT_STAGES, RunContext
+from edgeprune.progress import fit_callback
+from edgeprune.pruning.histograms import weight_histograms
+from edgeprune.recipe.context import FLOAT_STAGES, STAGE_FILES, RunContext
+from edgeprune.rundir import WEIGHTS_FILE, WeightsFile
 
 
 # ---------------------------------------------------------------------------------------------
@@ -44,7 +48,10 @@ def initial_model(ctx: RunContext):
         return zoo.build(ctx.model_source, input_shape=ds.input_shape, num_classes=ds.num_classes, seed=ctx.recipe.seed)
     from edgeprune.modelio import read_model
 
+    from edgeprune.data.check import check_fits
+
     loaded = read_model(ctx.model_source)
+    check_fits(loaded.model, ctx.dataset, "the recipe's steps")
     ctx.model_flavor = loaded.flavor
     return loaded.model
 
@@ -95,6 +102,14 @@ def _float_parent(ctx: RunContext) -> str:
     return "baseline"
 
 
+def write_weight_histograms(ctx: RunContext, before_stage: str, before, after) -> str:
+    """weights.json for the report, from the models in memory (the report itself needs no TensorFlow)."""
+    layers, notes = weight_histograms(before, after)
+    hist = WeightsFile(before_stage=before_stage, after_stage="pruned", before_model=STAGE_FILES[before_stage],
+                       after_model=STAGE_FILES["pruned"], layers=layers, notes=notes)
+    return rundir.write_model(ctx.run_dir, WEIGHTS_FILE, hist)
+
+
 # ---------------------------------------------------------------------------------------------
 # steps
 
@@ -112,14 +127,23 @@ def step_train(ctx: RunContext, spec) -> dict:
 
         model = load_model(cached)
         result["reused_from"] = str(cached)
+        history = cached.with_suffix(".history.json")
+        if history.exists():  # how the cached model was trained, for the report's training curves
+            import json
+
+            result["history"] = json.loads(history.read_text())
     else:
         fr = fit(model, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
-                 patience=spec.patience, seed=ctx.recipe.seed)
+                 patience=spec.patience, seed=ctx.recipe.seed, lr_schedule=spec.lr_schedule,
+                 callbacks=[fit_callback("train")])
         result["history"] = fr.history
         cached.parent.mkdir(parents=True, exist_ok=True)
         from edgeprune.modelio import save_model
 
         save_model(model, cached, flavor=ctx.model_flavor)
+        import json
+
+        cached.with_suffix(".history.json").write_text(json.dumps(fr.history))
     save_stage_model(ctx, "baseline", model)
     ctx.current_stage = "baseline"
     return result | {"stage": "baseline", "stage_metrics": stage_metrics(ctx, "baseline", model)}
@@ -130,14 +154,15 @@ def step_sparsity_train(ctx: RunContext, spec) -> dict:
 
     model = current_model(ctx)
     history = sparsity_train(model, ctx.dataset, epochs=spec.epochs, penalty=spec.penalty, strength=spec.strength,
-                             learning_rate=spec.learning_rate, batch_size=spec.batch_size, seed=ctx.recipe.seed)
+                             learning_rate=spec.learning_rate, batch_size=spec.batch_size, seed=ctx.recipe.seed,
+                             lr_schedule=spec.lr_schedule, callbacks=[fit_callback("sparsity training")])
     save_stage_model(ctx, "sparse", model)
     ctx.current_stage = "sparse"
     return {"kind": "sparsity_train", "history": history, "stage": "sparse", "stage_metrics": stage_metrics(ctx, "sparse", model)}
 
 
 def step_prune(ctx: RunContext, spec) -> dict:
-    from edgeprune.pruning import prune, verify_equivalence
+    from edgeprune.pruning import prune, verify_inputs, verify_pruning
     from edgeprune.pruning.recalibrate import batchnorm_layers, recalibrate_batchnorm
 
     model = current_model(ctx)
@@ -158,15 +183,21 @@ def step_prune(ctx: RunContext, spec) -> dict:
         pruned, plan, result["device_cost"] = device_cost_prune(ctx, spec, model)
         steps = []
         if spec.verify:
-            n = min(64, len(ds.x_val))
-            result["equivalence_max_abs_diff"] = verify_equivalence(model, pruned, plan, ds.x_val[:n])
+            x, described = verify_inputs(model, ds, ctx.recipe.dataset.name)
+            result["verify"] = verify_pruning(model, pruned, plan, x, inputs=described)
+            result["equivalence_max_abs_diff"] = result["verify"]["output_max_abs_diff"]
         recalibrated = recalibrate_batchnorm(pruned, ds.x_train) if spec.recalibrate_bn else 0
     elif spec.schedule == "oneshot":
         pruned, plan = prune(model, spec.ratio, **kwargs)
         steps = []
+        for note in plan.kept:  # groups kept whole (a layer the engine cannot follow, heavy protection)
+            ctx.log(f"warning: {note['message']}")
         if spec.verify:
-            n = min(64, len(ds.x_val))
-            result["equivalence_max_abs_diff"] = verify_equivalence(model, pruned, plan, ds.x_val[:n])
+            x, described = verify_inputs(model, ds, ctx.recipe.dataset.name)
+            result["verify"] = verify_pruning(model, pruned, plan, x, inputs=described)
+            result["equivalence_max_abs_diff"] = result["verify"]["output_max_abs_diff"]
+            if result["verify"]["weak"]:
+                ctx.log(f"warning: {result['verify']['note']}")
         # after the equivalence check, which compares the surgery itself with the zeroed original
         recalibrated = recalibrate_batchnorm(pruned, ds.x_train) if spec.recalibrate_bn else 0
     else:
@@ -183,10 +214,13 @@ def step_prune(ctx: RunContext, spec) -> dict:
             p.save(ctx.path(f"plans/step-{i + 1}.json"))
     result["bn_recalibrated_layers"] = recalibrated
     plan.save(ctx.path("plan.json"))
+    before_stage = ctx.current_stage
     save_stage_model(ctx, "pruned", pruned)
     ctx.current_stage = "pruned"
+    result["weights_path"] = write_weight_histograms(ctx, before_stage, model, pruned)
     result["pruning"] = {"plan_path": "plan.json", "ratio": spec.ratio, "criterion": spec.criterion,
-                         "schedule": spec.schedule, "removed_channels": plan.removed_channels, "steps": steps}
+                         "schedule": spec.schedule, "removed_channels": plan.removed_channels, "steps": steps,
+                         "kept": plan.kept}
     return result | {"stage": "pruned", "stage_metrics": stage_metrics(ctx, "pruned", pruned)}
 
 
@@ -212,8 +246,10 @@ def step_search(ctx: RunContext, spec) -> dict:
     plan_file = ctx.run_dir / "search" / f"plan-{res.best['trial']:03d}.json"
     if plan_file.exists():  # the removed-channels table of the report reads plan.json
         shutil.copyfile(plan_file, ctx.path("plan.json"))
+    before_stage = ctx.current_stage
     save_stage_model(ctx, "pruned", best)
     ctx.current_stage = "pruned"
+    weights_path = write_weight_histograms(ctx, before_stage, model, best)
     b = res.best
     search = {"status": res.status, "summary_path": "search/summary.json", "budget": {metric: limit},
               "device": spec.device, "best_trial": b["trial"], "best_ratio": b["settings"]["ratio"],
@@ -222,7 +258,7 @@ def step_search(ctx: RunContext, spec) -> dict:
         search["warning"] = (f"the best model within the budget loses {b['measured']['accuracy_drop_points']:.2f} "
                              f"validation points (> max_drop {spec.max_drop:g}); fine-tuning follows")
         ctx.log(f"warning: {search['warning']}")
-    result = {"kind": "search", "search": search}
+    result = {"kind": "search", "search": search, "weights_path": weights_path}
     if spec.sensitivity:
         result["sensitivity_path"] = "sensitivity.json"
     return result | {"stage": "pruned", "stage_metrics": stage_metrics(ctx, "pruned", best)}
@@ -240,7 +276,8 @@ def step_finetune(ctx: RunContext, spec) -> dict:
     d = spec.distill
     fr = fit(model, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
              patience=spec.patience, teacher=teacher, temperature=d.temperature if d else 4.0,
-             alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed)
+             alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed, lr_schedule=spec.lr_schedule,
+             callbacks=[fit_callback("fine-tune")])
     save_stage_model(ctx, "finetuned", model)
     ctx.current_stage = "finetuned"
     return {"kind": "finetune", "history": fr.history, "distill": bool(d), "stage": "finetuned",
@@ -260,7 +297,7 @@ def step_quantize(ctx: RunContext, spec) -> dict:
         d = spec.distill
         fr = fit(qat, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
                  patience=0, teacher=_teacher(ctx) if d else None, temperature=d.temperature if d else 4.0,
-                 alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed)
+                 alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed, callbacks=[fit_callback("QAT")])
         history = fr.history
     save_stage_model(ctx, "qat", qat)
     ctx.current_stage = "qat"
@@ -272,17 +309,29 @@ def _ptq_settings(spec) -> dict:
     return {"int8_io": spec.int8_io, "calibration_samples": spec.calibration_samples}
 
 
+AUTO_PRECISIONS = ("none", "fp16", "int8", "mixed")
+
+
 def export_targets(ctx: RunContext, spec) -> list[tuple[str, str]]:
-    """(stage, quant) pairs: each float stage as float, the latest float stage also PTQ'd if asked, QAT as int8."""
+    """(stage, quant) pairs: each float stage as float, the latest float stage also PTQ'd if asked, QAT as int8.
+
+    With `precision`, the shipped stages instead: the float baseline as reference, the latest float
+    stage in every asked precision, and the QAT stage as int8."""
     if spec.stages:
+        if spec.precision is not None:
+            raise EdgepruneError("export gives both stages and precision", "use precision (the shipped stage) or stages")
         unknown = [s for s in spec.stages if s not in ctx.metrics["stages"]]
         if unknown:
             raise EdgepruneError(f"export.stages names {unknown}, which this run has not produced",
                                  f"use stages from {sorted(ctx.metrics['stages'])}")
         return [(s, q) for s, qs in spec.stages.items() for q in qs]
     stages = ctx.metrics["stages"]
-    targets = [("baseline", "none")]
     last_float = _float_parent(ctx)
+    if spec.precision is not None:
+        precisions = AUTO_PRECISIONS if spec.precision == "auto" else spec.precision
+        targets = [("baseline", "none")] + [(last_float, q) for q in precisions if (last_float, q) != ("baseline", "none")]
+        return targets + ([("qat", "int8")] if "qat" in stages and "int8" in precisions else [])
+    targets = [("baseline", "none")]
     if last_float != "baseline":
         targets.append((last_float, "none"))
     if "qat" in stages:
@@ -292,11 +341,54 @@ def export_targets(ctx: RunContext, spec) -> list[tuple[str, str]]:
     return targets
 
 
-def step_export(ctx: RunContext, spec) -> dict:
-    from edgeprune.export.onnx import export_onnx
-    from edgeprune.export.parity import assert_parity, check_parity
-    from edgeprune.export.tflite import export_tflite
+def _precision_devices(ctx: RunContext, spec) -> list[str]:
+    """Where per-device precision is decided: export.devices, else --device, else the benchmark step's devices."""
+    if spec.devices:
+        return spec.devices
+    if ctx.devices:
+        return ctx.devices
+    bench = [s for kind, s in ctx.recipe.step_specs() if kind == "benchmark"]
+    return bench[0].devices if bench else ["host"]
 
+
+def _mixed_files(ctx: RunContext, spec, model, calib) -> list[dict]:
+    """{keep_float, devices (None: every device), tables} per mixed file to write."""
+    from edgeprune.errors import DeviceError
+    from edgeprune.export.precision import plan_mixed
+
+    if spec.keep_float:
+        return [{"keep_float": list(spec.keep_float), "devices": None, "tables": {}}]
+    devices = []
+    for device in _precision_devices(ctx, spec):
+        try:
+            _check_device_ready(device)
+            devices.append(device)
+        except DeviceError as e:
+            ctx.log(f"      no mixed file for {device}: {e}")
+    return plan_mixed(model, devices, calib, log=ctx.log)
+
+
+def _check_device_ready(device: str) -> None:
+    from edgeprune.harness.backends import backend_for
+    from edgeprune.harness.profiles import get_profile
+
+    profile = get_profile(device)
+    backend_for(profile).ready(profile)
+
+
+def _mixed_name(stage: str, keep: list[str]) -> str:
+    import hashlib
+
+    tag = "_".join(keep) if len(keep) <= 3 else f"{len(keep)}layers-{hashlib.sha1(','.join(keep).encode()).hexdigest()[:6]}"
+    return f"{stage}-mixed-{tag}"
+
+
+def step_export(ctx: RunContext, spec) -> dict:
+    from edgeprune.export.parity import assert_parity, check_parity
+    from edgeprune.export.targets import ExportOptions, get_target
+
+    if ctx.current_stage is None:  # a recipe that only quantizes and exports a given model
+        current_model(ctx)
     ds = ctx.dataset
     x, y = ds.x_test, ds.y_test
     ptq = ctx.ptq or {}
@@ -305,30 +397,56 @@ def step_export(ctx: RunContext, spec) -> dict:
     for stage, quant in export_targets(ctx, spec):
         model = load_stage_model(ctx, stage)
         for fmt in spec.formats:
-            q = quant
-            if fmt == "onnx" and q in ("fp16", "dynamic"):
-                continue  # onnx export covers float and int8 (QDQ)
-            rel = f"exports/{stage}-{q}.{fmt}"
-            path = ctx.path(rel)
-            t = time.perf_counter()
-            if fmt == "tflite":
-                export_tflite(model, path, quant=q, calibration=calib if q == "int8" else None,
-                              int8_io=bool(ptq.get("int8_io")) and q == "int8")
-            else:
-                export_onnx(model, path, quant=q, calibration=calib if q == "int8" and stage != "qat" else None,
-                            opset=spec.opset)
-            parity = check_parity(path, model, x, y, tolerance=spec.parity_tolerance)
-            parity.pop("file", None)
-            rows.append({"stage": stage, "format": fmt, "quant": q, "path": rel, "export_seconds": round(time.perf_counter() - t, 2), **parity})
-            ctx.log(f"      {rel}: {parity['file_bytes']:,} B, test acc {parity['accuracy']:.4f}, "
-                    f"agreement {parity['top1_agreement']:.4f}, max|Δ| {parity['max_abs_diff']:.2e}")
-            assert_parity(parity)
-    return {"kind": "export", "exports": rows}
+            target, q = get_target(fmt), quant
+            if q not in target.precisions:
+                continue  # e.g. onnx covers float and int8 (QDQ), not fp16/dynamic/mixed
+            files = [{"name": f"{stage}-{q}", "keep_float": (), "extra": {}}]
+            if q == "mixed":
+                files = [{"name": _mixed_name(stage, m["keep_float"]), "keep_float": tuple(m["keep_float"]),
+                          "extra": {"keep_float": m["keep_float"], "devices": m["devices"], "layer_costs": m["tables"]}}
+                         for m in _mixed_files(ctx, spec, model, calib)]
+            for f in files:
+                rel = f"exports/{f['name']}{target.suffix}"
+                path = ctx.path(rel)
+                t = time.perf_counter()
+                options = ExportOptions(int8_io=bool(ptq.get("int8_io")) and q == "int8", opset=spec.opset,
+                                        keep_float=f["keep_float"])
+                target.write(model, path, quant=q, options=options,
+                             calibration=calib if target.needs_calibration(q, qat=stage == "qat") else None)
+                parity = check_parity(path, model, x, y, tolerance=spec.parity_tolerance)
+                parity.pop("file", None)
+                sidecars = _sidecars(path, target, model, ds)
+                rows.append({"stage": stage, "format": fmt, "quant": q, "path": rel,
+                             "export_seconds": round(time.perf_counter() - t, 2), **parity, **f["extra"],
+                             "sidecars": [str(p.relative_to(ctx.run_dir)) for p in sidecars]})
+                ctx.log(f"      {rel}: {parity['file_bytes']:,} B, test acc {parity['accuracy']:.4f}, "
+                        f"agreement {parity['top1_agreement']:.4f}, max|Δ| {parity['max_abs_diff']:.2e}")
+                assert_parity(parity)
+    result = {"kind": "export", "exports": rows}
+    if spec.precision is not None:
+        shipped = [_float_parent(ctx)] + (["qat"] if "qat" in ctx.metrics["stages"] else [])
+        result["precision"] = {"mode": "auto" if spec.precision == "auto" else "list", "stages": shipped,
+                               "max_accuracy_drop": spec.max_accuracy_drop}
+    return result
+
+
+def _sidecars(path: Path, target, model, dataset) -> list[Path]:
+    """Files an app needs beside the model: what the target wrote (the ORT operators config), and for
+    TFLite the metadata and labels from the dataset (edgeprune.export.metadata)."""
+    files = list(target.sidecars(path))
+    if target.name == "tflite":
+        from edgeprune.export.metadata import write_tflite_metadata
+
+        written = write_tflite_metadata(path, model, dataset)
+        files += [p for p in (written["metadata"], written["labels"]) if p is not None]
+    return files
 
 
 def step_benchmark(ctx: RunContext, spec) -> dict:
+    from edgeprune import progress
     from edgeprune.errors import DeviceError
-    from edgeprune.harness.bench import run_on_device, write_eval_npz
+    from edgeprune.harness.backends import backend_for, run_on_device
+    from edgeprune.harness.bench import result_line, write_eval_npz
     from edgeprune.harness.profiles import get_profile
 
     exports = ctx.metrics.get("exports") or []
@@ -339,23 +457,24 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
     ds = ctx.dataset
     rows, skipped = [], []
     (ctx.run_dir / "bench").mkdir(exist_ok=True)
+    shown = progress.open_task("benchmark", total=len(profiles) * len(exports))
     for profile in profiles:
-        emulated = profile.kind == "qemu"
+        emulated = profile.emulated
         n_eval = spec.emulated_eval_samples if emulated else spec.eval_samples
         runs = spec.emulated_runs if emulated else spec.runs
         eval_npz = write_eval_npz(ds.x_test[:n_eval], ds.y_test[:n_eval], ctx.run_dir / "bench" / f"eval-{n_eval}.npz") if n_eval else None
-        if emulated:
-            from edgeprune.harness.qemu import ensure_env
-
-            try:
-                ensure_env(profile.arch if hasattr(profile, "arch") else "aarch64", build=False)
-            except DeviceError as e:
-                if not spec.skip_unavailable:
-                    raise
-                skipped.append({"device": profile.name, "reason": str(e)})
-                ctx.log(f"      skipped {profile.name}: {e}")
-                continue
+        try:
+            backend_for(profile).ready(profile)
+        except DeviceError as e:
+            if not spec.skip_unavailable:
+                raise
+            skipped.append({"device": profile.name, "reason": str(e)})
+            ctx.log(f"      skipped {profile.name}: {e}")
+            shown.update(advance=len(exports))
+            continue
         for exp in exports:
+            if exp.get("devices") is not None and profile.name not in exp["devices"]:
+                continue  # a mixed file chosen for other devices
             raw = run_on_device(profile, ctx.path(exp["path"]), eval_npz=eval_npz, runs=runs, warmup=spec.warmup)
             raw_rel = f"bench/{Path(exp['path']).name}@{profile.name}.json"
             import json
@@ -372,9 +491,27 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
                 "instructions_per_inference": raw.get("instructions_per_inference"), "raw": raw_rel,
             }
             rows.append(row)
-            acc = f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "-"
-            ctx.log(f"      {profile.name:<14} {Path(exp['path']).name:<24} p50 {row['latency_ms']['p50']:.3f} ms  acc {acc}")
+            shown.report(result_line(raw), advance=1)
+    progress.close_task(shown)
+    _mark_shipped(ctx, rows)
     return {"kind": "benchmark", "benchmarks": rows, "skipped_devices": skipped}
+
+
+def _mark_shipped(ctx: RunContext, rows: list[dict]) -> None:
+    """After precision: auto, flag per device the file it keeps (the report recommends the same one)."""
+    from edgeprune.harness.metric import ship_choice
+
+    precision = ctx.metrics.get("precision") or {}
+    if precision.get("mode") != "auto":
+        return
+    accuracy = {e["path"]: e.get("accuracy") for e in ctx.metrics.get("exports") or []}
+    for device in dict.fromkeys(r["device"] for r in rows):
+        mine = [r for r in rows if r["device"] == device and r["stage"] in precision["stages"]]
+        pick = ship_choice([{**r, "test_accuracy": accuracy.get(r["export"])} for r in mine],
+                           precision["max_accuracy_drop"] / 100)
+        if pick is not None:
+            mine[pick]["shipped"] = True
+            ctx.log(f"      {device}: precision auto keeps {mine[pick]['export']}")
 
 
 def step_report(ctx: RunContext, spec) -> dict:
@@ -396,8 +533,3 @@ STEPS = {
     "benchmark": step_benchmark,
     "report": step_report,
 }
-
-
-def copy_file(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(src, dst)

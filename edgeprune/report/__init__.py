@@ -1,10 +1,14 @@
 """Reports of a run directory: report.json (machine), report.md (terminal, code host), report.html (plots).
 
-Light at import: the heavy parts (matplotlib, TensorFlow for the weight histograms) load when used.
+Light at import (the CLI's --help loads this package): matplotlib loads when HTML is rendered.
+The report reads only files in the run directory and never imports TensorFlow.
 """
 from __future__ import annotations
 
 from pathlib import Path
+
+from edgeprune import fileio
+from edgeprune.errors import EdgepruneError
 
 FORMATS = ("json", "md", "html")
 
@@ -23,10 +27,6 @@ def summary_table(report: dict, title: str | None = None):
 
 def write_reports(run_dir, formats=FORMATS, report: dict | None = None) -> list[Path]:
     """Write report.json / report.md / report.html into the run directory; returns their paths."""
-    import json
-
-    from edgeprune.errors import EdgepruneError
-
     run_dir = Path(run_dir)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
@@ -36,7 +36,7 @@ def write_reports(run_dir, formats=FORMATS, report: dict | None = None) -> list[
     written = []
     for fmt in formats:
         if fmt == "json":
-            text = json.dumps(report, indent=1) + "\n"
+            text = fileio.dumps(report) + "\n"
         elif fmt == "md":
             from edgeprune.report.markdown import render_markdown
 
@@ -45,15 +45,8 @@ def write_reports(run_dir, formats=FORMATS, report: dict | None = None) -> list[
             from edgeprune.report.html import render_html
 
             text = render_html(report)
-        written.append(_write_atomic(run_dir / f"report.{fmt}", text))
+        written.append(fileio.write_text(run_dir / f"report.{fmt}", text))
     return written
-
-
-def _write_atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
 
 
 __all__ = ["FORMATS", "build_report", "summary_table", "write_reports"]

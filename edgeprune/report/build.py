@@ -9,14 +9,18 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import yaml
+
 from edgeprune.errors import EdgepruneError
+from edgeprune.harness.metric import cost, device_metric, ship_choice
 from edgeprune.report.device_cost import device_cost_section
 from edgeprune.report.pareto import pareto_front
 from edgeprune.report.schema import REPORT_SCHEMA_VERSION, validate_report
+from edgeprune.rundir import WEIGHTS_FILE, WeightsFile, read_metrics, read_model
 
 # stages in pipeline order; the stage before "pruned" is what pruning started from
 STAGE_ORDER = ("baseline", "sparse", "pruned", "finetuned", "qat")
-# "recommended" = fastest row whose test accuracy is within this many points of the device's best
+# "recommended" = cheapest row (device metric) whose test accuracy is within this fraction of the device's best
 RECOMMEND_WITHIN = 0.01
 
 
@@ -25,16 +29,16 @@ def load_metrics(run_dir: Path) -> dict:
     if not path.exists():
         raise EdgepruneError(f"no metrics.json in {run_dir}", "run `edgeprune run RECIPE --out DIR` first, then report on DIR")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise EdgepruneError(f"{path} is not valid JSON ({e})", "re-run `edgeprune run` to rewrite it") from None
+        return read_metrics(path)
+    except ValueError as e:  # not JSON, or not metrics.json version 1
+        raise EdgepruneError(f"{path} is not a metrics.json this edgeprune reads ({str(e).splitlines()[0]})",
+                             "re-run `edgeprune run` to rewrite it") from None
 
 
 def build_report(run_dir, *, weights: bool = True) -> dict:
     """The report dict for one run directory, validated against the schema.
 
-    ``weights=False`` skips loading the Keras models for the weight histograms (no TensorFlow
-    import): enough for tables and comparisons.
+    ``weights=False`` leaves out the weight histograms: enough for tables and comparisons.
     """
     run_dir = Path(run_dir)
     m = load_metrics(run_dir)
@@ -54,7 +58,7 @@ def build_report(run_dir, *, weights: bool = True) -> dict:
         "environment": m.get("environment", {}),
         "dataset": m.get("dataset", {}),
         "rows": rows,
-        "recommendations": recommendations(rows),
+        "recommendations": recommendations(rows, m.get("precision")),
         "stages": [{"stage": s, **{k: v for k, v in d.items() if k != "layers"}} for s, d in _ordered(stages)],
         "pruning": pruning_section(run_dir, m, notes),
         "weights": None,
@@ -62,12 +66,17 @@ def build_report(run_dir, *, weights: bool = True) -> dict:
         "device_cost": device_cost_section(run_dir, notes),
         "training": [{"step": s["name"], "history": s["history"]} for s in m.get("steps", []) if s.get("history")],
         "skipped_devices": [{"device": d.get("device", "?"), "reason": d.get("reason", "")} for d in m.get("skipped_devices", [])],
+        "mobile": mobile_files(m),
         "notes": notes,
     }
     if weights:
         report["weights"] = weights_section(run_dir, m, notes)
     if not m.get("benchmarks"):
         notes.append("no benchmark step ran: latency and memory columns are empty")
+    unranked = sorted({r["device"] for r in rows if r["device"] and cost(r) is None})
+    if unranked:
+        notes.append(f"some files on {', '.join(unranked)} lack their device's metric "
+                     "(instructions on emulated boards, p50 latency elsewhere): they are not ranked or starred")
     validate_report(report)
     return report
 
@@ -78,8 +87,6 @@ def _ordered(stages: dict):
 
 
 def _read_lock(run_dir: Path, notes: list[str]) -> dict:
-    import yaml
-
     path = run_dir / "recipe.lock.yaml"
     if not path.exists():
         notes.append("recipe.lock.yaml is missing: the resolved recipe is not in this report")
@@ -139,47 +146,78 @@ def _artifact_row(exp: dict, stage: dict, test_n, bench: dict | None) -> dict:
 
 
 def _mark_pareto(rows: list[dict]) -> None:
+    """Star each device's accuracy-vs-cost front (cost: the device metric) and accuracy-vs-size front."""
     for device in {r["device"] for r in rows if r["device"]}:
         idx = [i for i, r in enumerate(rows) if r["device"] == device and r["test_accuracy"] is not None]
-        timed = [i for i in idx if (r := rows[i]).get("latency_ms") and r["latency_ms"].get("p50") is not None]
-        front = {timed[k] for k in pareto_front([(rows[i]["latency_ms"]["p50"], rows[i]["test_accuracy"]) for i in timed])}
-        for i in timed:
-            rows[i]["pareto_latency"] = i in front
+        for i, on_front in pareto_marks(rows, idx).items():
+            rows[i]["pareto_latency"] = on_front
         sized = [i for i in idx if rows[i]["file_bytes"] is not None]
         front = {sized[k] for k in pareto_front([(rows[i]["file_bytes"], rows[i]["test_accuracy"]) for i in sized])}
         for i in sized:
             rows[i]["pareto_size"] = i in front
 
 
-def recommendations(rows: list[dict]) -> list[dict]:
-    """Per device: the recommended row, the most accurate, the fastest and the smallest.
+def pareto_marks(rows: list[dict], idx: list[int]) -> dict[int, bool]:
+    """{row index: on the front} for rows `idx` of one device, cost = that device's metric (rows without it left out)."""
+    ranked = [i for i in idx if cost(rows[i]) is not None and rows[i].get("test_accuracy") is not None]
+    front = {ranked[k] for k in pareto_front([(cost(rows[i]), rows[i]["test_accuracy"]) for i in ranked])}
+    return {i: i in front for i in ranked}
 
-    On an emulated device "fast" means fewest instructions per inference when every row has that
-    count (emulator wall time is not board time), else emulated p50.
+
+def recommendations(rows: list[dict], precision: dict | None = None) -> list[dict]:
+    """Per device: the recommended row, the most accurate, the cheapest and the smallest.
+
+    Cost is the device metric (:mod:`edgeprune.harness.metric`): instructions per inference on
+    emulated boards, p50 latency elsewhere. "recommended" is :func:`ship_choice` over the device's
+    files within 1 point of the best; after ``precision: auto`` it is the choice among the
+    precisions of the shipped stage within the recipe's accuracy budget (the file the run kept).
     """
     out = []
     for device in sorted({r["device"] for r in rows if r["device"]}):
         idx = [i for i, r in enumerate(rows) if r["device"] == device and r["test_accuracy"] is not None
-               and (r.get("latency_ms") or {}).get("p50") is not None]
+               and cost(r) is not None]
         if not idx:
             continue
-        emulated = any(rows[i].get("emulated") for i in idx)
-        by_instr = emulated and all(rows[i].get("instructions_per_inference") is not None for i in idx)
-        speed = (lambda i: rows[i]["instructions_per_inference"]) if by_instr else (lambda i: rows[i]["latency_ms"]["p50"])
-        speed_name = "instructions per inference" if by_instr else ("emulated p50 latency" if emulated else "p50 latency")
+        metric = device_metric(bool(rows[idx[0]].get("emulated")))
+        speed = lambda i: cost(rows[i])  # noqa: E731
         acc = lambda i: rows[i]["test_accuracy"]  # noqa: E731
         best = max(idx, key=lambda i: (acc(i), -speed(i)))
         fastest = min(idx, key=lambda i: (speed(i), -acc(i)))
-        close = [i for i in idx if acc(i) >= acc(best) - RECOMMEND_WITHIN]
-        pick = min(close, key=lambda i: (speed(i), -acc(i)))
-        out.append({"device": device, "goal": "recommended", "row": pick,
-                    "why": f"lowest {speed_name} within {RECOMMEND_WITHIN * 100:g} percentage point of the best test accuracy"})
+        pool, within, why = idx, RECOMMEND_WITHIN, f"within {RECOMMEND_WITHIN * 100:g} percentage point of the best test accuracy"
+        if precision and precision.get("mode") == "auto":
+            auto = [i for i in idx if rows[i]["stage"] in precision["stages"]]
+            if auto:
+                pool, within = auto, precision["max_accuracy_drop"] / 100
+                why = (f"within {precision['max_accuracy_drop']:g} points of the most accurate precision of the "
+                       f"{'/'.join(precision['stages'])} model (precision: auto)")
+        pick = pool[ship_choice([rows[i] for i in pool], within)]
+        out.append({"device": device, "goal": "recommended", "row": pick, "why": f"lowest {metric.label} {why}"})
         out.append({"device": device, "goal": "most_accurate", "row": best, "why": "highest test accuracy"})
-        out.append({"device": device, "goal": "fastest", "row": fastest, "why": f"lowest {speed_name}"})
+        out.append({"device": device, "goal": "fastest", "row": fastest, "why": f"lowest {metric.label}"})
         sized = [i for i in idx if rows[i]["file_bytes"] is not None]
         if sized:
             out.append({"device": device, "goal": "smallest", "row": min(sized, key=lambda i: (rows[i]["file_bytes"], -acc(i))),
                         "why": "smallest file"})
+    return out
+
+
+MOBILE_RUNTIMES = {"ort": "ONNX Runtime Mobile (Android, iOS)", "tflite": "LiteRT / TensorFlow Lite (Android, iOS)"}
+
+
+def mobile_files(m: dict) -> list[dict]:
+    """Per mobile runtime, the export an app loads: the smallest file within RECOMMEND_WITHIN of the best test accuracy."""
+    out = []
+    for fmt, runtime in MOBILE_RUNTIMES.items():
+        exps = [e for e in m.get("exports", []) if e.get("format") == fmt and e.get("file_bytes") is not None]
+        if not exps:
+            continue
+        best = max((e.get("accuracy") or 0.0) for e in exps)
+        pick = min((e for e in exps if (e.get("accuracy") or 0.0) >= best - RECOMMEND_WITHIN), key=lambda e: e["file_bytes"])
+        out.append({"runtime": runtime, "format": fmt, "stage": pick["stage"], "quant": pick.get("quant"),
+                    "file": pick["path"], "beside": list(pick.get("sidecars", [])), "file_bytes": pick["file_bytes"],
+                    "test_accuracy": pick.get("accuracy"),
+                    "why": f"smallest .{fmt} export within {RECOMMEND_WITHIN * 100:g} percentage point of the best "
+                           f".{fmt} test accuracy"})
     return out
 
 
@@ -246,24 +284,20 @@ def _channels(layer: dict) -> int | None:
 
 
 def weights_section(run_dir: Path, m: dict, notes: list[str]) -> dict | None:
-    stages = m.get("stages", {})
-    if "pruned" not in stages:
+    """The histograms the prune (or search) step wrote, while the model files they describe are there."""
+    if "pruned" not in m.get("stages", {}):
         return None
-    b_name = before_stage(stages)
-    paths = [run_dir / stages[s].get("model_path", "") for s in (b_name, "pruned")]
-    missing = [str(p) for p in paths if not p.exists()]
+    why: list[str] = []
+    hist = read_model(run_dir, WEIGHTS_FILE, WeightsFile, why)
+    if hist is None:
+        notes.append(f"weight histograms left out: {why[0]}")
+        return None
+    missing = [p for p in (hist.before_model, hist.after_model) if not (run_dir / p).exists()]
     if missing:
         notes.append(f"weight histograms left out: {', '.join(missing)} missing")
         return None
-    from edgeprune.report.weights import weight_histograms
-
-    try:
-        layers, hist_notes = weight_histograms(*paths)
-    except Exception as e:  # a model the loader cannot read must not cost the whole report
-        notes.append(f"weight histograms left out: could not load {paths[0].name}/{paths[1].name} ({type(e).__name__}: {e})")
-        return None
-    notes.extend(hist_notes)
-    return {"before_stage": b_name, "after_stage": "pruned", "layers": layers}
+    notes.extend(hist.notes)
+    return hist.model_dump(include={"before_stage", "after_stage", "layers"})
 
 
 def _sensitivity(run_dir: Path, m: dict, notes: list[str]) -> dict | None:

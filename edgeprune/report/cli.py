@@ -11,7 +11,10 @@ from typing import Annotated, List, Optional
 import typer
 from typer.core import TyperGroup
 
+from edgeprune import tables
 from edgeprune.errors import EdgepruneError
+from edgeprune.harness.metric import RULE
+from edgeprune.tables import rich_table
 
 FORMAT_CHOICES = ("all", "json", "md", "html")
 
@@ -43,7 +46,7 @@ def report_cmd(
     formats = FORMATS if format == "all" else (format,)
     report = build_report(run_dir, weights=any(f in ("md", "html", "json") for f in formats))
     paths = write_reports(run_dir, formats=formats, report=report)
-    console = _console()
+    console = tables.console()
     console.print(summary_table(report))
     for p in paths:
         console.print(f"wrote {p}")
@@ -55,9 +58,7 @@ def compare_cmd(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for compare.md/compare.html "
                                                    "(default: the runs' common parent folder).")] = None,
 ) -> None:
-    """Put several runs side by side: one table and accuracy-vs-latency/size plots with the Pareto front."""
-    from rich.table import Table as RichTable
-
+    """Put several runs side by side: one table and accuracy-vs-cost/size plots with the Pareto front."""
     from edgeprune.report.compare import comparison_table, write_comparison
 
     for d in run_dirs:
@@ -65,26 +66,13 @@ def compare_cmd(
     out_dir = output or _common_parent(run_dirs)
     comparison, paths = write_comparison(run_dirs, out_dir)
     table = comparison_table(comparison)
-    t = RichTable(title="edgeprune comparison", caption="★ on the accuracy-vs-latency Pareto front across runs")
-    for i, h in enumerate(table.header):
-        t.add_column(h, justify="right" if i in table.right else "left")
-    for r in table.rows:
-        t.add_row(*r)
-    console = _console()
-    console.print(t)
+    console = tables.console()
+    console.print(rich_table(table.header, table.rows, right=table.right, title="edgeprune comparison",
+                             caption=f"★ on the accuracy-vs-cost Pareto front across runs ({RULE})"))
     if comparison["note"]:
         console.print(f"note: {comparison['note']}")
     for p in paths:
         console.print(f"wrote {p}")
-
-
-def _console():
-    """Wide enough for the summary table when the output is a log or a pipe, not a terminal."""
-    import sys
-
-    from rich.console import Console
-
-    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def _require_run_dir(run_dir: Path) -> None:

@@ -6,15 +6,17 @@ from html import escape
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.report.pareto import pareto_front
+from edgeprune.harness.metric import RULE
+from edgeprune.report import plots
+from edgeprune.report.build import build_report, pareto_marks
+from edgeprune.report.html import figure_html, html_table, page
+from edgeprune.report.markdown import md_table
 from edgeprune.report.sections import Table
 from edgeprune.report.table import cells, columns
 
 
 def compare_runs(run_dirs: list[Path]) -> dict:
     """{"runs": [{name, run_dir, model, dataset}], "rows": [summary row + "run"]} with Pareto marks across runs."""
-    from edgeprune.report.build import build_report
-
     if len(run_dirs) < 2:
         raise EdgepruneError("compare needs at least two run directories", "pass RUN_A RUN_B [...]")
     runs, rows = [], []
@@ -25,11 +27,9 @@ def compare_runs(run_dirs: list[Path]) -> dict:
                      "dataset": report["dataset"].get("name"), "test_samples": report["dataset"].get("test")})
         rows += [{**r, "run": name} for r in report["rows"]]
     for device in {r["device"] for r in rows if r["device"]}:
-        idx = [i for i, r in enumerate(rows) if r["device"] == device and (r.get("latency_ms") or {}).get("p50") is not None
-               and r["test_accuracy"] is not None]
-        front = {idx[k] for k in pareto_front([(rows[i]["latency_ms"]["p50"], rows[i]["test_accuracy"]) for i in idx])}
-        for i in idx:
-            rows[i]["pareto_latency"] = i in front
+        idx = [i for i, r in enumerate(rows) if r["device"] == device]
+        for i, on_front in pareto_marks(rows, idx).items():
+            rows[i]["pareto_latency"] = on_front
     datasets = {(r["dataset"], r["test_samples"]) for r in runs}
     note = None
     if len(datasets) > 1:
@@ -51,29 +51,24 @@ def comparison_table(comparison: dict) -> Table:
 
 
 def render_compare_markdown(comparison: dict) -> str:
-    from edgeprune.report.markdown import md_table
-
     out = ["# edgeprune comparison", ", ".join(f"{r['name']} ({r['model']} on {r['dataset']}, {r['run_dir']})" for r in comparison["runs"]),
            md_table(comparison_table(comparison)),
-           "★ = on the accuracy-vs-latency Pareto front of its device across all runs."]
+           f"★ = on the accuracy-vs-cost Pareto front of its device across all runs ({RULE})."]
     if comparison["note"]:
         out.append(f"Note: {comparison['note']}.")
     return "\n\n".join(out) + "\n"
 
 
 def render_compare_html(comparison: dict) -> str:
-    from edgeprune.report import plots
-    from edgeprune.report.html import figure_html, html_table, page
-
     run_of = lambda r: r["run"]  # noqa: E731
     body = ["<h1>edgeprune comparison</h1>",
             "<ul>" + "".join(f"<li>{escape(r['name'])}: {escape(str(r['model']))} on {escape(str(r['dataset']))} "
                              f"({escape(r['run_dir'])})</li>" for r in comparison["runs"]) + "</ul>",
             html_table(comparison_table(comparison)),
-            "<p class=\"legend\">★ = on the accuracy-vs-latency Pareto front of its device across all runs.</p>"]
+            f"<p class=\"legend\">★ = on the accuracy-vs-cost Pareto front of its device across all runs ({escape(RULE)}).</p>"]
     if comparison["note"]:
         body.append(f"<p class=\"note\">Note: {escape(comparison['note'])}.</p>")
-    body.append(figure_html(plots.tradeoff_figure(comparison["rows"], "latency", run_of), "accuracy vs p50 latency, all runs"))
+    body.append(figure_html(plots.tradeoff_figure(comparison["rows"], "device", run_of), f"accuracy vs cost, all runs ({RULE})"))
     body.append(figure_html(plots.tradeoff_figure(comparison["rows"], "size", run_of), "accuracy vs file size, all runs"))
     return page("edgeprune comparison", "".join(body))
 

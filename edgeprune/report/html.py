@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from html import escape
 
+from edgeprune.harness.metric import RULE
 from edgeprune.report import plots
 from edgeprune.report.sections import LEGEND, Section, Table, headline, sections, summary
 
@@ -48,7 +49,7 @@ def report_figures(report: dict) -> dict[str, list[str]]:
     """section key -> embedded figures; "summary" goes right under the summary table."""
     rows = report["rows"]
     out: dict[str, list[str]] = {"summary": [
-        figure_html(plots.tradeoff_figure(rows, "latency"), "test accuracy vs p50 latency per device; dashed: Pareto front"),
+        figure_html(plots.tradeoff_figure(rows, "device"), f"test accuracy vs cost per device ({RULE}); dashed: Pareto front"),
         figure_html(plots.tradeoff_figure(rows, "size"), "test accuracy vs file size per device; dashed: Pareto front"),
     ]}
     p = report.get("pruning")

@@ -11,6 +11,7 @@ import math
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from edgeprune.harness.metric import cost as device_cost, device_metric
 from edgeprune.report.pareto import pareto_front
 
 DPI = 100
@@ -32,7 +33,8 @@ def _grid(n: int, cols: int, w: float = 4.2, h: float = 3.2):
 
 
 def tradeoff_figure(rows: list[dict], cost: str, group=lambda r: "") -> Figure | None:
-    """Test accuracy vs p50 latency (cost="latency") or file size (cost="size"), one panel per device.
+    """Test accuracy vs the device's cost metric (cost="device": instructions per inference on
+    emulated boards, p50 latency elsewhere) or file size (cost="size"), one panel per device.
 
     The marker says stage and format; `group(row)` picks the colour (compare reports pass the run
     name).  The Pareto front of each panel is drawn as a step line through its points.
@@ -41,8 +43,8 @@ def tradeoff_figure(rows: list[dict], cost: str, group=lambda r: "") -> Figure |
         return f"{r['stage']} {r['format']}" + (f"/{r['quant']}" if r.get("quant") not in (None, "none") else "")
 
     def cost_of(r):
-        if cost == "latency":
-            return (r.get("latency_ms") or {}).get("p50")
+        if cost == "device":
+            return device_cost(r)
         return r["file_bytes"] / 1024 if r.get("file_bytes") is not None else None
 
     devices = sorted({r["device"] for r in rows if r.get("device")})
@@ -67,14 +69,15 @@ def tradeoff_figure(rows: list[dict], cost: str, group=lambda r: "") -> Figure |
             ax.step(xs, ys, where="post", color="0.3", linestyle="--", linewidth=1, label="Pareto front", zorder=2)
         emulated = any(r.get("emulated") for r in pts)
         ax.set_title(device + (" (emulated)" if emulated else ""))
-        ax.set_xlabel("p50 latency (ms)" if cost == "latency" else "file size (KiB)")
+        metric = device_metric(emulated)
+        ax.set_xlabel(f"{metric.label} ({metric.unit})" if cost == "device" else "file size (KiB)")
         ax.set_ylabel("test accuracy")
         if cost == "size":
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("accuracy vs " + ("latency" if cost == "latency" else "file size") + " (up and left is better)")
+    fig.suptitle("accuracy vs " + ("device cost" if cost == "device" else "file size") + " (up and left is better)")
     return fig
 
 

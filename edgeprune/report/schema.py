@@ -187,6 +187,19 @@ class DeviceCost(_Strict):
     layers: list[LayerCost]
 
 
+class MobileFile(_Strict):
+    """The file an Android or iOS app loads for one runtime, and the files that go beside it."""
+    runtime: str                               # e.g. "ONNX Runtime Mobile (Android, iOS)"
+    format: str                                # ort | tflite
+    stage: str
+    quant: Optional[str] = None
+    file: str                                  # path relative to the run dir
+    beside: list[str] = []                     # operators config (.ort); metadata JSON and labels (.tflite)
+    file_bytes: Optional[int] = None
+    test_accuracy: Optional[float] = None
+    why: str
+
+
 class Report(_Strict):
     schema_version: Literal[1]
     generated: str
@@ -204,6 +217,7 @@ class Report(_Strict):
     device_cost: Optional[DeviceCost] = None
     training: list[TrainingCurve] = []
     skipped_devices: list[SkippedDevice] = []
+    mobile: list[MobileFile] = []
     notes: list[str] = Field(default_factory=list, description="what the report could not show, and why")
 
 

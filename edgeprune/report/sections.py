@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgeprune.harness.metric import INSTRUCTIONS, RULE, cost, device_metric
 from edgeprune.report.table import DASH, cells, columns, fmt_acc, fmt_device, fmt_format, fmt_int, fmt_ms
 
-LEGEND = ("★ = on the accuracy-vs-latency Pareto front of its device. test acc: the exported file on the run's "
+LEGEND = (f"★ = on the accuracy-vs-cost Pareto front of its device ({RULE}). test acc: the exported file on the run's "
           "test split. parity: top-1 agreement with the Keras model and the largest |output difference| "
           "(ok/FAIL against the float tolerance; quantized files are not judged).")
 MAX_SCORES_SHOWN = 8
@@ -48,8 +49,8 @@ def sections(report: dict) -> list[Section]:
     out = []
     from edgeprune.report.device_cost import section as device_cost
 
-    for make in (recommendations, stages, pruning, removed_groups, device_cost, weights, sensitivity, training, skipped,
-                 notes, environment):
+    for make in (recommendations, mobile, stages, pruning, removed_groups, device_cost, weights, sensitivity, training,
+                 skipped, notes, environment):
         s = make(report)
         if s is not None:
             out.append(s)
@@ -65,9 +66,29 @@ def recommendations(report: dict) -> Section | None:
     for r in recs:
         row = rows[r["row"]]
         body.append([fmt_device(row), r["goal"].replace("_", " "), f"{row['stage']} {fmt_format(row)}",
-                     fmt_acc(row["test_accuracy"]), fmt_ms(row["latency_ms"]["p50"]), fmt_int(row["file_bytes"]), r["why"]])
-    return Section("recommendations", "Which file to ship",
-                   tables=[Table(["device", "goal", "artifact", "test acc", "p50 ms", "file bytes", "why"], body, {3, 4, 5})])
+                     fmt_acc(row["test_accuracy"]), fmt_cost(row), fmt_int(row["file_bytes"]), r["why"]])
+    return Section("recommendations", "Which file to ship", f"Ranked by each device's {RULE}.",
+                   tables=[Table(["device", "goal", "artifact", "test acc", "cost", "file bytes", "why"], body, {3, 4, 5})])
+
+
+def fmt_cost(row: dict) -> str:
+    """The row's device metric with its unit: ``1,234,567 instr`` or ``0.0421 ms``."""
+    value = cost(row)
+    if value is None:
+        return DASH
+    return f"{fmt_int(value)} instr" if device_metric(bool(row.get("emulated"))) is INSTRUCTIONS else f"{fmt_ms(value)} ms"
+
+
+def mobile(report: dict) -> Section | None:
+    files = report.get("mobile") or []
+    if not files:
+        return None
+    body = [[f["runtime"], f["file"], ", ".join(f.get("beside") or []) or DASH, fmt_acc(f.get("test_accuracy")),
+             fmt_int(f.get("file_bytes")), f["why"]] for f in files]
+    return Section("mobile", "Files for mobile apps",
+                   text="The file an Android or iOS app loads, and what goes beside it in the app's assets "
+                        "(.ort: the operators of a reduced ONNX Runtime build; .tflite: metadata JSON and labels).",
+                   tables=[Table(["runtime", "app loads", "beside it", "test acc", "file bytes", "why"], body, {3, 4})])
 
 
 def stages(report: dict) -> Section | None:

@@ -1,7 +1,11 @@
 """The summary table's columns and cell text, shared by report.md, compare.md and the terminal."""
 from __future__ import annotations
 
+from edgeprune.harness.metric import RULE
+from edgeprune.tables import rich_table
+
 DASH = "—"
+TEXT_COLUMNS = ("stage", "format", "device", "parity")  # the others are numbers, right-aligned
 
 
 def fmt_int(v) -> str:
@@ -65,17 +69,9 @@ def cells(row: dict, cols: list[str]) -> list[str]:
 
 def summary_table(report: dict, title: str | None = None):
     """The report's summary as a rich Table (the same rows and cells as report.md's head)."""
-    from rich import box
-    from rich.table import Table
-
     rows = report["rows"]
     cols = columns(rows)
-    t = Table(title=title or f"edgeprune run {report['run']['name']}", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True,
-              caption="★ on the accuracy-vs-latency Pareto front of its device; test acc on "
-                      f"{report.get('dataset', {}).get('test', '?')} test images")
-    for c in cols:
-        # fold rather than truncate: a narrow terminal wraps numbers but never hides digits
-        t.add_column(c, justify="left" if c in ("stage", "format", "device", "parity") else "right", overflow="fold")
-    for r in rows:
-        t.add_row(*cells(r, cols))
-    return t
+    return rich_table(cols, [cells(r, cols) for r in rows], right=[i for i, c in enumerate(cols) if c not in TEXT_COLUMNS],
+                      title=title or f"edgeprune run {report['run']['name']}", compact=True,
+                      caption=f"★ on the accuracy-vs-cost Pareto front of its device ({RULE}); test acc on "
+                              f"{report.get('dataset', {}).get('test', '?')} test images")

@@ -38,10 +38,15 @@ def search_cmd(
     from edgeprune.strategies.search import parse_budget
 
     budget_dict = parse_budget(budget)  # fail on a typo before loading TensorFlow
+    if not Path(model).exists():
+        raise EdgepruneError(f"model file {model} does not exist",
+                             "search a trained model file (e.g. models/finetuned.keras of a run; zoo models are untrained)")
+    from edgeprune.executor import get_executor
+
+    trial_executor = get_executor(executor, address=ray_address)  # an unreachable cluster fails before any work
     from rich.console import Console
 
     from edgeprune.data import load_dataset
-    from edgeprune.executor import get_executor
     from edgeprune.modelio import read_model, save_model
     from edgeprune.strategies.search import budget_search
     from edgeprune.strategies.trialio import load_model_file
@@ -51,8 +56,11 @@ def search_cmd(
         raise EdgepruneError(f"'{model}' is an untrained zoo model", "search a trained model file (e.g. models/finetuned.keras of a run)")
     loaded = read_model(Path(model))
     dataset = load_dataset(data, seed=seed)
+    from edgeprune.data.check import check_fits
+
+    check_fits(loaded.model, dataset, "search")
     result = budget_search(loaded.model, dataset, device=device, budget=budget_dict, max_drop=max_drop, run_dir=out,
-                           executor=get_executor(executor, address=ray_address), criterion=criterion, round_to=round_to,
+                           executor=trial_executor, criterion=criterion, round_to=round_to,
                            ratios=ratio_list, use_sensitivity=not no_sensitivity, quant=quant,
                            finetune_epochs=finetune_epochs, runs=runs, seed=seed)
     console = Console()
@@ -74,3 +82,4 @@ def search_cmd(
         raise EdgepruneError(f"the best model within {key} ≤ {limit:g} loses {b['measured']['accuracy_drop_points']:.2f} "
                              f"accuracy points (> --max-drop {max_drop:g})",
                              "fine-tune longer (--finetune-epochs), loosen the budget, or accept the drop")
+

@@ -12,6 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from edgeprune.errors import EdgepruneError, UnsupportedLayerError
+from edgeprune.losses import label_nll, output_kind
 
 METHODS = ("weight_norm", "gradient")
 SCORE_SAMPLES = 1024
@@ -66,6 +67,7 @@ def feature_scores(model, dataset=None, method: str = "weight_norm") -> np.ndarr
         raise EdgepruneError("method 'gradient' needs validation data", "pass a dataset, or use method='weight_norm'")
     import tensorflow as tf
 
+    kind = output_kind(model)
     total = np.zeros(kernel.shape[0])
     n = 0
     xv, yv = dataset.x_val[:SCORE_SAMPLES], dataset.y_val[:SCORE_SAMPLES]
@@ -73,9 +75,7 @@ def feature_scores(model, dataset=None, method: str = "weight_norm") -> np.ndarr
         x = tf.convert_to_tensor(xv[i:i + 256])
         with tf.GradientTape() as tape:
             tape.watch(x)
-            probs = flat(x, training=False)
-            picked = tf.gather(probs, tf.cast(yv[i:i + 256], tf.int32), axis=-1, batch_dims=1)
-            loss = -tf.reduce_sum(tf.math.log(tf.clip_by_value(picked, 1e-7, 1.0)))
+            loss = label_nll(flat(x, training=False), yv[i:i + 256], kind)
         grad = tape.gradient(loss, x).numpy()
         total += np.abs((np.asarray(x) * grad).reshape(len(grad), -1)).sum(axis=0)
         n += len(grad)

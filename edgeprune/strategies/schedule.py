@@ -74,7 +74,10 @@ def gradual_prune(model, dataset, *, target_ratio: float, steps: int, schedule: 
     widths0 = {g.sources[0]: g.size for g in groups0}
     targets = {g.sources[0]: resolve_ratio(g, target_ratio, user_overrides) for g in groups0}
 
+    from edgeprune import progress
+
     current, plans, history = model, [], []
+    shown = progress.open_task("gradual pruning", total=steps)
     for step in range(1, steps + 1):
         widths = group_widths(current, protect, protect_first)
         if global_pruning:
@@ -98,7 +101,8 @@ def gradual_prune(model, dataset, *, target_ratio: float, steps: int, schedule: 
         after_ft = before_ft
         if finetune_epochs > 0:
             after_ft = fit(current, dataset, epochs=finetune_epochs, learning_rate=learning_rate, batch_size=batch_size,
-                           teacher=teacher, max_train_samples=max_train_samples, seed=seed + step).val_accuracy
+                           teacher=teacher, max_train_samples=max_train_samples, seed=seed + step,
+                           callbacks=[progress.fit_callback(f"step {step}/{steps} fine-tune")]).val_accuracy
         stats = model_stats(current)
         history.append({
             "step": step,
@@ -108,4 +112,9 @@ def gradual_prune(model, dataset, *, target_ratio: float, steps: int, schedule: 
             "params": stats["params"], "macs": stats["macs"],
             "val_accuracy_before_ft": round(float(before_ft), 6), "val_accuracy": round(float(after_ft), 6),
         })
+        h = history[-1]
+        shown.report(f"step {step}/{steps}: {h['ratio']:.1%} of channels removed, {h['params']:,} params, "
+                     f"val acc {h['val_accuracy_before_ft']:.4f} → {h['val_accuracy']:.4f} after fine-tuning",
+                     completed=step)
+    progress.close_task(shown)
     return GradualResult(current, plans, history)

@@ -79,7 +79,10 @@ def candidate_trial(*, model_path: str, data_path: str, out_dir: str, index: int
 
         recalibrate_batchnorm(model, data.x_train)
         if finetune_epochs > 0:
-            fit(model, data, epochs=finetune_epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed)
+            from edgeprune.progress import fit_callback
+
+            fit(model, data, epochs=finetune_epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed,
+                callbacks=[fit_callback(f"candidate {index} fine-tune")])
     else:
         model = fresh_model_file(model_path)
     stats = model_stats(model)
@@ -152,15 +155,26 @@ def budget_search(model, dataset, *, device: str = "host", budget: dict, max_dro
         overrides = sensitivity_overrides(sensitivity, ratio) if sensitivity is not None and ratio > 0 else {}
         return dict(common, index=index, ratio=round(ratio, 6), overrides=overrides)
 
+    def describe(t: dict, done: list) -> str:
+        m = t["measured"]
+        fits = [d for d in done if d["measured"][metric] <= limit]
+        best = max(fits, key=lambda d: d["measured"]["val_accuracy"]) if fits else None
+        return (f"ratio {t['settings']['ratio']:.3f}: {metric} {m[metric]:,.4g} "
+                f"({'within' if m[metric] <= limit else 'over'} {limit:g}), val acc {m['val_accuracy']:.4f}  "
+                + (f"(best within budget so far: ratio {best['settings']['ratio']:.3f}, val acc "
+                   f"{best['measured']['val_accuracy']:.4f})" if best else "(none within budget yet)"))
+
     try:
-        trials = executor.map(candidate_trial, [job(i, r) for i, r in enumerate([0.0, *ratios])])
+        trials = executor.map(candidate_trial, [job(i, r) for i, r in enumerate([0.0, *ratios])],
+                              label="search candidates", describe=describe)
         baseline = trials[0]["measured"]
         for _ in range(refine_steps):
             ok = sorted((t["settings"]["ratio"] for t in trials if t["measured"][metric] <= limit))
             bad = sorted((t["settings"]["ratio"] for t in trials if t["measured"][metric] > limit))
             if not ok or not bad or ok[0] < bad[-1] or ok[0] - bad[-1] < 0.02:
                 break  # nothing to bracket (or noise made the metric non-monotone): stop refining
-            trials += executor.map(candidate_trial, [job(len(trials), (ok[0] + bad[-1]) / 2)])
+            trials += executor.map(candidate_trial, [job(len(trials), (ok[0] + bad[-1]) / 2)],
+                                   label="search bisection", describe=lambda t, _: describe(t, trials + [t]))
     finally:
         Path(data_path).unlink(missing_ok=True)
 

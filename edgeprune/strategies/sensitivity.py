@@ -74,6 +74,14 @@ def sensitivity_trial(*, model_path: str, data_path: str, out_path: str, label: 
     return write_json(out_path, result)
 
 
+def _describe_trial(result: dict, done: list) -> str:
+    """Progress line of one scan trial, with the group that lost least at this ratio so far."""
+    same = [r for r in done if r["ratio"] == result["ratio"]]
+    robust = max(same, key=lambda r: r["val_accuracy"])
+    return (f"{result['group']} pruned {result['ratio']:.0%}: val acc {result['val_accuracy']:.4f}  "
+            f"(most robust at {result['ratio']:.0%} so far: {robust['group']} {robust['val_accuracy']:.4f})")
+
+
 def _accuracy(x: float) -> float:
     return round(float(x), 6)
 
@@ -116,7 +124,7 @@ def sensitivity_scan(model, dataset, *, ratios=DEFAULT_RATIOS, criterion: str = 
                                  out_path=str(work / f"trial-g{gi:03d}-r{round(r * 100):02d}.json"),
                                  label=label, source=g.sources[0], ratio=r, criterion=criterion,
                                  protect=list(protect), protect_first=protect_first, seed=seed))
-        results = executor.map(sensitivity_trial, jobs)
+        results = executor.map(sensitivity_trial, jobs, label="sensitivity scan", describe=_describe_trial)
         curves = {label: [None] * len(ratios) for label in labels}
         for res in results:
             curves[res["group"]][ratios.index(res["ratio"])] = res["val_accuracy"]

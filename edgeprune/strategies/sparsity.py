@@ -3,35 +3,48 @@
 ``bn_gamma``: L1 on BatchNormalization γ (network slimming, Liu et al. 2017) — channels whose γ
 reaches ~0 output a constant and are the obvious ones to remove.  ``group_lasso``: the L2 norm of
 each output filter, summed (Wen et al. 2016) — filters are pushed to zero as a whole.  The penalty
-lives in a wrapping trainer (like the distiller), not on the model, so the saved model carries no
-extra losses.
+is a loss term of the one training loop (:func:`edgeprune.train.fit`), not a loss on the model, so
+the saved model carries no extra losses.
 """
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.keras import keras
+from edgeprune.pruning.graph import flatten_model
+from edgeprune.pruning.rules import rule_for
+from edgeprune.train import fit
 
 PENALTIES = ("bn_gamma", "group_lasso")
-FILTER_LAYERS = ("Conv1D", "Conv2D", "Conv3D", "Dense", "SeparableConv1D", "SeparableConv2D")
+
+
+class FilterKernel:
+    """A layer's filters as its rule lays them out: one column per output channel."""
+
+    def __init__(self, layer, rule):
+        self.layer, self.rule = layer, rule
+
+    def columns(self, xp):
+        """(rows, channels) view of the live variables (xp: tf.experimental.numpy) or values (numpy)."""
+        weights = self.layer.weights if xp is not np else self.layer.get_weights()
+        return self.rule.filters(self.layer, weights, xp)
 
 
 def penalty_variables(model, penalty: str) -> list:
-    """The variables the penalty acts on (BN γ, or filter kernels with output channels last)."""
-    from edgeprune.pruning.graph import flatten_model
-
-    flat_names = {l.name for l in flatten_model(model).layers}
+    """What the penalty acts on: BN γ variables, or the filters of every layer that makes channels."""
+    flat_names = {l.name for l in flatten_model(model, copy=False).layers}
     out_names = {t._keras_history.layer.name for t in model.outputs}
     found = []
     for layer in _all_layers(model):
         if layer.name not in flat_names:
             continue
-        kind = type(layer).__name__
+        kind, rule = type(layer).__name__, rule_for(layer)
         if penalty == "bn_gamma" and kind == "BatchNormalization" and layer.scale:
             found.append(layer.gamma)
-        elif penalty == "group_lasso" and kind in FILTER_LAYERS and layer.name not in out_names:
-            found.append(layer.pointwise_kernel if kind.startswith("Separable") else layer.kernel)
+        elif (penalty == "group_lasso" and rule is not None and rule.creates_channels and layer.weights
+              and layer.name not in out_names and rule.filters(layer, layer.get_weights()) is not None):
+            found.append(FilterKernel(layer, rule))
     if not found:
         what = "BatchNormalization layers" if penalty == "bn_gamma" else "conv/dense layers (besides the output)"
         raise EdgepruneError(f"sparsity penalty '{penalty}' needs {what}, model '{model.name}' has none",
@@ -49,65 +62,32 @@ def _all_layers(model):
 
 def penalty_value(variables, penalty: str):
     """Σ|γ| or Σ_filters ‖W_f‖₂ (a TensorFlow scalar)."""
-    import tensorflow as tf
-
     if penalty == "bn_gamma":
         return tf.add_n([tf.reduce_sum(tf.abs(v)) for v in variables])
     terms = []
     for v in variables:
-        w = tf.reshape(v, (-1, v.shape[-1]))
+        w = v.columns(tf.experimental.numpy)
         terms.append(tf.reduce_sum(tf.sqrt(tf.reduce_sum(tf.square(w), axis=0) + 1e-12)))
     return tf.add_n(terms)
 
 
-class SparsityTrainer(keras.Model):
-    """Wraps a model so `fit` minimises cross-entropy + strength · penalty."""
+class SparsityPenalty:
+    """Loss term for :func:`edgeprune.train.fit`: the penalty on the model's channel variables."""
 
-    def __init__(self, student, penalty: str, strength: float):
-        super().__init__()
-        self.student = student
+    name = "penalty"
+
+    def __init__(self, model, penalty: str):
         self.penalty = penalty
-        self.strength = float(strength)
-        self.targets = penalty_variables(student, penalty)
-        self.ce = keras.losses.SparseCategoricalCrossentropy()
-        self.acc = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.penalty_tracker = keras.metrics.Mean(name="penalty")
+        self.targets = penalty_variables(model, penalty)
 
-    def call(self, x, training=False):
-        return self.student(x, training=training)
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.penalty_tracker, self.acc]
-
-    def train_step(self, data):
-        import tensorflow as tf
-
-        x, y = data
-        with tf.GradientTape() as tape:
-            probs = self.student(x, training=True)
-            pen = penalty_value(self.targets, self.penalty)
-            loss = self.ce(y, probs) + self.strength * pen
-        grads = tape.gradient(loss, self.student.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables))
-        self.loss_tracker.update_state(loss)
-        self.penalty_tracker.update_state(pen)
-        self.acc.update_state(y, probs)
-        return {m.name: m.result() for m in self.metrics}
-
-    def test_step(self, data):
-        x, y = data
-        probs = self.student(x, training=False)
-        self.loss_tracker.update_state(self.ce(y, probs))
-        self.acc.update_state(y, probs)
-        return {m.name: m.result() for m in (self.loss_tracker, self.acc)}
+    def __call__(self, x, y, outputs):
+        return penalty_value(self.targets, self.penalty)
 
 
 def sparsity_train(model, dataset, *, epochs: int, penalty: str = "bn_gamma", strength: float = 1e-4,
                    learning_rate: float = 1e-3, batch_size: int = 128, max_train_samples: int | None = None,
-                   seed: int = 0, verbose: int = 0) -> dict:
-    """Train `model` in place with the sparsity penalty; returns the per-epoch history.
+                   seed: int = 0, callbacks=(), lr_schedule: str = "constant") -> dict:
+    """Train `model` in place with cross-entropy + strength · penalty; returns the per-epoch history.
 
     History keys: loss, penalty, accuracy, val_loss, val_accuracy (validation without penalty).
     """
@@ -115,19 +95,15 @@ def sparsity_train(model, dataset, *, epochs: int, penalty: str = "bn_gamma", st
         raise EdgepruneError(f"unknown sparsity penalty '{penalty}'", f"use one of {', '.join(PENALTIES)}")
     if strength < 0 or epochs < 1:
         raise EdgepruneError("sparsity training needs epochs >= 1 and strength >= 0", "e.g. epochs=5, strength=1e-4")
-    keras.utils.set_random_seed(seed)
-    trainer = SparsityTrainer(model, penalty, strength)
-    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    x, y = dataset.x_train[:max_train_samples], dataset.y_train[:max_train_samples]
-    val = (dataset.x_val, dataset.y_val) if len(dataset.x_val) else None
-    hist = trainer.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=verbose, validation_data=val)
-    return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    result = fit(model, dataset, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+                 extra_terms=[(strength, SparsityPenalty(model, penalty))], patience=None,
+                 max_train_samples=max_train_samples, seed=seed, callbacks=callbacks, lr_schedule=lr_schedule)
+    return result.history
 
 
 def channel_magnitudes(model, penalty: str) -> np.ndarray:
     """The per-channel quantity the penalty shrinks (|γ| or filter L2 norms), concatenated."""
     parts = []
     for v in penalty_variables(model, penalty):
-        w = np.asarray(v.numpy())
-        parts.append(np.abs(w) if penalty == "bn_gamma" else np.linalg.norm(w.reshape(-1, w.shape[-1]), axis=0))
+        parts.append(np.abs(np.asarray(v.numpy())) if penalty == "bn_gamma" else np.linalg.norm(v.columns(np), axis=0))
     return np.concatenate(parts)

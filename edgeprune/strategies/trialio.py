@@ -6,28 +6,25 @@ loaded files are cached by (path, modification time), so many trials on one mode
 from __future__ import annotations
 
 import functools
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from edgeprune import fileio
+from edgeprune.data.dataset import Dataset
+from edgeprune.modelio import load_model
+
 
 def save_model_file(model, path) -> Path:
     """tf-keras ``.keras`` file, written under a temporary name and renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    model.save(str(tmp))
-    tmp.replace(path)
-    return path
+    with fileio.atomic_path(path, suffix=".keras") as tmp:
+        model.save(str(tmp))
+    return Path(path)
 
 
 @functools.lru_cache(maxsize=8)
 def _load_model_cached(path: str, mtime_ns: int):
-    from edgeprune.keras import keras
-
-    return keras.models.load_model(path, compile=False)
+    return load_model(path)
 
 
 def load_model_file(path):
@@ -38,9 +35,7 @@ def load_model_file(path):
 
 def fresh_model_file(path):
     """An uncached copy of the model in `path`, safe to train in place."""
-    from edgeprune.keras import keras
-
-    return keras.models.load_model(str(path), compile=False)
+    return load_model(path)
 
 
 def save_arrays(dataset, path, *, max_train: int | None = None, max_val: int | None = None) -> Path:
@@ -54,8 +49,6 @@ def save_arrays(dataset, path, *, max_train: int | None = None, max_val: int | N
 
 @functools.lru_cache(maxsize=4)
 def _load_arrays_cached(path: str, mtime_ns: int):
-    from edgeprune.data.dataset import Dataset
-
     with np.load(path) as d:
         x_val = d["x_val"]
         empty_x = np.zeros((0, *x_val.shape[1:]), np.float32)
@@ -70,19 +63,5 @@ def load_arrays(path):
 
 
 def write_json(path, obj) -> dict:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_jsonable))
-    tmp.replace(path)
+    fileio.write_json(path, obj)
     return obj
-
-
-def _jsonable(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

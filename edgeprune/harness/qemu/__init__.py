@@ -6,7 +6,8 @@
 
 Build from the shell with ``python -m edgeprune.harness.qemu build [--arch aarch64|armv7]``.
 """
-from edgeprune.harness.qemu.env import QemuEnv, ensure_env
+from edgeprune.harness.qemu.build import ensure_env
+from edgeprune.harness.qemu.env import QemuEnv
 from edgeprune.harness.qemu.run import MARK_CLOSE, MARK_OPEN, QemuResult, run_python
 
 __all__ = ["QemuEnv", "QemuResult", "ensure_env", "run_python", "MARK_OPEN", "MARK_CLOSE"]

@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.harness.qemu import ensure_env, run_python
 from edgeprune.harness.qemu.arches import ARCHES
+from edgeprune.harness.qemu.build import build_env
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,13 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     try:
         if ns.command == "build":
-            from edgeprune.harness.qemu.build import build_env
-
             for arch in (list(ARCHES) if ns.arch == "all" else [ns.arch]):
                 build_env(arch)
             return 0
-        from edgeprune.harness.qemu import ensure_env, run_python
-
         res = run_python(ensure_env(ns.arch, build=False), ns.script, ns.args, cpu=ns.cpu, files=ns.file)
         sys.stdout.write(res.stdout)
         sys.stderr.write(res.stderr)

@@ -24,6 +24,7 @@ from edgeprune.harness.qemu.env import (GUEST_SITE, PLUGIN_SOURCE, READY_STAMP, 
                                         build_signature, cache_root, find_qemu, load_env,
                                         plugin_source_hash)
 from edgeprune.harness.qemu.fake_cpu import install_fake_cpu
+from edgeprune.harness.qemu.run import env_lock, guest_command, guest_env
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 TRIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/cache/apt/archives",
@@ -31,7 +32,10 @@ TRIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", 
 
 
 def _say(spec: ArchSpec, message: str) -> None:
-    print(f"[qemu {spec.name}] {message}", flush=True)
+    from edgeprune.progress import echo, note
+
+    note(message)
+    echo(f"[qemu {spec.name}] {message}")
 
 
 def _run(cmd: list[str], what: str, fix: str, **kw) -> subprocess.CompletedProcess:
@@ -132,8 +136,6 @@ def install_guest_packages(spec: ArchSpec, env: QemuEnv) -> None:
          f"no cp311 {spec.name} wheels for {', '.join(spec.pip_requirements)} could be had from the package index")
     # Byte-compile with the guest interpreter once, so no run pays for compiling sources in emulation.
     _say(spec, "byte-compiling the guest's Python under emulation …")
-    from edgeprune.harness.qemu.run import env_lock, guest_command, guest_env
-
     dirs = ["/usr/lib/python3.11", "/usr/lib/python3/dist-packages", GUEST_SITE]
     dirs = [d for d in dirs if (env.rootfs / d.lstrip("/")).is_dir()]
     # Relative paths from cwd=rootfs: under `qemu -L` a guest path that does not exist in the rootfs
@@ -254,15 +256,34 @@ def build_env(arch: str = "aarch64") -> QemuEnv:
         return env
     except DeviceError:
         pass
+    from edgeprune import progress
+
     t0 = time.monotonic()
     qemu = _require_qemu(spec)
     root = arch_dir(spec)
-    rootfs = build_rootfs(spec, root)
-    link_alternatives(rootfs)
-    plugin = build_plugin(spec, qemu)
-    env = QemuEnv(arch=spec, root=root, rootfs=rootfs, qemu=qemu, plugin=plugin)
-    install_guest_packages(spec, env)
-    install_fake_cpu(rootfs, spec.name, spec.default_cpu)
+    # stages: rootfs (minutes: debootstrap), plugin, guest packages (byte-compiled under emulation), cpu files
+    with progress.task(f"building the emulated {spec.name} board", total=4) as shown:
+        rootfs = build_rootfs(spec, root)
+        link_alternatives(rootfs)
+        shown.report("rootfs ready", completed=1)
+        plugin = build_plugin(spec, qemu)
+        shown.report("instruction-counter plugin ready", completed=2)
+        env = QemuEnv(arch=spec, root=root, rootfs=rootfs, qemu=qemu, plugin=plugin)
+        install_guest_packages(spec, env)
+        shown.report("guest Python packages ready", completed=3)
+        install_fake_cpu(rootfs, spec.name, spec.default_cpu)
+        shown.update(completed=4)
     (root / READY_STAMP).write_text(json.dumps({"signature": build_signature(spec), "plugin": str(plugin)}))
     _say(spec, f"ready in {time.monotonic() - t0:.0f} s: {root}")
     return load_env(spec)
+
+
+def ensure_env(arch: str = "aarch64", *, build: bool = True) -> QemuEnv:
+    """The emulated board for `arch`, building it first (needs root) when `build` is true."""
+    spec = get_arch(arch)
+    try:
+        return load_env(spec)
+    except DeviceError:
+        if not build:
+            raise
+    return build_env(spec.name)

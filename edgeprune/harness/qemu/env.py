@@ -1,4 +1,4 @@
-"""Where a built emulated board lives and how to find it: :class:`QemuEnv` and :func:`ensure_env`."""
+"""Where a built emulated board lives and how to find it: :class:`QemuEnv` and :func:`load_env` (building one: :mod:`.build`)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeprune.errors import DeviceError
-from edgeprune.harness.qemu.arches import ArchSpec, get_arch
+from edgeprune.harness.qemu.arches import ArchSpec
 
 GUEST_SITE = "/opt/edgeprune/site"   # guest PYTHONPATH (pip --target)
 GUEST_WORK = "/opt/edgeprune/work"   # fixed work dir: fixed paths keep instruction counts identical
@@ -94,16 +94,3 @@ def load_env(spec: ArchSpec) -> QemuEnv:
     if not plugin.is_file():
         raise DeviceError(f"the instruction-counter plugin {plugin} is missing", hint)
     return QemuEnv(arch=spec, root=root, rootfs=root / "rootfs", qemu=qemu, plugin=plugin)
-
-
-def ensure_env(arch: str = "aarch64", *, build: bool = True) -> QemuEnv:
-    """The emulated board for `arch`, building it first (needs root) when `build` is true."""
-    spec = get_arch(arch)
-    try:
-        return load_env(spec)
-    except DeviceError:
-        if not build:
-            raise
-    from edgeprune.harness.qemu.build import build_env
-
-    return build_env(spec.name)

@@ -1,12 +1,13 @@
-"""Weight-magnitude histograms of each kernel before and after pruning.
+"""Weight-magnitude histograms of each kernel before and after pruning (the report's weights section).
+
+Computed from the two models in memory when the prune (or search) step runs and written to the run
+directory, so the report needs no TensorFlow.
 
 Structured pruning slices whole channels out of the kernels and copies the rest unchanged, so the
 pruned kernel's weights are a subset of the original's: on shared bin edges, the removed weights'
 histogram is exactly before − after.
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
@@ -58,8 +59,6 @@ def histograms(before: dict, after: dict, bins: int = BINS) -> tuple[list[dict],
     return rows, notes
 
 
-def weight_histograms(before_path: Path, after_path: Path, bins: int = BINS) -> tuple[list[dict], list[str]]:
-    """Load the two tf-keras model files and compare their kernels."""
-    from edgeprune.modelio import load_model
-
-    return histograms(kernels(load_model(before_path)), kernels(load_model(after_path)), bins)
+def weight_histograms(before, after, bins: int = BINS) -> tuple[list[dict], list[str]]:
+    """Compare the kernels of two models (before and after pruning)."""
+    return histograms(kernels(before), kernels(after), bins)

@@ -1,0 +1,51 @@
+"""Writing files the one way edgeprune does: atomically (a reader never sees half a file), JSON with
+numpy scalars and arrays, paths as strings."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix: str | None = None):
+    """Yield a temporary path next to `path`; it replaces `path` only if the block succeeds and wrote it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else ".tmp",
+                               dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        if tmp.exists():
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def jsonable(o):
+    """``json.dumps(default=...)`` for numpy scalars and arrays (without importing numpy) and for paths."""
+    if isinstance(o, Path):
+        return str(o)
+    if type(o).__module__ == "numpy" and hasattr(o, "tolist"):
+        return o.tolist()  # a numpy scalar's tolist() is the Python scalar
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+def dumps(obj, indent: int | None = 1) -> str:
+    return json.dumps(obj, indent=indent, default=jsonable)
+
+
+def write_json(path, obj, indent: int | None = 1) -> Path:
+    """Write `obj` as JSON to `path` atomically; returns the path."""
+    return write_text(path, dumps(obj, indent) + "\n")

@@ -1,0 +1,173 @@
+"""Progress of long work: live on a terminal (pseudo-terminal), one plain line per unit in a pipe, quiet."""
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeprune import progress
+
+RECIPE = Path(__file__).parent / "data" / "progress_recipe.yaml"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # anything but \t and \n
+
+
+@pytest.fixture(autouse=True)
+def not_quiet():
+    progress.set_quiet(False)
+    yield
+    progress.set_quiet(False)
+
+
+def test_plain_mode_prints_one_line_per_unit_with_eta(capsys):
+    assert progress.mode() == "plain"  # pytest captures stderr: not a terminal
+    with progress.task("scan", total=3) as t:
+        for i in range(1, 4):
+            t.update(note="between units: not printed in plain mode")
+            t.report(f"{i}/3 done", completed=i)
+    err = capsys.readouterr().err.splitlines()
+    assert [re.sub(r" \[.*\]$", "", line) for line in err] == ["scan: 1/3 done", "scan: 2/3 done", "scan: 3/3 done"]
+    assert "ETA" in err[0] and "ETA" not in err[2]  # nothing left after the last unit
+    assert not any(CONTROL.search(line) for line in err)
+
+
+def test_nested_tasks_indent_and_quiet_prints_nothing(capsys):
+    with progress.task("outer", total=1):
+        with progress.task("inner", total=1) as inner:
+            inner.report("done", completed=1)
+    assert capsys.readouterr().err.startswith("  inner: done")
+    progress.set_quiet(True)
+    with progress.task("outer", total=1) as t:
+        t.report("done", completed=1)
+    progress.echo("a step line")
+    assert capsys.readouterr() == ("", "")
+
+
+def square_trial(value: int) -> dict:
+    return {"value": value, "square": value * value}
+
+
+def test_executor_reports_n_of_n_and_the_callers_line(capsys):
+    from edgeprune.executor import get_executor
+
+    best = lambda r, done: f"square {r['square']}, best so far {max(d['square'] for d in done)}"  # noqa: E731
+    out = get_executor().map(square_trial, [dict(value=v) for v in (3, 1, 2)], label="squares", describe=best)
+    assert [r["square"] for r in out] == [9, 1, 4]
+    err = [re.sub(r" \[.*\]$", "", line) for line in capsys.readouterr().err.splitlines()]
+    assert err == ["squares: 1/3  square 9, best so far 9", "squares: 2/3  square 1, best so far 9",
+                   "squares: 3/3  square 4, best so far 9"]
+
+
+def test_fit_callback_one_line_per_epoch_and_no_keras_bar(capsys):
+    import numpy as np
+
+    from edgeprune.data.dataset import make_dataset
+    from edgeprune.keras import keras
+    from edgeprune.train import fit
+
+    rng = np.random.default_rng(0)
+    ds = make_dataset("tiny", rng.integers(0, 255, (96, 8, 8), dtype=np.uint8), rng.integers(0, 2, 96),
+                      rng.integers(0, 255, (8, 8, 8), dtype=np.uint8), rng.integers(0, 2, 8), val_fraction=0.25, seed=0)
+    inp = keras.Input((8, 8, 1))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inp)))
+    fit(model, ds, epochs=3, batch_size=16, patience=None, callbacks=[progress.fit_callback("tiny fit")])
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert [line.split("  ")[0] for line in lines] == ["tiny fit: epoch 1/3", "tiny fit: epoch 2/3", "tiny fit: epoch 3/3"]
+    assert all("val_accuracy" in line for line in lines)
+    assert "/step" not in captured.out + captured.err and "━" not in captured.out + captured.err
+
+
+def run_in_pty(args: list[str], env: dict, timeout_s: float = 900) -> tuple[int, str]:
+    """Run `args` with stdin/stdout/stderr on a pseudo-terminal (160 columns); return (exit code, output)."""
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return proc.wait(timeout=timeout_s), b"".join(chunks).decode(errors="replace")
+
+
+def test_live_display_under_a_terminal():
+    """Cheap check of the terminal path: rows redrawn with escape codes, the report lines kept."""
+    code = ("from edgeprune import progress\n"
+            "with progress.task('scan', total=2) as t:\n"
+            "    t.update(completed=1, note='halfway')\n"
+            "    t.report('2/2 done', completed=2)\n"
+            "print('the table')\n")
+    rc, out = run_in_pty([sys.executable, "-c", code], dict(os.environ, TERM="xterm-256color"))
+    assert rc == 0, out
+    assert ANSI.search(out)  # cursor control: the live rows
+    text = ANSI.sub("", out)
+    assert "scan: 2/2 done" in text and text.rstrip().endswith("the table")
+
+
+def _env(tmp_path: Path) -> dict:
+    # a fresh cache: the trained baseline is not reused, so the run trains (and shows its epochs)
+    return dict(os.environ, TERM="xterm-256color", EDGEPRUNE_CACHE=str(tmp_path / "cache"), COLUMNS="160")
+
+
+@pytest.mark.slow
+def test_cli_run_under_a_terminal_shows_progress_and_ends_with_the_table(tmp_path):
+    rc, out = run_in_pty([sys.executable, "-m", "edgeprune", "run", str(RECIPE), "--out", str(tmp_path / "run")],
+                         _env(tmp_path))
+    assert rc == 0, out[-3000:]
+    frames = ANSI.findall(out)
+    assert len(frames) > 50  # the display was redrawn as the run went
+    text = ANSI.sub("", out).replace("\r", "\n")
+    # live rows: an epoch and batch counter with loss, and a benchmark row naming file and device
+    assert re.search(r"train .*epoch 1/2 batch \d+/\d+ +loss", text), text[-3000:]
+    assert re.search(r"benchmark .*finetuned-none\.ort on host", text)
+    lines = [line for line in text.splitlines() if line.strip()]
+    title = max(i for i, line in enumerate(lines) if "edgeprune run progress" in line)
+    assert not any("━" in line for line in lines[title:])  # the bars are gone when the table prints
+    table = "\n".join(lines[title:])
+    assert table.count("host") == 6 and "ort/none" in table
+
+
+@pytest.mark.slow
+def test_cli_run_piped_is_plain_one_line_per_epoch_and_quiet_is_the_table(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "edgeprune", "run", str(RECIPE), "--out", str(run_dir)]
+    proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(tmp_path), timeout=900)
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, out[-3000:]
+    assert not CONTROL.search(out)  # no escapes, no carriage returns
+    lines = out.splitlines()
+    assert len([line for line in lines if line.strip().startswith("train: epoch")]) == 2
+    assert len([line for line in lines if line.strip().startswith("fine-tune: epoch")]) == 1
+    assert len([line for line in lines if line.strip().startswith("benchmark: ")]) == 6  # 3 formats × 2 stages
+    assert lines[-1].strip().startswith("★") or "test images" in lines[-1]  # the table ends the output
+
+    # the .ort files came out of the recipe, were measured, and the report says which file apps load
+    report = json.loads((run_dir / "report.json").read_text())
+    assert {r["format"] for r in report["rows"] if r["device"] == "host"} == {"tflite", "onnx", "ort"}
+    apps = {m["format"]: m for m in report["mobile"]}
+    assert apps["ort"]["file"].endswith(".ort") and (run_dir / apps["ort"]["beside"][0]).is_file()
+    assert (run_dir / apps["tflite"]["file"]).is_file() and len(apps["tflite"]["beside"]) == 2
+    assert "Files for mobile apps" in (run_dir / "report.md").read_text()
+
+    # --quiet on the same run (all steps cached): only the table on stdout
+    quiet = subprocess.run([sys.executable, "-m", "edgeprune", "--quiet", *args[3:]], capture_output=True,
+                           env=_env(tmp_path), timeout=600)
+    assert quiet.returncode == 0, quiet.stderr.decode()[-2000:]
+    stdout = quiet.stdout.decode()
+    assert stdout.lstrip().startswith("edgeprune run progress") and "[1/6]" not in stdout
+    assert "epoch" not in quiet.stderr.decode() and "benchmark:" not in quiet.stderr.decode()

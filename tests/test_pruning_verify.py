@@ -1,0 +1,97 @@
+"""The equivalence check can fail: a deliberately broken surgery is caught, even on untrained models
+whose softmax outputs do not move; its summary lands in plan.json; weak checks say so."""
+import json
+
+import numpy as np
+import pytest
+
+from edgeprune.errors import EdgepruneError
+from edgeprune.keras import keras, layers
+from edgeprune.prune_cli import prune_file
+from edgeprune.pruning import prune, verify_pruning
+from edgeprune.pruning.rules import RULES
+
+
+@pytest.fixture
+def broken_conv_surgery(monkeypatch):
+    """Conv2D surgery keeps the wrong output channels (same count, shifted by one): a coupling bug."""
+    rule = RULES["Conv2D"]
+    shrink = type(rule).shrink
+
+    def wrong(layer, config, weights, keep_in, keep_out):
+        return shrink(rule, layer, config, weights, keep_in, np.roll(keep_out, 1))
+
+    monkeypatch.setattr(rule, "shrink", wrong)
+
+
+def tiny_classifier():
+    """Untrained (Keras' default initialisers), softmax output."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((12, 12, 3))
+    x = layers.Conv2D(8, 3, activation="relu", name="c1")(inp)
+    x = layers.Conv2D(8, 3, activation="relu", name="c2")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, layers.Dense(4, activation="softmax", name="out")(x))
+
+
+X = np.random.default_rng(0).random((8, 12, 12, 3)).astype("float32")
+
+
+def test_verify_passes_a_correct_surgery_and_reports_logits():
+    model = tiny_classifier()
+    pruned, plan = prune(model, 0.5, protect_first=False)
+    summary = verify_pruning(model, pruned, plan, X, inputs="random inputs")
+    assert summary["passed"] and summary["compared"] == "pre-activation outputs (logits)"
+    assert summary["relative_diff"] <= 1e-4 and not summary["weak"] and plan.verify is summary
+
+
+def test_verify_fails_on_a_broken_surgery_of_an_untrained_model(broken_conv_surgery):
+    model = tiny_classifier()
+    pruned, plan = prune(model, 0.5, protect_first=False)
+    with pytest.raises(EdgepruneError, match="differs from the zeroed original"):
+        verify_pruning(model, pruned, plan, X)
+    assert plan.verify["passed"] is False
+
+
+def test_cli_verify_fails_and_writes_nothing(tmp_path, broken_conv_surgery):
+    src, out = tmp_path / "m.keras", tmp_path / "pruned.keras"
+    tiny_classifier().save(src)
+    with pytest.raises(EdgepruneError, match="differs from the zeroed original"):
+        prune_file(src, out, ratio=0.5, criterion="l1", global_pruning=False, round_to=1, min_channels=1,
+                   protect=[], protect_first=False, data=None, plan_path=None, plan_out=tmp_path / "plan.json",
+                   verify=True)
+    assert not out.exists() and not (tmp_path / "plan.json").exists()
+
+
+def test_cli_verify_summary_lands_in_plan_json(tmp_path, capsys):
+    src, out, plan_path = tmp_path / "m.keras", tmp_path / "pruned.keras", tmp_path / "plan.json"
+    tiny_classifier().save(src)
+    result = prune_file(src, out, ratio=0.5, criterion="l1", global_pruning=False, round_to=1, min_channels=1,
+                        protect=[], protect_first=False, data=None, plan_path=None, plan_out=plan_path, verify=True)
+    saved = json.loads(plan_path.read_text())["verify"]
+    assert saved["passed"] and saved == result["verify"] and saved["inputs"].startswith("random inputs")
+    assert "logits" in capsys.readouterr().out
+
+
+def test_outputs_that_ignore_the_input_make_a_weak_check():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((12, 12, 3))
+    x = layers.Rescaling(0.0, offset=1.0, name="constant")(inp)     # the input no longer matters
+    x = layers.Conv2D(8, 3, name="c1")(x)
+    x = layers.Conv2D(8, 3, name="c2")(x)
+    model = keras.Model(inp, layers.Dense(4, name="out")(layers.GlobalAveragePooling2D()(x)))
+    pruned, plan = prune(model, 0.5, protect_first=False)
+    summary = verify_pruning(model, pruned, plan, X)
+    assert summary["weak"] and "weak" in summary["note"]
+
+
+@pytest.mark.slow
+def test_untrained_mobilenetv3_broken_surgery_is_caught_though_softmax_does_not_move(broken_conv_surgery):
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV3Small(weights=None, input_shape=(32, 32, 3))
+    x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    pruned, plan = prune(model, 0.3)
+    # comparing softmax outputs at 1e-4, the round-1 check, would have passed this broken model
+    assert np.abs(model.predict(x, verbose=0) - pruned.predict(x, verbose=0)).max() < 1e-4
+    with pytest.raises(EdgepruneError, match="differs from the zeroed original"):
+        verify_pruning(model, pruned, plan, x)
