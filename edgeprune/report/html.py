@@ -61,9 +61,7 @@ def report_figures(report: dict) -> dict[str, list[str]]:
         out["weights"] = [figure_html(plots.weights_figure(w["layers"], w["before_stage"], w["after_stage"]),
                                       "|w| per layer: bars = before pruning (blue kept, red removed); line = after")]
     if report.get("device_cost"):
-        from edgeprune.report.device_cost import figure
-
-        out["device_cost"] = [figure_html(figure(report["device_cost"]), "cost per layer on the device, before and after")]
+        out["device_cost"] = [figure_html(plots.device_cost_figure(report["device_cost"]), "cost per layer on the device, before and after")]
     if report.get("sensitivity"):
         out["sensitivity"] = [figure_html(plots.sensitivity_figure(report["sensitivity"]), "sensitivity curves")]
     if report.get("training"):

@@ -160,6 +160,17 @@ class SkippedDevice(_Strict):
     reason: str
 
 
+class MobileFile(_Strict):
+    """The file an Android or iOS app loads for one runtime, and the files that go beside it."""
+    runtime: str                               # e.g. "ONNX Runtime Mobile (Android, iOS)"
+    format: str                                # ort | tflite
+    stage: str
+    quant: Optional[str] = None
+    file: str                                  # path relative to the run dir
+    beside: list[str] = []                     # operators config (.ort); metadata JSON and labels (.tflite)
+    file_bytes: Optional[int] = None
+    test_accuracy: Optional[float] = None
+    why: str
 class LayerCost(_Strict):
     layer: str
     ops: list[str]
@@ -185,19 +196,6 @@ class DeviceCost(_Strict):
     counts: dict[str, int] = {}
     full: dict[str, int] = {}
     layers: list[LayerCost]
-
-
-class MobileFile(_Strict):
-    """The file an Android or iOS app loads for one runtime, and the files that go beside it."""
-    runtime: str                               # e.g. "ONNX Runtime Mobile (Android, iOS)"
-    format: str                                # ort | tflite
-    stage: str
-    quant: Optional[str] = None
-    file: str                                  # path relative to the run dir
-    beside: list[str] = []                     # operators config (.ort); metadata JSON and labels (.tflite)
-    file_bytes: Optional[int] = None
-    test_accuracy: Optional[float] = None
-    why: str
 
 
 class Report(_Strict):
