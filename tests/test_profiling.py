@@ -226,3 +226,23 @@ def test_several_limits_are_all_met(monkeypatch):
     assert a.met and a.predicted["size_kb"] <= 8.0 and a.counts == {"conv1": 4}
     assert a.predicted["instructions"] == 300.0 + 30.0
     assert set(a.limits) == {"instructions", "size_kb"}
+
+
+def test_report_shows_where_the_time_goes(tmp_path):
+    """The report reads profile.json (written by the prune step) into a per-layer table, before and after."""
+    from edgeprune.report.device_cost import device_cost_section
+    from edgeprune.report.sections import device_cost
+
+    def prof(conv, fc):
+        return {"cpu": "cortex-a72", "metric": "instructions", "whole": 10 + conv + fc, "overhead": 10,
+                "parts_over_whole": 1.0, "ops": [{"layer": "conv1", "op": "CONV_2D", "cost": conv},
+                                                 {"layer": "fc", "op": "FULLY_CONNECTED", "cost": fc}]}
+    (tmp_path / "profile.json").write_text(json.dumps({
+        "device": "qemu-aarch64", "precision": "float32", "before": prof(900, 90), "after": prof(150, 40),
+        "allocation": {"budget": 250, "predicted": {"instructions": 201}, "counts": {"conv1": 8}, "full": {"conv1": 20}}}))
+    notes = []
+    dc = device_cost_section(tmp_path, notes)
+    assert not notes and dc["predicted"] == 201 and [l["layer"] for l in dc["layers"]] == ["conv1", "fc"]
+    s = device_cost({"device_cost": dc})
+    assert s.tables[0].rows[0] == ["conv1", "CONV_2D", "900", "90.0%", "150"]
+    assert any("measured 200 (met)" in b for b in s.bullets) and any("conv1 8/20" in b for b in s.bullets)
