@@ -71,7 +71,8 @@ def test_every_isolated_op_loads_and_keeps_its_shapes():
             assert [list(d["shape"]) for d in it.get_input_details()] == want
 
 
-@pytest.mark.parametrize("precision", ["float32", pytest.param("int8", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("precision", ["float32", pytest.param("int8", marks=pytest.mark.slow),
+                                       pytest.param("mixed", marks=pytest.mark.slow)])
 def test_candidate_ops_match_a_real_export_of_the_pruned_model(precision):
     """The ops predicted for a channel count are the ops the converter writes for the pruned model."""
     from edgeprune.profiling.variants import Variants
@@ -82,10 +83,11 @@ def test_candidate_ops_match_a_real_export_of_the_pruned_model(precision):
     m = small_cnn()
     an = analyse(m)
     chosen = {grp.id: grp.prunable[: grp.size - max(4, grp.size // 3)] for grp in an.groups if grp.prunable}
-    variants = Variants(read_model(export_bytes(m, precision, CAL)), an.graph)
+    keep = ["conv1"] if precision == "mixed" else []  # int8 with a float first conv
+    variants = Variants(read_model(export_bytes(m, precision, CAL, keep)), an.graph)
     predicted = variants.signatures(variants.candidate({c for cs in chosen.values() for c in cs}))
     pruned, _ = prune(m, plan=build_plan(an.graph, an.groups, chosen, {}, {"protect": []}, m))
-    real = read_model(export_bytes(pruned, precision, CAL))
+    real = read_model(export_bytes(pruned, precision, CAL, keep))
     assert predicted == [unit_signature(real, u) for u in op_units(real)]
 
 

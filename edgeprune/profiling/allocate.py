@@ -137,13 +137,15 @@ def excess(costs: dict, limits: dict) -> float:
 def allocate(model, device: str, budget: dict, *, precision: str = "int8", criterion: str = "l1", dataset=None,
              calibration=None, protect=(), protect_first: bool = False, min_channels: int = 1,
              max_group_ratio: float = 0.95, step: int = 4, aggregate: str = "mean", seed: int = 0,
-             template: bytes | None = None, executor=None, host: str | None = None, log=None) -> Allocation:
+             keep_float=(), template: bytes | None = None, executor=None, host: str | None = None,
+             log=None) -> Allocation:
     """Choose channels per group for `device` under `budget`; returns an :class:`Allocation` with its PrunePlan.
 
     budget: one or more of ``instructions`` (emulated boards), ``latency_ms`` (host, SSH boards),
     ``size_kb`` (file size) and ``reduction`` (r× below the unpruned model in the device's metric),
-    all to be met, e.g. ``{instructions: 300000, size_kb: 28}``.  template: the exported unpruned
-    model to cost (e.g. a mixed-precision file); default: `model` exported at `precision`.
+    all to be met, e.g. ``{instructions: 300000, size_kb: 28}``.  precision ``mixed``: int8 with the
+    `keep_float` layers float.  template: the exported unpruned model to cost, if not `model`
+    exported at `precision`.
     The plan replays with :func:`edgeprune.pruning.prune` (``plan=``).
     """
     from edgeprune.harness.profiles import get_profile
@@ -164,9 +166,9 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
     g = an.graph
     scores = compute_scores(g, criterion, dataset=dataset, aggregate=aggregate, seed=seed)
     if template is None:
-        if calibration is None and precision == "int8" and dataset is not None:
+        if calibration is None and precision in ("int8", "mixed") and dataset is not None:
             calibration = dataset.calibration_samples(200, seed=seed)
-        template = export_bytes(model, precision, calibration)
+        template = export_bytes(model, precision, calibration, keep_float)
     variants = Variants(read_model(template), g)
 
     groups = [grp for grp in an.groups if grp.prunable]
@@ -216,6 +218,7 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
 
     chosen = {grp.id: order[grp.id][:grp.size - counts[grp.id]] for grp in groups if counts[grp.id] < grp.size}
     settings = {"allocation": "device_cost", "device": profile.name, "cpu": profile.cpu, "precision": precision,
+                "keep_float": list(keep_float),
                 "budget": dict(budget), "limits": limits, "criterion": criterion, "aggregate": aggregate, "step": step,
                 "min_channels": min_channels, "max_group_ratio": max_group_ratio, "protect": list(protect),
                 "protect_first": protect_first, "seed": seed, "ratio": None, "round_to": step}

@@ -100,19 +100,19 @@ def parse_budget(items: list[str], device: str | None) -> dict[str, float]:
 
 
 def allocate_for_cli(model, dataset, *, device: str, budget: dict, precision: str, criterion: str, protect,
-                     min_channels: int, protect_first: bool):
+                     min_channels: int, protect_first: bool, keep_float=()):
     """The PrunePlan of a device-cost allocation, with a line per step and the predicted result."""
     from edgeprune.errors import EdgepruneError
     from edgeprune.profiling.allocate import allocate
 
     calibration = None
-    if precision == "int8":
+    if precision in ("int8", "mixed"):
         if dataset is None:
-            raise EdgepruneError("costing int8 needs calibration data", "pass --data, or --precision float32")
+            raise EdgepruneError(f"costing {precision} needs calibration data", "pass --data, or --precision float32")
         calibration = dataset.calibration_samples(200)
     a = allocate(model, device, budget, precision=precision, criterion=criterion, dataset=dataset,
                  calibration=calibration, protect=protect, protect_first=protect_first, min_channels=min_channels,
-                 log=print)
+                 keep_float=keep_float, log=print)
     state = "met" if a.met else "NOT met (kept the cheapest channel counts found)"
     print(f"device-cost allocation on {device} ({precision}): budget {a.limits} {state}; predicted {a.predicted} "
           f"from {a.baseline}; channels kept {a.counts}")

@@ -27,10 +27,13 @@ def device_cost_prune(ctx, spec, model):
     alloc = allocate(model, spec.device, dict(spec.budget), precision=spec.precision, criterion=spec.criterion,
                      dataset=ds, calibration=calibration, protect=spec.protect, protect_first=protect_first,
                      min_channels=spec.min_channels, max_group_ratio=spec.max_group_ratio, aggregate=spec.aggregate,
-                     seed=ctx.recipe.seed, executor=executor, log=lambda m: ctx.log(f"      {m}"))
+                     seed=ctx.recipe.seed, keep_float=spec.keep_float, executor=executor,
+                     log=lambda m: ctx.log(f"      {m}"))
     pruned, plan = prune(model, plan=alloc.plan, protect_first=False)
-    before = profile_model(model, spec.device, spec.precision, calibration=calibration, executor=executor)
-    after = profile_model(pruned, spec.device, spec.precision, calibration=calibration, executor=executor)
+    before = profile_model(model, spec.device, spec.precision, calibration=calibration, executor=executor,
+                           keep_float=spec.keep_float)
+    after = profile_model(pruned, spec.device, spec.precision, calibration=calibration, executor=executor,
+                          keep_float=spec.keep_float)
     summary = alloc.summary()
     metric = before["metric"]
     summary["budget"] = alloc.limits.get(metric)  # the limit on the device's own metric, if any
