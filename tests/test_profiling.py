@@ -248,3 +248,23 @@ def test_report_shows_where_the_time_goes(tmp_path):
     s = device_cost({"device_cost": dc})
     assert s.tables[0].rows[0] == ["conv1", "CONV_2D", "900", "90.0%", "150"]
     assert any("measured 200 (met)" in b for b in s.bullets) and any("conv1 8/20" in b for b in s.bullets)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"allocation": "device_cost", "device": "host"}, "needs device and budget"),
+    ({"allocation": "device_cost", "device": "host", "budget": {"latency_ms": 0.1}, "schedule": "linear"},
+     "drop schedule"),
+    ({"allocation": "device_cost", "device": "host", "budget": {"reduction": 2}, "precision": "mixed"},
+     "keep_float go together"),
+    ({"budget": {"reduction": 2}}, "belong to allocation: device_cost"),
+])
+def test_recipe_refuses_incomplete_device_cost_settings(settings, message):
+    from pydantic import ValidationError
+
+    from edgeprune.recipe.schema import PruneStep
+
+    with pytest.raises(ValidationError, match=message):
+        PruneStep.model_validate(settings)
+    ok = PruneStep.model_validate({"allocation": "device_cost", "device": "qemu-aarch64", "precision": "mixed",
+                                   "keep_float": ["conv1"], "budget": {"instructions": 3e5, "size_kb": 28}})
+    assert ok.budget == {"instructions": 3e5, "size_kb": 28}
