@@ -16,8 +16,6 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from edgeprune.errors import EdgepruneError
 from edgeprune.profiling.cost_table import EMPTY_KEY, CostTable
 from edgeprune.profiling.measure import measure_missing, net_cost

@@ -9,7 +9,6 @@ from other programs only ever adds time, so the quietest round is the closest to
 """
 from __future__ import annotations
 
-import statistics
 import tempfile
 from pathlib import Path
 
