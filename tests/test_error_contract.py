@@ -75,7 +75,11 @@ def _interrupt_run(tmp_path, signum):
     time.sleep(1.0)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    return proc.returncode, err.strip().splitlines()
+    assert "Traceback" not in err, err
+    # progress lines (one per epoch, in a pipe) may come first; the refusal is the one `error:` line, last
+    lines = err.strip().splitlines()
+    assert [ln for ln in lines if ln.startswith("error:")] == lines[-1:], err
+    return proc.returncode, lines[-1:]
 
 
 @pytest.mark.slow
