@@ -80,6 +80,17 @@ def layer_table(lc: dict) -> list[str]:
     return lines
 
 
+def _allocation(run: dict) -> str:
+    """How a device-cost prune step allocated channels (what explains the files' cost and accuracy)."""
+    dc = run.get("device_cost")
+    if not dc:
+        return ""
+    kept = ", ".join(f"{k} {v}/{dc['full'].get(k)}" for k, v in dc["counts"].items())
+    return (f"; channels kept by measured {dc['precision']} cost on {dc['device']}: {kept} (budget "
+            f"{dc['budget']:,.0f} {dc['metric']}, predicted {dc['predicted_cost']:,.0f}, measured "
+            f"{dc.get('measured_cost') or 0:,.0f}, unpruned {dc.get('measured_baseline_cost') or 0:,.0f})")
+
+
 def _measured(t: dict) -> str:
     if t["measured"] is None:
         return "not measured"
@@ -160,7 +171,8 @@ def render_markdown(summary: dict) -> str:
         for lc in g.get("layer_costs", []):
             out += layer_table(lc) + [""]
         for run in g.get("edgeprune_runs", []):
-            out += [f"All files of `{run['recipe']}` ({Path(run['recipe_path']).name}):", ""]
+            what = f" — {run['description']}" if run.get("description") else ""
+            out += [f"All files of `{run['recipe']}` ({Path(run['recipe_path']).name}{what}){_allocation(run)}:", ""]
             out += files_table(run, devices) + [""]
         missed += [f"{g['name']}: {t['target']} ({t.get('judged') or 'no file'}: {_measured(t)})"
                    for t in g["targets"] if t["met"] is False]

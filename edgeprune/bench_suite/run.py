@@ -99,8 +99,10 @@ def run_bench(suite: Suite, *, work_dir: Path, out_dir: Path, markdown: Path, co
         groups.append({
             "name": g.name, "budget": budgets[g.name], "targets_spec": g.targets.model_dump(),
             "baseline": _baseline(ref_result), "variants": variants,
-            "edgeprune_runs": [{"recipe": r["recipe"]["name"], "recipe_path": r["recipe_path"], "run_dir": r["run_dir"],
-                                "files": list(summ.files_of(r).values()), "steps": r["steps"], "seconds": r["seconds"]}
+            "edgeprune_runs": [{"recipe": r["recipe"]["name"], "description": r["recipe"].get("description", ""),
+                                "recipe_path": r["recipe_path"], "run_dir": r["run_dir"],
+                                "files": list(summ.files_of(r).values()), "steps": r["steps"], "seconds": r["seconds"],
+                                "device_cost": r.get("device_cost"), "shipped": summ.shipped(r)}
                                for r in mine if r["kind"] == "recipe"],
             "targets": summ.check_targets(variants, g.targets),
         })

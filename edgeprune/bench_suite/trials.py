@@ -62,6 +62,7 @@ def _run(recipe_path: Path, run_dir: Path, devices, log) -> dict:
                        for s in report["stages"]},
             "steps": [{k: s.get(k) for k in ("name", "status", "seconds", "reused_from")} for s in metrics["steps"]],
             "train_history": (metrics["steps"][0].get("history") or {}) if metrics["steps"] else {},
+            "device_cost": next((s["device_cost"] for s in metrics["steps"] if s.get("device_cost")), None),
             "seconds": metrics["run"].get("seconds")}
 
 

@@ -2,29 +2,19 @@
 
 The decision is a function of a per-layer cost table, ``{layer: float cost − int8 cost}`` on the
 device, in that device's metric (:mod:`edgeprune.harness.metric`): a layer stays float when float
-saves at least `MIN_SAVING` of the int8 file's cost. The table comes from
-:func:`measure_layer_deltas`, which measures in context: the int8 file, and one mixed file per
-conv / dense layer with only that layer float, each whole on the device (the difference then
-includes the QUANTIZE / DEQUANTIZE at that layer's edges). An isolated per-layer profile gives
-the same table shape and can be passed to :func:`choose_keep_float` instead. The combined file
-is measured again on the device by the benchmark step, and `precision: auto` keeps it only if
-it is the cheapest within the accuracy budget.
+saves at least `MIN_SAVING` of the int8 model's cost. The table comes from
+:func:`edgeprune.profiling.layer_costs` (each layer isolated with its real shapes and precision,
+measured on the device, cached per device in the cost table). What isolation cannot see, the
+QUANTIZE / DEQUANTIZE at a float layer's edges, is settled by measuring the mixed file whole:
+the benchmark step measures it on each device, and `precision: auto` keeps it only where it is
+the cheapest file within the accuracy budget.
 """
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
-from edgeprune.executor import get_executor
-from edgeprune.export.tflite import export_tflite
-from edgeprune.harness.backends import run_on_device
-from edgeprune.harness.metric import cost, device_metric
-from edgeprune.harness.profiles import get_profile
+from edgeprune.profiling import layer_costs
 from edgeprune.quantize.selective import compute_layers
 
-MIN_SAVING = 0.01  # a layer stays float when that saves ≥ 1% of the int8 file's cost
-# (runs, warm-up) per file: instructions repeat exactly under emulation, latency needs many timed runs
-EMULATED_RUNS, TIMED_RUNS = (3, 1), (200, 20)
+MIN_SAVING = 0.01  # a layer stays float when that saves ≥ 1% of the int8 model's cost
 
 
 def choose_keep_float(deltas: dict[str, float], int8_cost: float, min_saving: float = MIN_SAVING) -> list[str]:
@@ -33,32 +23,14 @@ def choose_keep_float(deltas: dict[str, float], int8_cost: float, min_saving: fl
     return sorted(keep, key=lambda layer: deltas[layer])
 
 
-def measure_file_trial(device: str, path: str) -> dict:
-    """Executor trial: one exported file measured whole on `device`; ``{"cost", "metric"}``."""
-    profile = get_profile(device)
-    runs, warmup = EMULATED_RUNS if profile.emulated else TIMED_RUNS
-    result = run_on_device(profile, Path(path), eval_npz=None, runs=runs, warmup=warmup)
-    metric = device_metric(profile.emulated)
-    return {"cost": cost(result, metric), "metric": metric.key}
-
-
-def measure_layer_deltas(model, device: str, calibration, candidates: list[str], *, executor=None,
-                         work_dir: Path | None = None) -> dict:
-    """Per-layer cost table on `device`, measured in context (see the module docstring).
-
-    Returns ``{"metric", "int8_cost", "deltas": {layer: float-only-this-layer cost − int8 cost}}``.
-    """
-    executor = executor or get_executor()
-    with tempfile.TemporaryDirectory(prefix="edgeprune-mixed-", dir=work_dir) as tmp:
-        files = {"": export_tflite(model, Path(tmp) / "int8.tflite", quant="int8", calibration=calibration)}
-        for i, layer in enumerate(candidates):
-            files[layer] = export_tflite(model, Path(tmp) / f"float-{i:03d}.tflite", quant="mixed",
-                                         calibration=calibration, keep_float=[layer])
-        results = executor.map(measure_file_trial, [{"device": device, "path": str(p)} for p in files.values()])
-    costs = dict(zip(files, (r["cost"] for r in results)))
-    int8_cost = costs.pop("")
-    return {"metric": results[0]["metric"], "int8_cost": int8_cost,
-            "deltas": {layer: c - int8_cost for layer, c in costs.items()}}
+def layer_deltas(model, device: str, calibration, *, executor=None) -> dict:
+    """The per-layer cost table on `device`: ``{"metric", "int8_cost", "float_cost", "deltas": {layer: float − int8}}``
+    for every conv / dense layer of `model` (costs from the profiler's isolated layers)."""
+    costs = layer_costs(model, device, ("float32", "int8"), calibration=calibration, executor=executor)
+    flt, q8 = costs["float32"], costs["int8"]
+    deltas = {layer: flt["layers"][layer] - q8["layers"][layer] for layer in compute_layers(model)
+              if layer in flt["layers"] and layer in q8["layers"]}
+    return {"metric": q8["metric"], "int8_cost": q8["whole"], "float_cost": flt["whole"], "deltas": deltas}
 
 
 def plan_mixed(model, devices: list[str], calibration, *, executor=None, log=print) -> list[dict]:
@@ -70,9 +42,9 @@ def plan_mixed(model, devices: list[str], calibration, *, executor=None, log=pri
     candidates = compute_layers(model)
     plans: dict[tuple, dict] = {}
     for device in devices:
-        table = measure_layer_deltas(model, device, calibration, candidates, executor=executor)
+        table = layer_deltas(model, device, calibration, executor=executor)
         keep = choose_keep_float(table["deltas"], table["int8_cost"])
-        fmt = "{:+,.0f}" if table["metric"] == "instructions_per_inference" else "{:+.4f}"
+        fmt = "{:+,.0f}" if table["metric"] == "instructions" else "{:+.4f}"
         shown = ", ".join(f"{k} {fmt.format(v)}" for k, v in table["deltas"].items())
         log(f"      {device}: float − int8 per layer ({table['metric']}): {shown} → keep float: {keep or 'none'}")
         if not keep or len(keep) == len(candidates):

@@ -54,8 +54,6 @@ def candidate_counts(size: int, min_kept: int, step: int = 4) -> list[int]:
         if k >= min_kept:
             out.add(k)
         k += step if k < 64 else (8 if k < 128 else (16 if k < 256 else 32))
-    if min_kept > 0 and not any(c < size for c in out) and min_kept < size:
-        out.add(min_kept)
     return sorted(out)
 
 
@@ -182,8 +180,9 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
                 options.append((lost / saved, lost, new_cost, grp.id, k))
         if not options:
             break
-        reaching = [o for o in options if o[2] <= limit]
-        pick = min(reaching, key=lambda o: (o[1], -o[2])) if reaching else min(options)
+        pick = min(options)
+        if pick[2] <= limit:  # the best step finishes: finish with the one that loses least
+            pick = min((o for o in options if o[2] <= limit), key=lambda o: (o[1], -o[2]))
         _, lost, cost, gid, k = pick
         steps.append({"group": groups_by_id(groups)[gid].sources[0], "from": counts[gid], "to": k,
                       "importance_lost": round(lost, 6), "cost": cost})

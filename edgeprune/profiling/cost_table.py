@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edgeprune import fileio
+from edgeprune.harness.metric import INSTRUCTIONS, device_metric
 from edgeprune.harness.profiles import DeviceProfile
 
 TABLE_SCHEMA_VERSION = 1
@@ -31,8 +32,9 @@ def cost_dir() -> Path:
 
 
 def metric_for(profile: DeviceProfile) -> str:
-    """Emulated boards count instructions (deterministic); real ones time it (p50 after warm-up, ms)."""
-    return "instructions" if profile.kind == "qemu" else "latency_ms"
+    """The table's name for the device metric (:func:`edgeprune.harness.metric.device_metric`):
+    emulated boards count instructions (deterministic); real ones time it (p50 after warm-up, ms)."""
+    return "instructions" if device_metric(profile.emulated) is INSTRUCTIONS else "latency_ms"
 
 
 def runtime_version(profile: DeviceProfile) -> str:

@@ -23,17 +23,21 @@ def model_key(data: bytes) -> str:
     return "model:" + hashlib.sha256(data).hexdigest()[:20]
 
 
-def unit_label(names: list[str], op: str, layer_names: set[str] | None = None) -> str:
-    """The Keras layer an op came from, read from its tensor names (``model/layer/Op;...``)."""
+def unit_label(names: list[str], op: str, layer_names: list[str] | None = None) -> str:
+    """The Keras layer an op came from, read from its tensor names (``model/layer/Op;...``).
+
+    With the model's layer names (in model order), a fused op (conv + BatchNorm + ReLU) is named
+    after the first of its layers, the conv; without them, after the first name in its output.
+    """
+    rank = {n: i for i, n in enumerate(layer_names)} if layer_names is not None else None
     for name in names:
-        for part in name.split(";"):
-            comps = part.split("/")
-            if layer_names is not None:
-                hit = next((c for c in comps if c in layer_names), None)
-                if hit:
-                    return hit
-            elif len(comps) >= 3:
-                return comps[1]
+        comps = [c for part in name.split(";") for c in part.split("/")[1:2 if rank is None else None]]
+        if rank is not None:
+            hits = [c for c in comps if c in rank]
+            if hits:
+                return min(hits, key=rank.get)
+        elif comps and len(name.split(";")[0].split("/")) >= 3:
+            return comps[0]
     return op.lower()
 
 
@@ -68,7 +72,7 @@ def profile_tflite(source, device: str | DeviceProfile, *, layer_names=None, exe
     if whole_key in missing:
         items[whole_key] = data
     measured = measure_missing(table, items, executor=executor, host=host)
-    names = set(layer_names) if layer_names is not None else None
+    names = list(layer_names) if layer_names is not None else None
     overhead, whole = table.get(EMPTY_KEY), table.get(whole_key)
     rows = []
     for u, sig in zip(units, sigs):

@@ -112,7 +112,11 @@ def op_units(model) -> list[OpUnit]:
         feeders = [producer[int(t)] for t in op.inputs if t >= 0 and producer.get(int(t)) in folded]
         inputs = [int(t) for t in op.inputs if t >= 0 and producer.get(int(t)) not in folded
                   and not is_const(model, sg.tensors[t])]
-        names = [tensor_name(sg.tensors[t]) for t in list(op.outputs) + list(op.inputs) if t >= 0]
+        # outputs, then weights, then activations: a model's last op writes a tensor named after the
+        # signature (StatefulPartitionedCall:0), and its activation input is named after the layer before
+        consts = [t for t in op.inputs if t >= 0 and (is_const(model, sg.tensors[t]) or producer.get(int(t)) in folded)]
+        order = list(op.outputs) + consts + [t for t in op.inputs if t >= 0 and t not in consts]
+        names = [tensor_name(sg.tensors[t]) for t in order]
         units.append(OpUnit(i, opcode_name(model, op), feeders + [i], inputs, [int(t) for t in op.outputs], names))
     return units
 

@@ -58,6 +58,7 @@ class PruneStep(Strict):
     finetune_epochs: int = Field(1, ge=0, description="fine-tuning epochs between gradual steps")
     sensitivity: bool = Field(False, description="scan per-group sensitivity and give fragile groups lower ratios")
     verify: bool = True
+    strict: bool = Field(False, description="stop at a layer the engine cannot follow instead of keeping its groups whole")
     recalibrate_bn: bool = Field(True, description="re-estimate BatchNorm moving statistics on training batches after surgery")
     allocation: Literal["ratio", "device_cost"] = Field(
         "ratio", description="ratio: the same ratio per group; device_cost: channels per group from measured device cost")

@@ -169,7 +169,8 @@ def step_prune(ctx: RunContext, spec) -> dict:
     ds = ctx.dataset
     kwargs = dict(criterion=spec.criterion, global_pruning=spec.global_pruning, round_to=spec.round_to,
                   min_channels=spec.min_channels, protect=spec.protect, protect_first=spec.protect_first,
-                  overrides=dict(spec.overrides), aggregate=spec.aggregate, dataset=ds, seed=ctx.recipe.seed)
+                  overrides=dict(spec.overrides), aggregate=spec.aggregate, dataset=ds, seed=ctx.recipe.seed,
+                  strict=spec.strict)
     result: dict = {"kind": "prune"}
     if spec.sensitivity:
         from edgeprune.strategies.sensitivity import sensitivity_overrides, sensitivity_scan

@@ -13,6 +13,7 @@ import yaml
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.harness.metric import cost, device_metric, ship_choice
+from edgeprune.report.device_cost import device_cost_section
 from edgeprune.report.pareto import pareto_front
 from edgeprune.report.schema import REPORT_SCHEMA_VERSION, validate_report
 from edgeprune.rundir import WEIGHTS_FILE, WeightsFile, read_metrics, read_model
@@ -62,6 +63,7 @@ def build_report(run_dir, *, weights: bool = True) -> dict:
         "pruning": pruning_section(run_dir, m, notes),
         "weights": None,
         "sensitivity": _sensitivity(run_dir, m, notes),
+        "device_cost": device_cost_section(run_dir, notes),
         "training": [{"step": s["name"], "history": s["history"]} for s in m.get("steps", []) if s.get("history")],
         "skipped_devices": [{"device": d.get("device", "?"), "reason": d.get("reason", "")} for d in m.get("skipped_devices", [])],
         "mobile": mobile_files(m),

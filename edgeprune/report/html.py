@@ -60,6 +60,8 @@ def report_figures(report: dict) -> dict[str, list[str]]:
     if w:
         out["weights"] = [figure_html(plots.weights_figure(w["layers"], w["before_stage"], w["after_stage"]),
                                       "|w| per layer: bars = before pruning (blue kept, red removed); line = after")]
+    if report.get("device_cost"):
+        out["device_cost"] = [figure_html(plots.device_cost_figure(report["device_cost"]), "cost per layer on the device, before and after")]
     if report.get("sensitivity"):
         out["sensitivity"] = [figure_html(plots.sensitivity_figure(report["sensitivity"]), "sensitivity curves")]
     if report.get("training"):

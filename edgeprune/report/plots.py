@@ -170,3 +170,11 @@ def training_figure(training: list[dict]) -> Figure | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig
+
+
+def device_cost_figure(dc: dict) -> Figure | None:
+    """Bars per layer, before and after (log scale: the first conv can dwarf the rest)."""
+    unit = "instructions" if dc["metric"] == "instructions" else "p50 latency (ms)"
+    layers = [{"name": l["layer"], "cost_before": l["before"], "cost_after": l["after"]} for l in dc["layers"]
+              if l["before"] is not None]
+    return _bars(layers, "cost", f"{unit} (log)", f"where the time goes on {dc['device']} ({dc['precision']})", log=True)

@@ -171,6 +171,31 @@ class MobileFile(_Strict):
     file_bytes: Optional[int] = None
     test_accuracy: Optional[float] = None
     why: str
+class LayerCost(_Strict):
+    layer: str
+    ops: list[str]
+    before: Optional[float] = None
+    after: Optional[float] = None
+
+
+class DeviceCost(_Strict):
+    """Per-layer cost on the device the prune step allocated for (profile.json)."""
+
+    device: str
+    cpu: str
+    precision: str
+    metric: str
+    budget: Optional[float] = None
+    predicted: Optional[float] = None
+    before_whole: float
+    after_whole: float
+    before_overhead: float
+    after_overhead: float
+    before_parts_over_whole: Optional[float] = None
+    after_parts_over_whole: Optional[float] = None
+    counts: dict[str, int] = {}
+    full: dict[str, int] = {}
+    layers: list[LayerCost]
 
 
 class Report(_Strict):
@@ -187,6 +212,7 @@ class Report(_Strict):
     pruning: Optional[Pruning] = None
     weights: Optional[Weights] = None
     sensitivity: Optional[Sensitivity] = None
+    device_cost: Optional[DeviceCost] = None
     training: list[TrainingCurve] = []
     skipped_devices: list[SkippedDevice] = []
     mobile: list[MobileFile] = []

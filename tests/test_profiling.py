@@ -1,0 +1,219 @@
+"""Per-op device cost: isolated ops that load, parts that add up to the whole, a cache that is used,
+candidate models that match a real export, and an allocation that follows (non-monotonic) cost."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgeprune.errors import DeviceError, EdgepruneError
+from edgeprune.keras import keras, layers
+from edgeprune.profiling import allocate as allocate_mod
+from edgeprune.profiling.api import export_bytes
+from edgeprune.profiling.cost_table import EMPTY_KEY, CostTable
+from edgeprune.profiling.profile import by_layer, profile_tflite
+from edgeprune.profiling.tflite_ops import isolate, op_units, read_model, unit_signature
+
+
+@pytest.fixture(autouse=True)
+def cost_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEPRUNE_COST_DIR", str(tmp_path / "cost"))
+
+
+def small_cnn(filters=16, size=24):
+    """conv (1→filters) → pool → conv → flatten → dense → softmax: enough work per op to time on the host."""
+    keras.utils.set_random_seed(0)
+    x = inp = keras.Input((size, size, 1), name="input")
+    x = layers.Conv2D(filters, 3, activation="relu", name="conv1")(x)
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    x = layers.Conv2D(32, 3, name="conv2")(x)
+    x = layers.BatchNormalization(name="bn2")(x)
+    x = layers.ReLU(name="relu2")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(64, activation="relu", name="fc1")(x)
+    x = layers.Dense(10, activation="softmax", name="fc2")(x)
+    return keras.Model(inp, x, name="small")
+
+
+def timing_cnn():
+    """Enough work per op (~0.2 ms in all) that the host's timer and a busy machine do not swamp it."""
+    keras.utils.set_random_seed(0)
+    x = inp = keras.Input((40, 40, 1), name="input")
+    x = layers.Conv2D(16, 3, activation="relu", name="conv1")(x)
+    x = layers.Conv2D(32, 3, name="conv2")(x)
+    x = layers.BatchNormalization(name="bn2")(x)
+    x = layers.ReLU(name="relu2")(x)
+    x = layers.MaxPooling2D(2, name="pool")(x)
+    x = layers.Conv2D(32, 3, activation="relu", name="conv3")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dense(10, activation="softmax", name="fc")(x)
+    return keras.Model(inp, x, name="timing")
+
+
+CAL = np.random.default_rng(0).random((16, 24, 24, 1)).astype("float32")
+
+
+def test_every_isolated_op_loads_and_keeps_its_shapes():
+    from ai_edge_litert.interpreter import Interpreter
+
+    m = small_cnn()
+    for precision in ("float32", "int8", "float16"):
+        model = read_model(export_bytes(m, precision, CAL))
+        units = op_units(model)
+        assert [u.op for u in units if u.op == "CONV_2D"] == ["CONV_2D", "CONV_2D"]  # BN and ReLU fused into conv2
+        if precision == "float16":  # the float16 weights' DEQUANTIZE travels with its conv
+            assert all(len(u.ops) == 2 for u in units if u.op in ("CONV_2D", "FULLY_CONNECTED"))
+        for u in units:
+            it = Interpreter(model_content=isolate(model, u))
+            it.allocate_tensors()
+            want = [list(model.subgraphs[0].tensors[t].shape) for t in u.inputs]
+            assert [list(d["shape"]) for d in it.get_input_details()] == want
+
+
+@pytest.mark.parametrize("precision", ["float32", pytest.param("int8", marks=pytest.mark.slow)])
+def test_candidate_ops_match_a_real_export_of_the_pruned_model(precision):
+    """The ops predicted for a channel count are the ops the converter writes for the pruned model."""
+    from edgeprune.profiling.variants import Variants
+    from edgeprune.pruning import prune
+    from edgeprune.pruning.api import analyse
+    from edgeprune.pruning.plan import build_plan
+
+    m = small_cnn()
+    an = analyse(m)
+    chosen = {grp.id: grp.prunable[: grp.size - max(4, grp.size // 3)] for grp in an.groups if grp.prunable}
+    variants = Variants(read_model(export_bytes(m, precision, CAL)), an.graph)
+    predicted = variants.signatures(variants.candidate({c for cs in chosen.values() for c in cs}))
+    pruned, _ = prune(m, plan=build_plan(an.graph, an.groups, chosen, {}, {"protect": []}, m))
+    real = read_model(export_bytes(pruned, precision, CAL))
+    assert predicted == [unit_signature(real, u) for u in op_units(real)]
+
+
+@pytest.mark.slow
+def test_host_parts_add_up_to_the_whole_and_the_table_is_reused(tmp_path, monkeypatch):
+    monkeypatch.setattr("edgeprune.profiling.measure.LATENCY_RUNS", 100)
+    path = tmp_path / "timing.tflite"
+    path.write_bytes(export_bytes(timing_cnn(), "float32"))
+    first = profile_tflite(path, "host", layer_names=["conv1", "conv2", "bn2", "relu2", "pool", "conv3", "gap", "fc"])
+    assert first["metric"] == "latency_ms" and first["measured_now"] == len(first["ops"]) + 2  # + whole + empty
+    assert first["within_tolerance"], f"parts/whole = {first['parts_over_whole']:.3f}"
+    assert [r["layer"] for r in by_layer(first)] == ["conv1", "conv2", "pool", "conv3", "gap", "fc"]
+
+    def no_device(*a, **k):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr("edgeprune.harness.batch.run_batch", no_device)
+    again = profile_tflite(path, "host")
+    assert again["measured_now"] == 0 and again["whole"] == first["whole"]
+
+
+def test_cost_table_is_per_device_and_runtime(tmp_path):
+    from edgeprune.harness.profiles import get_profile
+
+    a, b = CostTable(get_profile("qemu-aarch64")), CostTable(get_profile("qemu-aarch64-a76"))
+    assert a.path != b.path and a.key["cpu"] == "cortex-a72" and "ai-edge-litert" in a.key["runtime"]
+    a.add({"x": {"cost": 5.0}})
+    assert CostTable(get_profile("qemu-aarch64")).get("x") == 5.0 and "x" not in CostTable(get_profile("qemu-aarch64-a76"))
+
+
+# ---------------------------------------------------------------------------------------------
+# allocation on a fake cost table
+
+
+def fake_costs(conv_cost: dict[int, float]):
+    """measure_missing stand-in: CONV_2D costs conv_cost[out channels]; every other op 10; overhead 0."""
+    def measure(table, items, **_):
+        values = {EMPTY_KEY: {"cost": 0.0}}
+        for key, data in items.items():
+            model = read_model(data)
+            (u,) = op_units(model)
+            out = model.subgraphs[0].tensors[u.outputs[0]]
+            values[key] = {"cost": conv_cost[int(out.shape[-1])] if u.op == "CONV_2D" else 10.0}
+        table.add(values)
+        return len(values)
+    return measure
+
+
+def one_conv(filters=16, size=8):
+    keras.utils.set_random_seed(0)
+    x = inp = keras.Input((size, size, 1), name="input")
+    x = layers.Conv2D(filters, 3, name="conv1")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(10, activation="softmax", name="fc")(x)
+    return keras.Model(inp, x, name="one_conv")
+
+
+def test_allocation_picks_the_cheaper_channel_count_when_cost_is_not_monotonic(monkeypatch):
+    # 8 channels cost less than 4 (as a first conv 1→8 does on the A72 in float)
+    monkeypatch.setattr(allocate_mod, "measure_missing", fake_costs({4: 300.0, 8: 100.0, 12: 350.0, 16: 400.0}))
+    a = allocate_mod.allocate(one_conv(), "qemu-aarch64", {"instructions": 200}, precision="float32")
+    assert a.counts == {"conv1": 8} and a.met
+    assert a.predicted_cost == 100.0 + 10.0 * 3  # conv + reshape + fc + softmax (overhead 0)
+    assert a.plan.settings["allocation"] == "device_cost" and not a.plan.settings["protect_first"]
+    assert len(a.plan.removed["conv1"]) == 8
+
+
+def test_allocation_says_when_the_budget_cannot_be_met(monkeypatch):
+    monkeypatch.setattr(allocate_mod, "measure_missing", fake_costs({4: 300.0, 8: 100.0, 12: 350.0, 16: 400.0}))
+    a = allocate_mod.allocate(one_conv(), "qemu-aarch64", {"reduction": 100.0}, precision="float32")
+    assert not a.met and a.counts == {"conv1": 8}  # the cheapest reachable point, not the fewest channels
+
+
+def test_protect_first_stays_the_users_choice(monkeypatch):
+    monkeypatch.setattr(allocate_mod, "measure_missing", fake_costs({4: 300.0, 8: 100.0, 12: 350.0, 16: 400.0}))
+    a = allocate_mod.allocate(one_conv(), "qemu-aarch64", {"instructions": 200}, precision="float32", protect_first=True)
+    assert a.counts == {} and not a.met
+
+
+def test_budget_in_the_wrong_metric_is_one_clear_error(monkeypatch):
+    monkeypatch.setattr(allocate_mod, "measure_missing", fake_costs({4: 3.0, 8: 1.0, 12: 3.5, 16: 4.0}))
+    with pytest.raises(EdgepruneError, match="measures instructions, not latency_ms"):
+        allocate_mod.allocate(one_conv(), "qemu-aarch64", {"latency_ms": 1.0}, precision="float32")
+
+
+def test_candidate_counts_are_multiples_of_4_and_the_full_count():
+    assert allocate_mod.candidate_counts(20, 1) == [4, 8, 12, 16, 20]
+    assert allocate_mod.candidate_counts(50, 9) == [12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 50]
+    assert allocate_mod.candidate_counts(3, 1) == [3]
+
+
+# ---------------------------------------------------------------------------------------------
+# the emulated board
+
+
+def _require_qemu():
+    from edgeprune.harness.qemu import ensure_env
+
+    try:
+        ensure_env("aarch64", build=False)
+    except DeviceError as e:
+        pytest.skip(f"emulated aarch64 board not available: {e}")
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_emulated_parts_add_up_to_the_whole_and_the_table_is_reused():
+    """Instructions on the emulated A72: every op alone plus the overhead within 5% of the whole model."""
+    _require_qemu()
+    data = export_bytes(small_cnn(), "int8", CAL)  # ~0.5M instructions: on ~0.1M, isolating adds ~700 per op
+    first = profile_tflite(data, "qemu-aarch64")
+    assert first["metric"] == "instructions" and first["within_tolerance"], first["parts_over_whole"]
+    assert first["measured_now"] == len(first["ops"]) + 2
+    assert profile_tflite(data, "qemu-aarch64")["measured_now"] == 0
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_emulated_allocation_meets_its_budget_measured_on_the_pruned_model():
+    _require_qemu()
+    from edgeprune.pruning import prune
+
+    m = one_conv(filters=16, size=24)
+    a = allocate_mod.allocate(m, "qemu-aarch64", {"reduction": 1.5}, precision="int8", calibration=CAL)
+    assert a.met and a.measured_ops > 0 and a.counts["conv1"] < 16
+    pruned, _ = prune(m, plan=a.plan, protect_first=False)
+    after = profile_tflite(export_bytes(pruned, "int8", CAL), "qemu-aarch64")
+    assert after["whole"] <= a.budget, (after["whole"], a.budget)
+    assert after["measured_now"] == 1  # only the whole file: every op came from the table the allocation filled
+    again = allocate_mod.allocate(m, "qemu-aarch64", {"reduction": 1.5}, precision="int8", calibration=CAL)
+    assert again.measured_ops == 0 and again.counts == a.counts
