@@ -25,7 +25,8 @@ def _read_inputs(model_path: Path, output: Path, data: str | None):
 
 def prune_file(model_path: Path, output: Path, *, ratio: float, criterion: str, global_pruning: bool, round_to: int,
                min_channels: int, protect: list[str], protect_first: bool, data: str | None,
-               plan_path: Path | None, plan_out: Path | None, verify: bool, strict: bool = False) -> dict:
+               plan_path: Path | None, plan_out: Path | None, verify: bool, strict: bool = False,
+               device_cost: dict | None = None) -> dict:
     import sys
 
     from edgeprune.modelio import save_model
@@ -37,6 +38,11 @@ def prune_file(model_path: Path, output: Path, *, ratio: float, criterion: str, 
 
         require_single_io(loaded.model, "prune --verify")
     plan = PrunePlan.load(plan_path) if plan_path else None
+    if device_cost:  # channels per group from the device's measured per-op cost (edgeprune.profiling)
+        from edgeprune.profiling.cli import allocate_for_cli
+
+        plan = allocate_for_cli(loaded.model, dataset, criterion=criterion, protect=protect, min_channels=min_channels,
+                                protect_first=protect_first, **device_cost)
     pruned, plan = prune(loaded.model, ratio, criterion=criterion, global_pruning=global_pruning, round_to=round_to,
                          min_channels=min_channels, protect=protect, protect_first=protect_first, dataset=dataset,
                          plan=plan, strict=strict)

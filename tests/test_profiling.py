@@ -63,7 +63,7 @@ def test_every_isolated_op_loads_and_keeps_its_shapes():
         units = op_units(model)
         assert [u.op for u in units if u.op == "CONV_2D"] == ["CONV_2D", "CONV_2D"]  # BN and ReLU fused into conv2
         if precision == "float16":  # the float16 weights' DEQUANTIZE travels with its conv
-            assert all(len(u.ops) == 2 for u in units if u.op in ("CONV_2D", "FULLY_CONNECTED"))
+            assert all(len(u.ops) >= 2 for u in units if u.op in ("CONV_2D", "FULLY_CONNECTED"))
         for u in units:
             it = Interpreter(model_content=isolate(model, u))
             it.allocate_tensors()
@@ -71,7 +71,8 @@ def test_every_isolated_op_loads_and_keeps_its_shapes():
             assert [list(d["shape"]) for d in it.get_input_details()] == want
 
 
-@pytest.mark.parametrize("precision", ["float32", pytest.param("int8", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("precision", ["float32", pytest.param("int8", marks=pytest.mark.slow),
+                                       pytest.param("mixed", marks=pytest.mark.slow)])
 def test_candidate_ops_match_a_real_export_of_the_pruned_model(precision):
     """The ops predicted for a channel count are the ops the converter writes for the pruned model."""
     from edgeprune.profiling.variants import Variants
@@ -82,10 +83,11 @@ def test_candidate_ops_match_a_real_export_of_the_pruned_model(precision):
     m = small_cnn()
     an = analyse(m)
     chosen = {grp.id: grp.prunable[: grp.size - max(4, grp.size // 3)] for grp in an.groups if grp.prunable}
-    variants = Variants(read_model(export_bytes(m, precision, CAL)), an.graph)
+    keep = ["conv1"] if precision == "mixed" else []  # int8 with a float first conv
+    variants = Variants(read_model(export_bytes(m, precision, CAL, keep)), an.graph)
     predicted = variants.signatures(variants.candidate({c for cs in chosen.values() for c in cs}))
     pruned, _ = prune(m, plan=build_plan(an.graph, an.groups, chosen, {}, {"protect": []}, m))
-    real = read_model(export_bytes(pruned, precision, CAL))
+    real = read_model(export_bytes(pruned, precision, CAL, keep))
     assert predicted == [unit_signature(real, u) for u in op_units(real)]
 
 
@@ -217,3 +219,52 @@ def test_emulated_allocation_meets_its_budget_measured_on_the_pruned_model():
     assert after["measured_now"] == 1  # only the whole file: every op came from the table the allocation filled
     again = allocate_mod.allocate(m, "qemu-aarch64", {"reduction": 1.5}, precision="int8", calibration=CAL)
     assert again.measured_ops == 0 and again.counts == a.counts
+
+
+def test_several_limits_are_all_met(monkeypatch):
+    monkeypatch.setattr(allocate_mod, "measure_missing", fake_costs({4: 300.0, 8: 100.0, 12: 350.0, 16: 400.0}))
+    a = allocate_mod.allocate(one_conv(), "qemu-aarch64", {"instructions": 1000, "size_kb": 8.0}, precision="float32")
+    # the size limit binds: 4 channels, though 8 would need fewer instructions
+    assert a.met and a.predicted["size_kb"] <= 8.0 and a.counts == {"conv1": 4}
+    assert a.predicted["instructions"] == 300.0 + 30.0
+    assert set(a.limits) == {"instructions", "size_kb"}
+
+
+def test_report_shows_where_the_time_goes(tmp_path):
+    """The report reads profile.json (written by the prune step) into a per-layer table, before and after."""
+    from edgeprune.report.device_cost import device_cost_section
+    from edgeprune.report.sections import device_cost
+
+    def prof(conv, fc):
+        return {"cpu": "cortex-a72", "metric": "instructions", "whole": 10 + conv + fc, "overhead": 10,
+                "parts_over_whole": 1.0, "ops": [{"layer": "conv1", "op": "CONV_2D", "cost": conv},
+                                                 {"layer": "fc", "op": "FULLY_CONNECTED", "cost": fc}]}
+    (tmp_path / "profile.json").write_text(json.dumps({
+        "device": "qemu-aarch64", "precision": "float32", "before": prof(900, 90), "after": prof(150, 40),
+        "allocation": {"budget": 250, "predicted": {"instructions": 201}, "counts": {"conv1": 8}, "full": {"conv1": 20}}}))
+    notes = []
+    dc = device_cost_section(tmp_path, notes)
+    assert not notes and dc["predicted"] == 201 and [l["layer"] for l in dc["layers"]] == ["conv1", "fc"]
+    s = device_cost({"device_cost": dc})
+    assert s.tables[0].rows[0] == ["conv1", "CONV_2D", "900", "90.0%", "150"]
+    assert any("measured 200 (met)" in b for b in s.bullets) and any("conv1 8/20" in b for b in s.bullets)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"allocation": "device_cost", "device": "host"}, "needs device and budget"),
+    ({"allocation": "device_cost", "device": "host", "budget": {"latency_ms": 0.1}, "schedule": "linear"},
+     "drop schedule"),
+    ({"allocation": "device_cost", "device": "host", "budget": {"reduction": 2}, "precision": "mixed"},
+     "keep_float go together"),
+    ({"budget": {"reduction": 2}}, "belong to allocation: device_cost"),
+])
+def test_recipe_refuses_incomplete_device_cost_settings(settings, message):
+    from pydantic import ValidationError
+
+    from edgeprune.recipe.schema import PruneStep
+
+    with pytest.raises(ValidationError, match=message):
+        PruneStep.model_validate(settings)
+    ok = PruneStep.model_validate({"allocation": "device_cost", "device": "qemu-aarch64", "precision": "mixed",
+                                   "keep_float": ["conv1"], "budget": {"instructions": 3e5, "size_kb": 28}})
+    assert ok.budget == {"instructions": 3e5, "size_kb": 28}

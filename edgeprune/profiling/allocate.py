@@ -32,17 +32,21 @@ class Allocation:
     plan: object                    # PrunePlan
     counts: dict[str, int]          # first source layer of each group -> channels kept
     full: dict[str, int]
-    metric: str                     # instructions | latency_ms | size_kb
+    metric: str                     # the first limit's metric: instructions | latency_ms | size_kb
     baseline_cost: float            # the unpruned model at this precision, predicted from the table
     predicted_cost: float
-    budget: float
-    met: bool
+    budget: float                   # the limit on `metric`
+    met: bool                       # every limit met
     measured_ops: int
+    limits: dict[str, float] = field(default_factory=dict)          # metric -> limit
+    predicted: dict[str, float] = field(default_factory=dict)       # metric -> predicted cost
+    baseline: dict[str, float] = field(default_factory=dict)
     steps: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
         return {"metric": self.metric, "baseline_cost": self.baseline_cost, "predicted_cost": self.predicted_cost,
                 "budget": self.budget, "met": self.met, "reduction": self.baseline_cost / max(self.predicted_cost, 1e-12),
+                "limits": self.limits, "predicted": self.predicted, "baseline": self.baseline,
                 "counts": self.counts, "full": self.full, "measured_ops": self.measured_ops, "steps": self.steps}
 
 
@@ -58,13 +62,18 @@ def candidate_counts(size: int, min_kept: int, step: int = 4) -> list[int]:
 
 
 class CostModel:
-    """Predicted cost of channel-count candidates, from the table (measuring what it lacks)."""
+    """Predicted costs of channel-count candidates: the device metric from the table (measuring what
+    it lacks) and/or the candidate file's size."""
 
-    def __init__(self, variants, table: CostTable, metric: str, executor=None, host=None, log=None):
-        self.variants, self.table, self.metric = variants, table, metric
+    def __init__(self, variants, table: CostTable, metrics: tuple[str, ...], executor=None, host=None, log=None):
+        self.variants, self.table, self.metrics = variants, table, metrics
         self.executor, self.host, self.log = executor, host, log or (lambda *_: None)
-        self.memo: dict[tuple, float] = {}
+        self.memo: dict[tuple, dict] = {}
         self.measured = 0
+
+    @property
+    def on_device(self) -> bool:
+        return self.table.metric in self.metrics
 
     def _pending(self, removed_sets) -> dict:
         """{signature: isolated bytes} for the ops of these candidates that the table lacks."""
@@ -77,50 +86,67 @@ class CostModel:
         return items
 
     def prefetch(self, removed_sets) -> None:
-        if self.metric == "size_kb":
+        if not self.on_device:
             return
         items = self._pending(removed_sets)
         if items or EMPTY_KEY not in self.table:
             self.log(f"measuring {len(items)} isolated ops on {self.table.profile.name}")
             self.measured += measure_missing(self.table, items, executor=self.executor, host=self.host)
 
-    def cost(self, key: tuple, removed) -> float:
+    def cost(self, key: tuple, removed) -> dict[str, float]:
         if key in self.memo:
             return self.memo[key]
         model = self.variants.candidate(removed)
-        if self.metric == "size_kb":
-            value = len(write_model(model)) / 1024
-        else:
+        value = {}
+        if "size_kb" in self.metrics:
+            value["size_kb"] = len(write_model(model)) / 1024
+        if self.on_device:
             sigs = self.variants.signatures(model)
             if self.table.missing(sigs):
                 self.prefetch([removed])
-            value = self.table.get(EMPTY_KEY) + sum(net_cost(self.table, s) for s in sigs)
+            value[self.table.metric] = self.table.get(EMPTY_KEY) + sum(net_cost(self.table, s) for s in sigs)
         self.memo[key] = value
         return value
 
 
-def _budget_value(budget: dict, baseline: float) -> tuple[str | None, float]:
-    if len(budget) != 1:
-        raise EdgepruneError(f"device budget {budget} must give exactly one limit",
+def budget_limits(budget: dict, device_metric: str) -> dict[str, float | tuple]:
+    """{metric: limit}; a reduction becomes ("reduction", r) on the device's metric, resolved once the baseline is known."""
+    if not budget:
+        raise EdgepruneError("the device budget is empty",
                              "e.g. {instructions: 300000}, {latency_ms: 0.05}, {size_kb: 20} or {reduction: 6.0}")
-    (key, value), = budget.items()
-    if key not in BUDGET_KEYS or not value or value <= 0:
-        raise EdgepruneError(f"device budget {key}: {value} is not a positive limit of {', '.join(BUDGET_KEYS)}",
-                             "e.g. {reduction: 6.0} (6× below the unpruned model at this precision)")
-    if key == "reduction":
-        return None, baseline / float(value)
-    return key, float(value)
+    limits: dict = {}
+    for key, value in budget.items():
+        if key not in BUDGET_KEYS or not value or value <= 0:
+            raise EdgepruneError(f"device budget {key}: {value} is not a positive limit of {', '.join(BUDGET_KEYS)}",
+                                 "e.g. {reduction: 6.0} (6× below the unpruned model at this precision)")
+        if key in ("instructions", "latency_ms") and key != device_metric:
+            raise EdgepruneError(f"the device measures {device_metric}, not {key}",
+                                 f"give the budget as {{{device_metric}: ...}} or {{reduction: r}}")
+        metric = device_metric if key == "reduction" else key
+        if metric in limits:
+            raise EdgepruneError(f"device budget {budget} limits {metric} twice", "keep one of the two")
+        limits[metric] = ("reduction", float(value)) if key == "reduction" else float(value)
+    return limits
+
+
+def excess(costs: dict, limits: dict) -> float:
+    """How far over budget, summed over the limits as fractions (0: every limit met)."""
+    return sum(max(0.0, costs[m] / lim - 1.0) for m, lim in limits.items())
 
 
 def allocate(model, device: str, budget: dict, *, precision: str = "int8", criterion: str = "l1", dataset=None,
              calibration=None, protect=(), protect_first: bool = False, min_channels: int = 1,
              max_group_ratio: float = 0.95, step: int = 4, aggregate: str = "mean", seed: int = 0,
-             executor=None, host: str | None = None, log=None) -> Allocation:
+             keep_float=(), template: bytes | None = None, executor=None, host: str | None = None,
+             log=None) -> Allocation:
     """Choose channels per group for `device` under `budget`; returns an :class:`Allocation` with its PrunePlan.
 
-    budget: one of ``{instructions: N}`` (emulated boards), ``{latency_ms: x}`` (host, SSH boards),
-    ``{size_kb: s}`` (file size at this precision) or ``{reduction: r}`` (r× below the unpruned model
-    in the device's own metric).  The plan replays with :func:`edgeprune.pruning.prune` (``plan=``).
+    budget: one or more of ``instructions`` (emulated boards), ``latency_ms`` (host, SSH boards),
+    ``size_kb`` (file size) and ``reduction`` (r× below the unpruned model in the device's metric),
+    all to be met, e.g. ``{instructions: 300000, size_kb: 28}``.  precision ``mixed``: int8 with the
+    `keep_float` layers float.  template: the exported unpruned model to cost, if not `model`
+    exported at `precision`.
+    The plan replays with :func:`edgeprune.pruning.prune` (``plan=``).
     """
     from edgeprune.harness.profiles import get_profile
     from edgeprune.profiling.api import export_bytes, precision_name
@@ -130,17 +156,20 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
     from edgeprune.pruning.plan import build_plan
 
     log = log or (lambda *_: None)
-    precision = precision_name(precision)
+    precision = precision_name(precision) if template is None else precision
     if not 0.0 < max_group_ratio < 1.0:
         raise EdgepruneError(f"max_group_ratio {max_group_ratio} is not in (0, 1)", "e.g. 0.95")
     profile = get_profile(device)
     table = CostTable(profile)
+    limits = budget_limits(budget, table.metric)
     an = analyse(model, protect=list(protect), protect_first=protect_first)
     g = an.graph
     scores = compute_scores(g, criterion, dataset=dataset, aggregate=aggregate, seed=seed)
-    if calibration is None and precision == "int8" and dataset is not None:
-        calibration = dataset.calibration_samples(200, seed=seed)
-    variants = Variants(read_model(export_bytes(model, precision, calibration)), g)
+    if template is None:
+        if calibration is None and precision in ("int8", "mixed") and dataset is not None:
+            calibration = dataset.calibration_samples(200, seed=seed)
+        template = export_bytes(model, precision, calibration, keep_float)
+    variants = Variants(read_model(template), g)
 
     groups = [grp for grp in an.groups if grp.prunable]
     order = {grp.id: sorted(grp.prunable, key=lambda c: (scores.get(c, 0.0), c)) for grp in groups}
@@ -156,42 +185,41 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
     def key(counts):
         return tuple(counts[grp.id] for grp in groups)
 
-    metric = "size_kb" if "size_kb" in budget else table.metric
-    cm = CostModel(variants, table, metric, executor=executor, host=host, log=log)
+    cm = CostModel(variants, table, tuple(limits), executor=executor, host=host, log=log)
     full = {grp.id: grp.size for grp in groups}
     _prefetch_grid(cm, groups, cands, full, removed_for)
-    baseline = cm.cost(key(full), removed_for(full))
-    want_key, limit = _budget_value(budget, baseline)
-    if want_key is not None and want_key != metric:
-        raise EdgepruneError(f"device {profile.name} measures {metric}, not {want_key}",
-                             f"give the budget as {{{metric}: ...}} or {{reduction: r}}")
+    base = cm.cost(key(full), removed_for(full))
+    limits = {m: (base[m] / lim[1] if isinstance(lim, tuple) else lim) for m, lim in limits.items()}
 
-    counts, cost, steps = dict(full), baseline, []
-    while cost > limit:
+    counts, cost, steps = dict(full), base, []
+    while excess(cost, limits) > 0:
+        over = excess(cost, limits)
         options = []
         for grp in groups:
             for k in (c for c in cands[grp.id] if c < counts[grp.id]):
                 trial = {**counts, grp.id: k}
                 new_cost = cm.cost(key(trial), removed_for(trial))
-                saved = cost - new_cost
+                saved = over - excess(new_cost, limits)
                 if saved <= 0:
                     continue
                 lost = sum(scores.get(c, 0.0) for c in order[grp.id][grp.size - counts[grp.id]:grp.size - k]) / total[grp.id]
-                options.append((lost / saved, lost, new_cost, grp.id, k))
+                options.append((lost / saved, lost, excess(new_cost, limits), grp.id, k, new_cost))
         if not options:
             break
-        pick = min(options)
-        if pick[2] <= limit:  # the best step finishes: finish with the one that loses least
-            pick = min((o for o in options if o[2] <= limit), key=lambda o: (o[1], -o[2]))
-        _, lost, cost, gid, k = pick
+        pick = min(options, key=lambda o: o[:3])
+        if pick[2] <= 0:  # the best step finishes: finish with the one that loses least
+            pick = min((o for o in options if o[2] <= 0), key=lambda o: (o[1], o[0]))
+        _, lost, _, gid, k, cost = pick
         steps.append({"group": groups_by_id(groups)[gid].sources[0], "from": counts[gid], "to": k,
                       "importance_lost": round(lost, 6), "cost": cost})
         counts[gid] = k
-        log(f"  {steps[-1]['group']}: {steps[-1]['from']} → {k} channels, predicted {metric} {cost:,.6g}")
+        log(f"  {steps[-1]['group']}: {steps[-1]['from']} → {k} channels, predicted "
+            + ", ".join(f"{m} {v:,.6g}" for m, v in cost.items()))
 
     chosen = {grp.id: order[grp.id][:grp.size - counts[grp.id]] for grp in groups if counts[grp.id] < grp.size}
     settings = {"allocation": "device_cost", "device": profile.name, "cpu": profile.cpu, "precision": precision,
-                "budget": dict(budget), "criterion": criterion, "aggregate": aggregate, "step": step,
+                "keep_float": list(keep_float),
+                "budget": dict(budget), "limits": limits, "criterion": criterion, "aggregate": aggregate, "step": step,
                 "min_channels": min_channels, "max_group_ratio": max_group_ratio, "protect": list(protect),
                 "protect_first": protect_first, "seed": seed, "ratio": None, "round_to": step}
     if protect_first:
@@ -200,9 +228,11 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
         settings["protect"] = [*settings["protect"], first_weight_layer(model)]
     plan = build_plan(g, an.groups, chosen, scores, settings, model)
     by_id = groups_by_id(groups)
+    primary = next(iter(limits))
     return Allocation(plan=plan, counts={by_id[i].sources[0]: counts[i] for i in counts},
-                      full={by_id[i].sources[0]: full[i] for i in full}, metric=metric, baseline_cost=baseline,
-                      predicted_cost=cost, budget=limit, met=cost <= limit, measured_ops=cm.measured, steps=steps)
+                      full={by_id[i].sources[0]: full[i] for i in full}, metric=primary, baseline_cost=base[primary],
+                      predicted_cost=cost[primary], budget=limits[primary], met=excess(cost, limits) <= 0,
+                      measured_ops=cm.measured, limits=limits, predicted=cost, baseline=base, steps=steps)
 
 
 def groups_by_id(groups) -> dict:
@@ -215,7 +245,7 @@ def _prefetch_grid(cm: CostModel, groups, cands, full, removed_for) -> None:
     Which groups an op depends on is found by moving one group at a time; the grid of an op is the
     product of its groups' candidate counts.  Beyond GRID_LIMIT variants the rest is measured lazily.
     """
-    if cm.metric == "size_kb" or not groups:
+    if not cm.on_device or not groups:
         return
     base_sigs = cm.variants.signatures(cm.variants.candidate(removed_for(full)))
     touches = {i: [] for i in range(len(base_sigs))}

@@ -6,7 +6,7 @@ from pathlib import Path
 from edgeprune.errors import EdgepruneError
 
 # precision name → the TFLite converter mode of edgeprune.export.tflite
-PRECISIONS = {"float32": "none", "float16": "fp16", "int8": "int8"}
+PRECISIONS = {"float32": "none", "float16": "fp16", "int8": "int8", "mixed": "mixed"}
 ALIASES = {"none": "float32", "float": "float32", "fp32": "float32", "fp16": "float16"}
 
 
@@ -17,24 +17,27 @@ def precision_name(p: str) -> str:
     return name
 
 
-def export_bytes(model, precision: str, calibration=None) -> bytes:
-    """The .tflite bytes of a Keras model at `precision` (int8: calibrated on `calibration` samples)."""
+def export_bytes(model, precision: str, calibration=None, keep_float=()) -> bytes:
+    """The .tflite bytes of a Keras model at `precision` (int8, mixed: calibrated on `calibration` samples;
+    mixed: int8 with the `keep_float` layers float)."""
     from edgeprune.export.tflite import convert_tflite
 
     precision = precision_name(precision)
-    if precision == "int8" and calibration is None:
-        raise EdgepruneError("an int8 profile needs calibration samples",
+    if precision in ("int8", "mixed") and calibration is None:
+        raise EdgepruneError(f"a {precision} profile needs calibration samples",
                              "pass --data (the dataset the model was trained on) or calibration=")
-    return convert_tflite(model, quant=PRECISIONS[precision], calibration=calibration if precision == "int8" else None)
+    quantized = precision in ("int8", "mixed")
+    return convert_tflite(model, quant=PRECISIONS[precision], calibration=calibration if quantized else None,
+                          keep_float=tuple(keep_float) if precision == "mixed" else ())
 
 
 def profile_model(model, device: str, precision: str = "float32", *, calibration=None, executor=None,
-                  host: str | None = None) -> dict:
+                  host: str | None = None, keep_float=()) -> dict:
     """:func:`edgeprune.profiling.profile.profile_tflite` of a Keras model exported at `precision`."""
     from edgeprune.profiling.profile import profile_tflite
 
     precision = precision_name(precision)
-    data = export_bytes(model, precision, calibration)
+    data = export_bytes(model, precision, calibration, keep_float)
     result = profile_tflite(data, device, layer_names=[l.name for l in model.layers], executor=executor, host=host)
     return {**result, "precision": precision}
 

@@ -27,19 +27,26 @@ def device_cost_prune(ctx, spec, model):
     alloc = allocate(model, spec.device, dict(spec.budget), precision=spec.precision, criterion=spec.criterion,
                      dataset=ds, calibration=calibration, protect=spec.protect, protect_first=protect_first,
                      min_channels=spec.min_channels, max_group_ratio=spec.max_group_ratio, aggregate=spec.aggregate,
-                     seed=ctx.recipe.seed, executor=executor, log=lambda m: ctx.log(f"      {m}"))
+                     seed=ctx.recipe.seed, keep_float=spec.keep_float, executor=executor,
+                     log=lambda m: ctx.log(f"      {m}"))
     pruned, plan = prune(model, plan=alloc.plan, protect_first=False)
-    before = profile_model(model, spec.device, spec.precision, calibration=calibration, executor=executor)
-    after = profile_model(pruned, spec.device, spec.precision, calibration=calibration, executor=executor)
+    before = profile_model(model, spec.device, spec.precision, calibration=calibration, executor=executor,
+                           keep_float=spec.keep_float)
+    after = profile_model(pruned, spec.device, spec.precision, calibration=calibration, executor=executor,
+                          keep_float=spec.keep_float)
     summary = alloc.summary()
+    metric = before["metric"]
+    summary["budget"] = alloc.limits.get(metric)  # the limit on the device's own metric, if any
     summary["measured_cost"] = after["whole"]
     summary["measured_baseline_cost"] = before["whole"]
-    summary["measured_met"] = summary["metric"] == "size_kb" or after["whole"] <= alloc.budget
+    summary["measured_file_kb"] = after["file_bytes"] / 1024
+    summary["measured_met"] = (after["whole"] <= alloc.limits.get(metric, float("inf"))
+                               and summary["measured_file_kb"] <= alloc.limits.get("size_kb", float("inf")))
     ctx.path(PROFILE_FILE).write_text(json.dumps({"device": spec.device, "precision": spec.precision,
                                                   "allocation": summary, "before": before, "after": after}, indent=1))
-    short = {k: summary[k] for k in ("metric", "budget", "predicted_cost", "measured_cost", "measured_baseline_cost",
-                                     "met", "measured_met", "counts", "full")}
+    short = {k: summary[k] for k in ("limits", "predicted", "measured_cost", "measured_baseline_cost",
+                                     "measured_file_kb", "met", "measured_met", "counts", "full")}
     if not summary["met"]:
-        ctx.log(f"      warning: no channel counts reach the budget on {spec.device}; kept the cheapest found "
-                f"({summary['predicted_cost']:,.6g} {summary['metric']} > {alloc.budget:,.6g})")
+        ctx.log(f"      warning: no channel counts meet every limit on {spec.device}; kept the cheapest found "
+                f"(predicted {summary['predicted']}, limits {alloc.limits})")
     return pruned, plan, {**short, "device": spec.device, "precision": spec.precision, "profile_path": PROFILE_FILE}

@@ -64,8 +64,9 @@ class PruneStep(Strict):
         "ratio", description="ratio: the same ratio per group; device_cost: channels per group from measured device cost")
     device: Optional[str] = Field(None, description="device_cost: the device whose per-op cost table decides")
     budget: Optional[dict[Literal["instructions", "latency_ms", "size_kb", "reduction"], float]] = Field(
-        None, description="device_cost: one limit, e.g. {instructions: 300000} or {reduction: 6.0} (× below unpruned)")
-    precision: Literal["float32", "float16", "int8"] = Field("int8", description="device_cost: the precision to cost")
+        None, description="device_cost: limits all to be met, e.g. {instructions: 300000, size_kb: 28} or {reduction: 6.0}")
+    precision: Literal["float32", "float16", "int8", "mixed"] = Field("int8", description="device_cost: the precision to cost")
+    keep_float: list[str] = Field([], description="device_cost with precision mixed: the layers kept float")
     max_group_ratio: float = Field(0.95, gt=0.0, lt=1.0, description="device_cost: most of a group that may go")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -76,13 +77,15 @@ class PruneStep(Strict):
             if not self.device or not self.budget:
                 raise ValueError("allocation device_cost needs device and budget, e.g. "
                                  "{device: qemu-aarch64, budget: {reduction: 6.0}}")
-            if len(self.budget) != 1 or any(v <= 0 for v in self.budget.values()):
-                raise ValueError("budget gives exactly one positive limit")
+            if any(v <= 0 for v in self.budget.values()):
+                raise ValueError("budget limits must be positive")
             if self.schedule != "oneshot" or self.sensitivity or self.global_pruning or self.overrides:
                 raise ValueError("allocation device_cost chooses every group's channels itself: "
                                  "drop schedule, sensitivity, global and overrides")
-        elif self.device or self.budget:
-            raise ValueError("device and budget belong to allocation: device_cost")
+            if (self.precision == "mixed") != bool(self.keep_float):
+                raise ValueError("precision mixed and keep_float go together, e.g. {precision: mixed, keep_float: [conv1]}")
+        elif self.device or self.budget or self.keep_float:
+            raise ValueError("device, budget and keep_float belong to allocation: device_cost")
         return self
 
     @field_validator("overrides")

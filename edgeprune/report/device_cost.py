@@ -30,7 +30,8 @@ def device_cost_section(run_dir: Path, notes: list[str]) -> dict | None:
         layers += [{"layer": name, "ops": row["ops"], "before": None, "after": row["cost"]}
                    for name, row in la.items() if name not in lb]
         return {"device": d["device"], "cpu": before.get("cpu", ""), "precision": d["precision"],
-                "metric": before["metric"], "budget": alloc.get("budget"), "predicted": alloc.get("predicted_cost"),
+                "metric": before["metric"], "budget": alloc.get("budget"),
+                "predicted": (alloc.get("predicted") or {}).get(before["metric"], alloc.get("predicted_cost")),
                 "before_whole": before["whole"], "after_whole": after["whole"],
                 "before_overhead": before["overhead"], "after_overhead": after["overhead"],
                 "before_parts_over_whole": before["parts_over_whole"], "after_parts_over_whole": after["parts_over_whole"],

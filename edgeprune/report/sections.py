@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgeprune.harness.metric import INSTRUCTIONS, RULE, cost, device_metric
-from edgeprune.report.device_cost import fmt_cost
+from edgeprune.report.device_cost import fmt_cost as fmt_layer_cost
 from edgeprune.report.table import DASH, cells, columns, fmt_acc, fmt_device, fmt_format, fmt_int, fmt_ms
 
 LEGEND = (f"★ = on the accuracy-vs-cost Pareto front of its device ({RULE}). test acc: the exported file on the run's "
@@ -216,9 +216,9 @@ def device_cost(report: dict) -> Section | None:
     rows = []
     for l in dc["layers"]:
         share = f"{l['before'] / dc['before_whole']:.1%}" if l["before"] is not None and dc["before_whole"] else "—"
-        rows.append([l["layer"], " ".join(l["ops"]), fmt_cost(m, l["before"]), share, fmt_cost(m, l["after"])])
-    rows.append(["(per-invoke overhead)", "", fmt_cost(m, dc["before_overhead"]), "", fmt_cost(m, dc["after_overhead"])])
-    rows.append(["whole model, measured", "", fmt_cost(m, dc["before_whole"]), "100%", fmt_cost(m, dc["after_whole"])])
+        rows.append([l["layer"], " ".join(l["ops"]), fmt_layer_cost(m, l["before"]), share, fmt_layer_cost(m, l["after"])])
+    rows.append(["(per-invoke overhead)", "", fmt_layer_cost(m, dc["before_overhead"]), "", fmt_layer_cost(m, dc["after_overhead"])])
+    rows.append(["whole model, measured", "", fmt_layer_cost(m, dc["before_whole"]), "100%", fmt_layer_cost(m, dc["after_whole"])])
     text = (f"Cost of every layer on {dc['device']} ({dc['cpu']}), {dc['precision']}: each op isolated with its real "
             f"shapes and quantization and measured alone, minus the per-invoke overhead of an empty model. "
             f"Parts + overhead over the whole model: {dc['before_parts_over_whole']:.3f} before, "
@@ -226,8 +226,8 @@ def device_cost(report: dict) -> Section | None:
     bullets = []
     if dc.get("budget") is not None:
         met = "met" if dc["after_whole"] <= dc["budget"] else "NOT met"
-        bullets.append(f"budget {fmt_cost(m, dc['budget'])} {unit}: predicted {fmt_cost(m, dc['predicted'])}, "
-                       f"measured {fmt_cost(m, dc['after_whole'])} ({met}); "
+        bullets.append(f"budget {fmt_layer_cost(m, dc['budget'])} {unit}: predicted {fmt_layer_cost(m, dc['predicted'])}, "
+                       f"measured {fmt_layer_cost(m, dc['after_whole'])} ({met}); "
                        f"{dc['before_whole'] / max(dc['after_whole'], 1e-12):.2f}× below the unpruned model")
     if dc.get("counts"):
         bullets.append("channels kept per group: " + ", ".join(f"{k} {v}/{dc['full'].get(k, '?')}"
