@@ -59,9 +59,11 @@ def run_cmd(
 ) -> None:
     """Run a recipe end to end into one run directory (re-running reuses cached steps)."""
     from edgeprune.progress import echo
-    from edgeprune.recipe import run_recipe
+    from edgeprune.recipe.schema import check_model_file, load_recipe
 
     _require_file(recipe, "recipe")
+    check_model_file(model or load_recipe(recipe).model)  # a bad recipe is refused before TensorFlow loads
+    from edgeprune.recipe import run_recipe
 
     run_dir = run_recipe(recipe, out_dir=out, model=model, devices=device or None, overwrite=overwrite, log=echo)
     _print_summary(run_dir)

@@ -9,9 +9,30 @@ import tempfile
 from pathlib import Path
 
 
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def umask_permissions(path) -> None:
+    """chmod `path` (a folder: everything in it) to what the umask gives any new file (0666/0777 less the umask);
+    :mod:`tempfile` makes its files private (0600, folders 0700)."""
+    path = Path(path)
+    mask = current_umask()
+    if path.is_dir():
+        for root, _, files in os.walk(path):
+            os.chmod(root, 0o777 & ~mask)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o666 & ~mask)
+    else:
+        os.chmod(path, 0o666 & ~mask)
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str | None = None):
-    """Yield a temporary path next to `path`; it replaces `path` only if the block succeeds and wrote it."""
+    """Yield a temporary path next to `path`; it replaces `path` only if the block succeeds and wrote it.
+    The file gets the umask's permissions, like any tool's."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else ".tmp",
@@ -21,6 +42,7 @@ def atomic_path(path, suffix: str | None = None):
     try:
         yield tmp
         if tmp.exists():
+            umask_permissions(tmp)
             os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

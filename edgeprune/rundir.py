@@ -95,7 +95,6 @@ class PruningInfo(_Strict):
     steps: list[dict[str, Any]] = []
     kept: list[dict[str, Any]] = []             # groups kept whole, and why (the plan's notes)
     sensitivity_path: Optional[str] = None
-    kept: Optional[list[dict[str, Any]]] = None  # groups kept whole, with why
 
 
 class SearchInfo(_Strict):

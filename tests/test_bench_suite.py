@@ -153,9 +153,9 @@ def _variants(ep_acc, ep_bytes, ep_instr):
 def test_targets_met_at_exactly_the_budget_with_margins():
     rows = _variants(ep_acc=0.988, ep_bytes=28_000, ep_instr=325_000)
     t = summary.check_targets(rows, Targets(device="qemu", max_loss_pt=0.2, instr_x_vs_ptq=6, size_x_vs_float=60,
-                                            baseline_accuracy=0.99))
+                                            baseline_accuracy=0.99), baseline_accuracy=0.99)
     base, acc, instr, size = t
-    assert base["met"] and base["margin"] == pytest.approx(0.0)
+    assert base["met"] and base["margin"] == pytest.approx(0.0) and base["judged"] == "baseline (train step)"
     assert acc["measured"] == pytest.approx(0.2) and acc["met"] and acc["judged"] == "ours"
     assert instr["measured"] == pytest.approx(6.0) and instr["met"]
     assert size["measured"] == pytest.approx(1_700_000 / 28_000) and size["met"]

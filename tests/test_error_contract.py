@@ -31,11 +31,12 @@ def test_missing_paths_are_refused_without_importing_tensorflow(tmp_path):
     code = ("import sys; from edgeprune.cli import run_command as r; "
             f"codes = [r(['inspect', '{tmp_path}/no.keras']), r(['prune', '{tmp_path}/no.keras']), "
             f"r(['run', '{tmp_path}/no.yaml']), r(['export', '{tmp_path}/no.keras']), r(['bench', '{tmp_path}/no.tflite']), "
-            f"r(['prune', '{tmp_path}/no.keras', '--ratio', '1.5'])]; "
+            f"r(['prune', '{tmp_path}/no.keras', '--ratio', '1.5']), r(['run', '{tmp_path}/bad.yaml'])]; "
             "print(codes, 'tensorflow' in sys.modules)")
+    (tmp_path / "bad.yaml").write_text("model: lenet5\nsteps:\n  - prune: {ratoi: 0.5}\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert out.stdout.strip() == "[2, 2, 2, 2, 2, 2] False", out.stdout + out.stderr
-    assert len(out.stderr.strip().splitlines()) == 6 and all(ln.startswith("error: ") for ln in out.stderr.splitlines())
+    assert out.stdout.strip() == "[2, 2, 2, 2, 2, 2, 2] False", out.stdout + out.stderr
+    assert len(out.stderr.strip().splitlines()) == 7 and all(ln.startswith("error: ") for ln in out.stderr.splitlines())
 
 
 def test_usage_errors_are_one_line():
@@ -75,7 +76,11 @@ def _interrupt_run(tmp_path, signum):
     time.sleep(1.0)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    return proc.returncode, err.strip().splitlines()
+    assert "Traceback" not in err, err
+    # progress lines (one per epoch, in a pipe) may come first; the refusal is the one `error:` line, last
+    lines = err.strip().splitlines()
+    assert [ln for ln in lines if ln.startswith("error:")] == lines[-1:], err
+    return proc.returncode, lines[-1:]
 
 
 @pytest.mark.slow
@@ -117,8 +122,14 @@ def test_overwrite_refuses_a_folder_edgeprune_did_not_create(recipe, tmp_path):
 
 def test_overwrite_removes_only_what_a_run_wrote(recipe, tmp_path):
     out = tmp_path / "run"
-    assert cli("run", recipe, "--out", out).code == 0
+    old = os.umask(0o022)
+    try:
+        assert cli("run", recipe, "--out", out).code == 0
+    finally:
+        os.umask(old)
     assert (out / ".edgeprune-run").is_file() and (out / "models" / "pruned.keras").is_file()
+    for written in ("metrics.json", "models/pruned.keras", "plan.json"):  # the umask's permissions, not 0600
+        assert stat.S_IMODE((out / written).stat().st_mode) == 0o644, written
     (out / "notes.txt").write_text("mine")
     r = cli("run", recipe, "--out", out, "--overwrite")
     assert r.code == 0, r.stderr

@@ -104,7 +104,7 @@ def run_bench(suite: Suite, *, work_dir: Path, out_dir: Path, markdown: Path, co
                                 "files": list(summ.files_of(r).values()), "steps": r["steps"], "seconds": r["seconds"],
                                 "device_cost": r.get("device_cost"), "shipped": summ.shipped(r)}
                                for r in mine if r["kind"] == "recipe"],
-            "targets": summ.check_targets(variants, g.targets),
+            "targets": summ.check_targets(variants, g.targets, ref_result["stages"]["baseline"]["test_accuracy"]),
         })
     _add_layer_costs(suite, groups, executor, work, log)
     result = {"schema_version": SCHEMA_VERSION, "date": date, "command": command, "quick": quick,

@@ -161,7 +161,7 @@ def save_qat(model, path) -> Path:
         with qat_scope(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*HDF5 file.*")
             model.save(tmp, save_format="h5" if h5 else "tf", include_optimizer=False)
-        from edgeprune.export.atomic import umask_permissions
+        from edgeprune.fileio import umask_permissions
 
         umask_permissions(tmp)  # tempfile made it private
         if h5:

@@ -20,7 +20,7 @@ from edgeprune.errors import EdgepruneError, Interrupted
 from edgeprune.modelio.detect import detect
 from edgeprune.recipe.cache import root_key, step_key
 from edgeprune.recipe.context import RunContext
-from edgeprune.recipe.schema import load_recipe
+from edgeprune.recipe.schema import check_model_file, load_recipe
 from edgeprune.recipe.steps import STEPS
 from edgeprune.rundir import METRICS_SCHEMA_VERSION, StageMetrics, StepResult, step_result
 
@@ -54,7 +54,8 @@ def resolved_recipe(recipe) -> dict:
 MARKER = ".edgeprune-run"
 # everything a run writes at the top of its directory; --overwrite removes these and nothing else
 RUN_ENTRIES = (MARKER, "recipe.lock.yaml", "metrics.json", "metrics.json.tmp", STATE_DIR, "models", "exports", "bench",
-               "plans", "plan.json", "sensitivity", "sensitivity.json", "search", "weights.json", "report.json", "report.md",
+               "plans", "plan.json", "sensitivity", "sensitivity.json", "search", "weights.json", "profile.json",
+               "report.json", "report.md",
                "report.html")
 
 
@@ -191,11 +192,8 @@ def _is_zoo(source: str) -> bool:
 
 
 def _check_model_source(source: str) -> None:
-    if Path(source).exists():
-        return
-    if Path(source).suffix or "/" in source:  # a file name: refuse before TensorFlow loads with the zoo
-        raise EdgepruneError(f"model file '{source}' does not exist", "check the recipe's model: (or --model)")
-    if _is_zoo(source):
+    check_model_file(source)
+    if Path(source).exists() or _is_zoo(source):
         return
     raise EdgepruneError(f"model '{source}' is neither a zoo model nor an existing file",
                          f"use one of {', '.join(sorted(zoo.MODELS))} or a path to a .keras/.h5/SavedModel")

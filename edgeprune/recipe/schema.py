@@ -333,3 +333,10 @@ def _located(path, tree, problems: list[tuple[tuple, str]]) -> RecipeError:
         parts.append(f"{path}:{_line_of(tree, loc)}: '{key}': {message}")
     head = f"{len(problems)} problems: " if len(problems) > 1 else ""
     return RecipeError(head + "; ".join(parts), "see recipes/quickstart.yaml for the format")
+
+
+def check_model_file(source: str) -> None:
+    """A model named by a file name (a suffix or a folder in it) must exist; zoo names are checked by the runner.
+    Needs no TensorFlow, so a typo is refused at once."""
+    if not Path(source).exists() and (Path(source).suffix or "/" in source):
+        raise RecipeError(f"model file '{source}' does not exist", "check the recipe's model: (or --model)")
