@@ -90,11 +90,20 @@ def test_tiny_suite_end_to_end_through_the_product(tmp_path, monkeypatch):
     # the report regenerates from the JSON alone
     md.unlink()
     assert main(["--report-only", str(json_path), "--markdown", str(md)]) == 0 and md.read_text() == text
-    # run again: every recipe resumes its run directory, nothing is trained or measured twice
+    # run again: every finished run directory (named by its recipe's content) is reused as it is
+    stamps = {v["variant"]: Path(v["run_dir"], "metrics.json").stat().st_mtime_ns for v in rows.values()}
     assert main(["--suite", str(tmp_path / "suite.yaml"), "--out", str(out), "--work", str(tmp_path / "work"),
                  "--markdown", str(md), "-q"]) == 0
-    again = json.loads(Path(ours["run_dir"], "metrics.json").read_text())["steps"]
-    assert {s["status"] for s in again if s["name"] != "report"} == {"cached"}
+    assert stamps == {v["variant"]: Path(v["run_dir"], "metrics.json").stat().st_mtime_ns for v in rows.values()}
+    assert json.loads(json_path.read_text())["groups"][0]["variants"] == group["variants"]
+    # a changed recipe gets a run directory of its own
+    edited = yaml.safe_load((tmp_path / "edgeprune.yaml").read_text())
+    edited["steps"][1]["prune"]["ratio"] = 0.5
+    (tmp_path / "edgeprune.yaml").write_text(yaml.safe_dump(edited))
+    assert main(["--suite", str(tmp_path / "suite.yaml"), "--out", str(out), "--work", str(tmp_path / "work"),
+                 "--markdown", str(md), "-q"]) == 0
+    [again] = [v for v in json.loads(json_path.read_text())["groups"][0]["variants"] if v["kind"] == "edgeprune"]
+    assert again["run_dir"] != ours["run_dir"] and again["params"] > ours["params"]
 
 
 def test_shipped_suite_is_valid_and_every_variant_gets_the_same_epochs():

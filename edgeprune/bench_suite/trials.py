@@ -49,11 +49,29 @@ def write_recipe(data: dict, path: Path) -> Path:
     return path
 
 
+def finished(run_dir: Path, recipe_path: Path) -> bool:
+    """The run directory holds a finished run of this recipe: every step recorded in its metrics.json.
+
+    Run directories are named by the recipe file's content (see :mod:`.run`), so a finished one is
+    this recipe's run even when a newer edgeprune resolves the recipe with more default keys (which
+    `edgeprune run` would take for a different recipe)."""
+    from edgeprune.recipe.schema import load_recipe
+
+    metrics = run_dir / "metrics.json"
+    if not metrics.exists():
+        return False
+    done = [s["name"] for s in json.loads(metrics.read_text()).get("steps", [])]
+    return done == [kind for kind, _ in load_recipe(recipe_path).step_specs()]
+
+
 def _run(recipe_path: Path, run_dir: Path, devices, log) -> dict:
     from edgeprune.recipe.runner import run_recipe
     from edgeprune.report import build_report
 
-    run_recipe(recipe_path, out_dir=run_dir, devices=list(devices) if devices else None, log=log)
+    if finished(run_dir, recipe_path):
+        log(f"reusing the finished run in {run_dir}")
+    else:
+        run_recipe(recipe_path, out_dir=run_dir, devices=list(devices) if devices else None, log=log)
     report = build_report(run_dir, weights=False)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {"run_dir": str(run_dir), "recipe": report["recipe"], "rows": report["rows"],
