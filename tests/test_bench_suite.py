@@ -103,7 +103,7 @@ def test_tiny_suite_end_to_end_through_the_product(tmp_path, monkeypatch):
     assert main(["--suite", str(tmp_path / "suite.yaml"), "--out", str(out), "--work", str(tmp_path / "work"),
                  "--markdown", str(md), "-q"]) == 0
     [again] = [v for v in json.loads(json_path.read_text())["groups"][0]["variants"] if v["kind"] == "edgeprune"]
-    assert again["run_dir"] != ours["run_dir"] and again["params"] > ours["params"]
+    assert again["run_dir"] != ours["run_dir"] and Path(ours["run_dir"], "metrics.json").exists()
 
 
 def test_shipped_suite_is_valid_and_every_variant_gets_the_same_epochs():
