@@ -131,12 +131,13 @@ def _baseline(ref: dict) -> dict:
 
 
 def _add_layer_costs(suite: Suite, groups: list[dict], executor, work: Path, log) -> None:
-    """Phase 3: per group and profiled device, the per-layer cost of float32, PTQ int8 and the shipped files."""
+    """Phase 3: per group and profiled device, the per-layer cost of float32, PTQ int8 and the shipped files
+    (the .tflite ones: the profiler reads TFLite graphs)."""
     jobs, where = [], []
     for g in groups:
         for device in suite.layer_costs:
             files = {v["variant"]: str(Path(v["run_dir"]) / v["artifact"]) for v in g["variants"]
-                     if v["kind"] == "reference" or device in v.get("ships_on", [])}
+                     if (v["kind"] == "reference" or device in v.get("ships_on", [])) and v["format"] == "tflite"}
             jobs.append(dict(files=files, device=device, out=str(work / g["name"] / f"layers@{device}.json")))
             where.append(g)
     if jobs:
