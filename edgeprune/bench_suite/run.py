@@ -81,10 +81,11 @@ def run_bench(suite: Suite, *, work_dir: Path, out_dir: Path, markdown: Path, co
         for i, res in zip(idx, executor.map(fn, [jobs[i][1] for i in idx])):
             results[i] = res
 
-    groups, notes = [], []
+    groups, notes, run_seconds = [], [], 0.0
     for g, ref in zip(suite.groups, refs):
         ref_result = _load(ref)
         mine = [_load(r) for r, owner in zip(results, owners) if owner == g.name]
+        run_seconds += sum(r.get("seconds") or 0 for r in [ref_result, *mine])
         variants = summ.reference_variants(ref_result)
         variants += [summ.tfmot_variant(r) for r in mine if r["kind"] == "tfmot"]
         for r in mine:
@@ -110,7 +111,8 @@ def run_bench(suite: Suite, *, work_dir: Path, out_dir: Path, markdown: Path, co
     result = {"schema_version": SCHEMA_VERSION, "date": date, "command": command, "quick": quick,
               "suite": str(suite.path), "devices": devices, "environment": _environment(), "notes": notes,
               "executor": executor.describe(), "work_dir": str(work),
-              "seconds": round(time.perf_counter() - started, 1), "groups": groups}
+              "seconds": round(time.perf_counter() - started, 1), "recipe_run_seconds": round(run_seconds, 1),
+              "groups": groups}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / f"{date}{'-quick' if quick else ''}.json"
