@@ -216,8 +216,6 @@ class PruneResult(_PruneLike):
     verify: Optional[dict[str, Any]] = None      # the equivalence check's details (inputs used, weak or not)
     device_cost: Optional[dict[str, Any]] = None  # allocation: device_cost — the profile it allocated by
     bn_recalibrated_layers: int = 0
-    verify: Optional[dict[str, Any]] = None       # the surgery checked against the zeroed original
-    device_cost: Optional[dict[str, Any]] = None  # allocation: device_cost (budget, counts, profile.json)
     RECORDED: ClassVar = ("equivalence_max_abs_diff", "bn_recalibrated_layers", "device_cost")
 
     def merge(self, ctx) -> None:
