@@ -2,16 +2,41 @@
 and returns a result dict that the runner merges into metrics.json (and caches)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import time
 from pathlib import Path
 
-from edgeprune import rundir
-from edgeprune.errors import EdgepruneError
+from edgeprune import progress, rundir, zoo
+from edgeprune.data.check import check_fits
+from edgeprune.errors import DeviceError, EdgepruneError
+from edgeprune.executor import get_executor
+from edgeprune.export.metadata import write_tflite_metadata
+from edgeprune.export.parity import assert_parity, check_parity
+from edgeprune.export.precision import plan_mixed
+from edgeprune.export.targets import ExportOptions, get_target
+from edgeprune.harness.backends import backend_for, run_on_device
+from edgeprune.harness.bench import result_line, write_eval_npz
+from edgeprune.harness.metric import ship_choice
+from edgeprune.harness.profiles import get_profile
+from edgeprune.modelio import load_model, read_model, save_model
+from edgeprune.profiling.steps import device_cost_prune
 from edgeprune.progress import fit_callback
+from edgeprune.pruning import model_stats, prune, verify_inputs, verify_pruning
 from edgeprune.pruning.histograms import weight_histograms
-from edgeprune.recipe.context import FLOAT_STAGES, STAGE_FILES, RunContext
+from edgeprune.pruning.recalibrate import batchnorm_layers, recalibrate_batchnorm
+from edgeprune.quantize.qat import load_qat, quantize_qat, save_qat
+from edgeprune.recipe.cache import trained_model_cache
+from edgeprune.recipe.context import FLOAT_STAGES, RunContext, STAGE_FILES
+from edgeprune.report import write_reports
 from edgeprune.rundir import WEIGHTS_FILE, WeightsFile
+from edgeprune.strategies.schedule import gradual_prune
+from edgeprune.strategies.search import budget_search
+from edgeprune.strategies.sensitivity import sensitivity_overrides, sensitivity_scan
+from edgeprune.strategies.sparsity import sparsity_train
+from edgeprune.strategies.trialio import fresh_model_file
+from edgeprune.train import evaluate, fit
 
 
 # ---------------------------------------------------------------------------------------------
@@ -20,11 +45,7 @@ from edgeprune.rundir import WEIGHTS_FILE, WeightsFile
 
 def load_stage_model(ctx: RunContext, stage: str):
     if stage == "qat":
-        from edgeprune.quantize.qat import load_qat
-
         return load_qat(ctx.stage_path(stage))
-    from edgeprune.modelio import load_model
-
     return load_model(ctx.stage_path(stage))
 
 
@@ -32,23 +53,14 @@ def save_stage_model(ctx: RunContext, stage: str, model) -> Path:
     path = ctx.stage_path(stage)
     path.parent.mkdir(parents=True, exist_ok=True)
     if stage == "qat":
-        from edgeprune.quantize.qat import save_qat
-
         return save_qat(model, path)
-    from edgeprune.modelio import save_model
-
     return save_model(model, path, flavor=ctx.model_flavor)
 
 
 def initial_model(ctx: RunContext):
-    from edgeprune import zoo
-
     if ctx.model_source in zoo.MODELS:
         ds = ctx.dataset
         return zoo.build(ctx.model_source, input_shape=ds.input_shape, num_classes=ds.num_classes, seed=ctx.recipe.seed)
-    from edgeprune.modelio import read_model
-
-    from edgeprune.data.check import check_fits
 
     loaded = read_model(ctx.model_source)
     check_fits(loaded.model, ctx.dataset, "the recipe's steps")
@@ -67,9 +79,6 @@ def current_model(ctx: RunContext):
 
 
 def stage_metrics(ctx: RunContext, stage: str, model) -> dict:
-    from edgeprune.pruning import model_stats
-    from edgeprune.train import evaluate
-
     ds = ctx.dataset
     inner = model
     if stage == "qat":  # count the float graph the QAT model wraps
@@ -116,21 +125,14 @@ def write_weight_histograms(ctx: RunContext, before_stage: str, before, after) -
 
 def step_train(ctx: RunContext, spec) -> dict:
     """Train the baseline; the trained model is cached by content hash across runs."""
-    from edgeprune.recipe.cache import trained_model_cache
-    from edgeprune.train import fit
-
     model = initial_model(ctx)
     cached = trained_model_cache(ctx, spec, model)
     result = {"kind": "train"}
     if cached.exists():
-        from edgeprune.modelio import load_model
-
         model = load_model(cached)
         result["reused_from"] = str(cached)
         history = cached.with_suffix(".history.json")
         if history.exists():  # how the cached model was trained, for the report's training curves
-            import json
-
             result["history"] = json.loads(history.read_text())
     else:
         fr = fit(model, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
@@ -138,11 +140,7 @@ def step_train(ctx: RunContext, spec) -> dict:
                  callbacks=[fit_callback("train")])
         result["history"] = fr.history
         cached.parent.mkdir(parents=True, exist_ok=True)
-        from edgeprune.modelio import save_model
-
         save_model(model, cached, flavor=ctx.model_flavor)
-        import json
-
         cached.with_suffix(".history.json").write_text(json.dumps(fr.history))
     save_stage_model(ctx, "baseline", model)
     ctx.current_stage = "baseline"
@@ -150,8 +148,6 @@ def step_train(ctx: RunContext, spec) -> dict:
 
 
 def step_sparsity_train(ctx: RunContext, spec) -> dict:
-    from edgeprune.strategies.sparsity import sparsity_train
-
     model = current_model(ctx)
     history = sparsity_train(model, ctx.dataset, epochs=spec.epochs, penalty=spec.penalty, strength=spec.strength,
                              learning_rate=spec.learning_rate, batch_size=spec.batch_size, seed=ctx.recipe.seed,
@@ -162,9 +158,6 @@ def step_sparsity_train(ctx: RunContext, spec) -> dict:
 
 
 def step_prune(ctx: RunContext, spec) -> dict:
-    from edgeprune.pruning import prune, verify_inputs, verify_pruning
-    from edgeprune.pruning.recalibrate import batchnorm_layers, recalibrate_batchnorm
-
     model = current_model(ctx)
     ds = ctx.dataset
     kwargs = dict(criterion=spec.criterion, global_pruning=spec.global_pruning, round_to=spec.round_to,
@@ -173,14 +166,10 @@ def step_prune(ctx: RunContext, spec) -> dict:
                   strict=spec.strict)
     result: dict = {"kind": "prune"}
     if spec.sensitivity:
-        from edgeprune.strategies.sensitivity import sensitivity_overrides, sensitivity_scan
-
         scan = sensitivity_scan(model, ds, criterion=spec.criterion, run_dir=ctx.run_dir)
         kwargs["overrides"] = {**sensitivity_overrides(scan, spec.ratio), **kwargs["overrides"]}
         result["sensitivity_path"] = "sensitivity.json"
     if spec.allocation == "device_cost":
-        from edgeprune.profiling.steps import device_cost_prune
-
         pruned, plan, result["device_cost"] = device_cost_prune(ctx, spec, model)
         steps = []
         if spec.verify:
@@ -202,8 +191,6 @@ def step_prune(ctx: RunContext, spec) -> dict:
         # after the equivalence check, which compares the surgery itself with the zeroed original
         recalibrated = recalibrate_batchnorm(pruned, ds.x_train) if spec.recalibrate_bn else 0
     else:
-        from edgeprune.strategies.schedule import gradual_prune
-
         kwargs.pop("dataset")
         # between steps the pruned model recovers by distilling from the model before pruning
         gr = gradual_prune(model, ds, target_ratio=spec.ratio, steps=spec.steps, schedule=spec.schedule,
@@ -227,10 +214,6 @@ def step_prune(ctx: RunContext, spec) -> dict:
 
 def step_search(ctx: RunContext, spec) -> dict:
     """Budget search on the current model; the most accurate candidate within the budget becomes `pruned`."""
-    from edgeprune.executor import get_executor
-    from edgeprune.strategies.search import budget_search
-    from edgeprune.strategies.trialio import fresh_model_file
-
     model = current_model(ctx)
     res = budget_search(model, ctx.dataset, device=spec.device, budget=dict(spec.budget), max_drop=spec.max_drop,
                         run_dir=ctx.run_dir, executor=get_executor(spec.executor, address=spec.ray_address),
@@ -270,8 +253,6 @@ def _teacher(ctx: RunContext):
 
 
 def step_finetune(ctx: RunContext, spec) -> dict:
-    from edgeprune.train import fit
-
     model = current_model(ctx)
     teacher = _teacher(ctx) if spec.distill else None
     d = spec.distill
@@ -288,9 +269,6 @@ def step_finetune(ctx: RunContext, spec) -> dict:
 def step_quantize(ctx: RunContext, spec) -> dict:
     if spec.mode == "ptq":
         return {"kind": "quantize", "mode": "ptq", "ptq": _ptq_settings(spec)}
-    from edgeprune.quantize.qat import quantize_qat
-    from edgeprune.train import fit
-
     float_model = current_model(ctx)
     qat = quantize_qat(float_model, skip_layers=spec.skip_layers, scheme=spec.scheme)
     history = {}
@@ -354,9 +332,6 @@ def _precision_devices(ctx: RunContext, spec) -> list[str]:
 
 def _mixed_files(ctx: RunContext, spec, model, calib) -> list[dict]:
     """{keep_float, devices (None: every device), tables} per mixed file to write."""
-    from edgeprune.errors import DeviceError
-    from edgeprune.export.precision import plan_mixed
-
     if spec.keep_float:
         return [{"keep_float": list(spec.keep_float), "devices": None, "tables": {}}]
     devices = []
@@ -370,24 +345,16 @@ def _mixed_files(ctx: RunContext, spec, model, calib) -> list[dict]:
 
 
 def _check_device_ready(device: str) -> None:
-    from edgeprune.harness.backends import backend_for
-    from edgeprune.harness.profiles import get_profile
-
     profile = get_profile(device)
     backend_for(profile).ready(profile)
 
 
 def _mixed_name(stage: str, keep: list[str]) -> str:
-    import hashlib
-
     tag = "_".join(keep) if len(keep) <= 3 else f"{len(keep)}layers-{hashlib.sha1(','.join(keep).encode()).hexdigest()[:6]}"
     return f"{stage}-mixed-{tag}"
 
 
 def step_export(ctx: RunContext, spec) -> dict:
-    from edgeprune.export.parity import assert_parity, check_parity
-    from edgeprune.export.targets import ExportOptions, get_target
-
     if ctx.current_stage is None:  # a recipe that only quantizes and exports a given model
         current_model(ctx)
     ds = ctx.dataset
@@ -436,20 +403,12 @@ def _sidecars(path: Path, target, model, dataset) -> list[Path]:
     TFLite the metadata and labels from the dataset (edgeprune.export.metadata)."""
     files = list(target.sidecars(path))
     if target.name == "tflite":
-        from edgeprune.export.metadata import write_tflite_metadata
-
         written = write_tflite_metadata(path, model, dataset)
         files += [p for p in (written["metadata"], written["labels"]) if p is not None]
     return files
 
 
 def step_benchmark(ctx: RunContext, spec) -> dict:
-    from edgeprune import progress
-    from edgeprune.errors import DeviceError
-    from edgeprune.harness.backends import backend_for, run_on_device
-    from edgeprune.harness.bench import result_line, write_eval_npz
-    from edgeprune.harness.profiles import get_profile
-
     exports = ctx.metrics.get("exports") or []
     if not exports:
         raise EdgepruneError("benchmark step has nothing to measure", "put an export step before it")
@@ -478,8 +437,6 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
                 continue  # a mixed file chosen for other devices
             raw = run_on_device(profile, ctx.path(exp["path"]), eval_npz=eval_npz, runs=runs, warmup=spec.warmup)
             raw_rel = f"bench/{Path(exp['path']).name}@{profile.name}.json"
-            import json
-
             ctx.path(raw_rel).write_text(json.dumps(raw, indent=1))
             lat = raw.get("latency_ms", {})
             row = {
@@ -500,8 +457,6 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
 
 def _mark_shipped(ctx: RunContext, rows: list[dict]) -> None:
     """After precision: auto, flag per device the file it keeps (the report recommends the same one)."""
-    from edgeprune.harness.metric import ship_choice
-
     precision = ctx.metrics.get("precision") or {}
     if precision.get("mode") != "auto":
         return
@@ -517,8 +472,6 @@ def _mark_shipped(ctx: RunContext, rows: list[dict]) -> None:
 
 def step_report(ctx: RunContext, spec) -> dict:
     ctx.write_metrics()
-    from edgeprune.report import write_reports
-
     paths = write_reports(ctx.run_dir, formats=tuple(spec.formats))
     return {"kind": "report", "report_files": [str(Path(p).relative_to(ctx.run_dir)) for p in paths]}
 
