@@ -64,8 +64,10 @@ class RayExecutor:
             if address not in (None, "auto") and not address.startswith("ray://"):
                 check_reachable(address)  # Ray itself retries a dead address for minutes
             try:
-                ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level=logging.WARNING,
-                         runtime_env={"env_vars": env})
+                # no address: always a fresh local instance ("local"), never whatever cluster a stale
+                # /tmp/ray/ray_current_cluster or RAY_ADDRESS points at (pass "auto" for that)
+                ray.init(address=address or "local", ignore_reinit_error=True, log_to_driver=False,
+                         logging_level=logging.WARNING, runtime_env={"env_vars": env})
             except (ConnectionError, RuntimeError, TimeoutError) as e:
                 raise _unreachable(address, str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__) from None
         self.ray = ray
