@@ -1,6 +1,7 @@
 """Bad inputs to read_model/save_model fail as one clear line, name the file/layer/key, write nothing."""
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,3 +223,14 @@ def test_rejected_config_key_is_named_and_never_points_at_the_source(monkeypatch
         to_keras3(model)
     msg = str(err.value)
     assert "'tconv'" in msg and "key 'groups'=1" in msg and ".py" not in msg and "\n" not in msg
+
+
+def test_hdf5_whose_heap_makes_libhdf5_loop_is_refused_in_time(monkeypatch):
+    """A real bit-flipped .h5 (found by tests/test_robustness.py) on which reading any string attribute
+    never returns inside libhdf5: detection reads it in a child process with a time limit."""
+    from edgeprune.errors import ModelLoadError
+    from edgeprune.modelio import detect
+
+    monkeypatch.setattr(detect, "H5_READ_TIMEOUT_S", 3)
+    with pytest.raises(ModelLoadError, match="corrupt HDF5 file .*did not finish in 3 s"):
+        detect.detect(Path(__file__).parent / "data" / "damaged_heap_loop.h5")

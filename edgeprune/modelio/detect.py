@@ -82,16 +82,50 @@ def _detect_keras_zip(path: Path) -> FileKind:
     return FileKind(_flavor(meta.get("keras_version", "?"), path), "keras")
 
 
-def _detect_h5(path: Path) -> FileKind:
-    import h5py
+# Run in a child process: a damaged HDF5 global heap can make libhdf5 loop forever inside one C call
+# (seen with single bit flips), which no Python signal interrupts.  The child reads every attribute of
+# every group and dataset (where model configs, layer names and weight names live) and prints the
+# top-level ones the loader needs.
+_H5_WALK = r"""
+import json, sys
+import h5py
+top = {}
+with h5py.File(sys.argv[1], "r") as f:
+    def visit(name, obj):
+        for key in obj.attrs:
+            obj.attrs[key]
+    f.visititems(visit)
+    for key in ("model_config", "keras_version"):
+        if key in f.attrs:
+            v = f.attrs[key]
+            top[key] = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+print(json.dumps({"model_config": "model_config" in top, "keras_version": top.get("keras_version", "2")}))
+"""
+H5_READ_TIMEOUT_S = 20
 
+
+def _read_h5_attrs(path: Path) -> dict:
+    """``{"model_config": bool, "keras_version": str}`` of an HDF5 model file, read in a child process
+    with a time limit; a ModelLoadError when the file is damaged or reading it does not finish."""
+    import subprocess
+    import sys
+
+    corrupt = f"model file '{path}' is a truncated or corrupt HDF5 file"
     try:
-        with h5py.File(path, "r") as f:
-            attrs = dict(f.attrs)
-    except Exception as e:  # noqa: BLE001 - h5py raises OSError, KeyError, ValueError, RuntimeError on damage
-        raise ModelLoadError(f"model file '{path}' is a truncated or corrupt HDF5 file ({str(e)[:120]})",
+        out = subprocess.run([sys.executable, "-c", _H5_WALK, str(path)], capture_output=True, text=True,
+                             timeout=H5_READ_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ModelLoadError(f"{corrupt} (reading its attributes did not finish in {H5_READ_TIMEOUT_S} s)",
                              "save or copy the model file again") from None
-    if "model_config" not in attrs:
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["unreadable"])[-1]
+        raise ModelLoadError(f"{corrupt} ({last[:120]})", "save or copy the model file again")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _detect_h5(path: Path) -> FileKind:
+    attrs = _read_h5_attrs(path)
+    if not attrs["model_config"]:
         raise ModelLoadError(f"HDF5 file '{path}' holds no model config (a weights-only file?)",
                              "save the whole model with model.save(...), not save_weights(...)")
     version = attrs.get("keras_version", "2")
