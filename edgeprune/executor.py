@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 from edgeprune.errors import EdgepruneError
 
 KINDS = ("inprocess", "ray")
+_joined: str | None = None  # the address this process's Ray was initialised with, by this module
 
 
 class InProcessExecutor:
@@ -55,14 +56,17 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, num_cpus: int = 1):
         ray = import_ray()
+        if address not in (None, "auto") and not address.startswith("ray://"):
+            check_reachable(address)  # Ray itself retries a dead address for minutes
+        global _joined
+        if ray.is_initialized() and _joined != (address or "local"):
+            ray.shutdown()  # this process joined another instance before; a new address means that one
         if not ray.is_initialized():
             env = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
             if address is None:
                 # a local instance sees this machine's files: give its workers the driver's import path,
                 # so trials defined in the caller's own modules (scripts, tests) import there too
                 env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
-            if address not in (None, "auto") and not address.startswith("ray://"):
-                check_reachable(address)  # Ray itself retries a dead address for minutes
             try:
                 # no address: always a fresh local instance ("local"), never whatever cluster a stale
                 # /tmp/ray/ray_current_cluster or RAY_ADDRESS points at (pass "auto" for that)
@@ -70,6 +74,7 @@ class RayExecutor:
                          logging_level=logging.WARNING, runtime_env={"env_vars": env})
             except (ConnectionError, RuntimeError, TimeoutError) as e:
                 raise _unreachable(address, str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__) from None
+            _joined = address or "local"
         self.ray = ray
         self.address = address
         self.num_cpus = int(num_cpus)
