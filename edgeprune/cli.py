@@ -116,6 +116,7 @@ def prune_cmd(
     device: Annotated[Optional[str], typer.Option(help="With --budget: the device whose measured per-op cost decides the channels (the first layer too: protect it with --protect NAME).")] = None,
     precision: Annotated[str, typer.Option(help="With --budget: the precision to cost (float32, float16, int8, mixed).")] = "int8",
     keep_float: Annotated[Optional[List[str]], typer.Option(help="With --precision mixed: a layer kept float (repeatable).")] = None,
+    weigh: Annotated[str, typer.Option(help="With --budget: what a step loses, 'score' (the group's channel-score share) or 'accuracy' (validation accuracy with that group alone cut; needs --data).")] = "score",
 ) -> None:
     """Remove whole channels (or, with --drop-features, input features) and write the smaller model."""
     _require_file(model, "model file")
@@ -127,6 +128,9 @@ def prune_cmd(
         raise EdgepruneError(f"--drop-features {drop_features:g} is not a fraction in (0, 1)", "e.g. --drop-features 0.2")
     if output.suffix not in (".keras", ".h5"):
         raise EdgepruneError(f"output {output} must end in .keras or .h5", "e.g. -o pruned.keras")
+    if weigh not in ("score", "accuracy") or (weigh == "accuracy" and not data):
+        raise EdgepruneError(f"--weigh {weigh} needs to be 'score', or 'accuracy' with --data",
+                             "e.g. --weigh accuracy --data mnist")
     from edgeprune.prune_cli import prune_features_file, prune_file
 
     if drop_features is not None:
@@ -138,7 +142,7 @@ def prune_cmd(
         from edgeprune.profiling.cli import parse_budget
 
         device_cost = {"device": device, "budget": parse_budget(budget or [], device), "precision": precision,
-                       "keep_float": keep_float or []}
+                       "keep_float": keep_float or [], "weigh": weigh}
     prune_file(model, output, ratio=ratio, criterion=criterion, global_pruning=global_pruning, round_to=round_to,
                min_channels=min_channels, protect=protect or [], protect_first=not no_protect_first and not device_cost,
                data=data, plan_path=plan, plan_out=plan_out, verify=verify, strict=strict, device_cost=device_cost)

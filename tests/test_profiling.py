@@ -232,6 +232,43 @@ def test_several_limits_are_all_met(monkeypatch):
     assert set(a.limits) == {"instructions", "size_kb"}
 
 
+def two_convs(size=8):
+    keras.utils.set_random_seed(0)
+    x = inp = keras.Input((size, size, 1), name="input")
+    x = layers.Conv2D(16, 3, name="conv1")(x)
+    x = layers.Conv2D(16, 3, name="conv2")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(10, activation="softmax", name="fc")(x)
+    return keras.Model(inp, x, name="two_convs")
+
+
+def test_weigh_accuracy_cuts_where_validation_accuracy_suffers_least(monkeypatch):
+    """Scores see conv1 and conv2 alike; the measured accuracy says conv1 is fragile, so only conv2 goes,
+    and a noisy curve (12 channels better than 16) never makes a step look like a gain.  (The untrained
+    convs share one all-zero bias in the .tflite: cutting conv2 must leave conv1's alone.)"""
+    from edgeprune.strategies import sensitivity
+
+    monkeypatch.setattr(allocate_mod, "measure_missing", fake_costs({4: 100.0, 8: 200.0, 12: 300.0, 16: 400.0}))
+    asked = {}
+
+    def fake_count_sensitivity(model, dataset, counts, **_):
+        asked.update(counts)
+        return 0.9, {"conv1": {4: 0.2, 8: 0.5, 12: 0.8}, "conv2": {4: 0.85, 8: 0.88, 12: 0.95}}
+
+    monkeypatch.setattr(sensitivity, "count_sensitivity", fake_count_sensitivity)
+    a = allocate_mod.allocate(two_convs(), "qemu-aarch64", {"instructions": 650}, precision="float32",
+                              weigh="accuracy", dataset=object())
+    assert asked == {"conv1": [4, 8, 12, 16], "conv2": [4, 8, 12, 16]}
+    assert a.met and a.counts == {"conv1": 16, "conv2": 8}
+    # 16 → 12 loses nothing (its 0.95 above the baseline counts as 0), 12 → 8 loses 0.9 - 0.88
+    assert [s["importance_lost"] for s in a.steps] == [0.0, pytest.approx(0.02)]
+    assert a.plan.settings["weigh"] == "accuracy"
+    by_score = allocate_mod.allocate(two_convs(), "qemu-aarch64", {"instructions": 650}, precision="float32")
+    assert by_score.plan.settings["weigh"] == "score"
+    with pytest.raises(EdgepruneError, match="validation split"):
+        allocate_mod.allocate(two_convs(), "qemu-aarch64", {"instructions": 650}, precision="float32", weigh="accuracy")
+
+
 def test_report_shows_where_the_time_goes(tmp_path):
     """The report reads profile.json (written by the prune step) into a per-layer table, before and after."""
     from edgeprune.report.device_cost import device_cost_section

@@ -136,14 +136,17 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
              calibration=None, protect=(), protect_first: bool = False, min_channels: int = 1,
              max_group_ratio: float = 0.95, step: int = 4, aggregate: str = "mean", seed: int = 0,
              keep_float=(), template: bytes | None = None, executor=None, host: str | None = None,
-             log=None) -> Allocation:
+             weigh: str = "score", run_dir=None, log=None) -> Allocation:
     """Choose channels per group for `device` under `budget`; returns an :class:`Allocation` with its PrunePlan.
 
     budget: one or more of ``instructions`` (emulated boards), ``latency_ms`` (host, SSH boards),
     ``size_kb`` (file size) and ``reduction`` (r× below the unpruned model in the device's metric),
     all to be met, e.g. ``{instructions: 300000, size_kb: 28}``.  precision ``mixed``: int8 with the
     `keep_float` layers float.  template: the exported unpruned model to cost, if not `model`
-    exported at `precision`.
+    exported at `precision`.  weigh: what a step loses — ``score``, the share of its group's channel
+    score; or ``accuracy``, the validation accuracy lost when that group alone is cut to the count
+    (:func:`edgeprune.strategies.sensitivity.count_sensitivity`: one trial per group and count, through
+    `executor`, kept under `run_dir`).
     The plan replays with :func:`edgeprune.pruning.prune` (``plan=``).
     """
     from edgeprune.harness.profiles import get_profile
@@ -177,6 +180,9 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
         floor = max(min_channels, grp.size - len(grp.prunable), math.ceil(grp.size * (1.0 - max_group_ratio)))
         cands[grp.id] = candidate_counts(grp.size, floor, step)
 
+    lost_to = _accuracy_lost(model, dataset, groups, cands, weigh, criterion=criterion, executor=executor,
+                             run_dir=run_dir, protect=protect, protect_first=protect_first, seed=seed, log=log)
+
     def removed_for(counts: dict) -> list[int]:
         return [c for grp in groups for c in order[grp.id][:grp.size - counts[grp.id]]]
 
@@ -200,7 +206,10 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
                 saved = over - excess(new_cost, limits)
                 if saved <= 0:
                     continue
-                lost = sum(scores.get(c, 0.0) for c in order[grp.id][grp.size - counts[grp.id]:grp.size - k]) / total[grp.id]
+                if lost_to:
+                    lost = lost_to[grp.id][k] - lost_to[grp.id][counts[grp.id]]
+                else:
+                    lost = sum(scores.get(c, 0.0) for c in order[grp.id][grp.size - counts[grp.id]:grp.size - k]) / total[grp.id]
                 options.append((lost / saved, lost, excess(new_cost, limits), grp.id, k, new_cost))
         if not options:
             break
@@ -218,7 +227,7 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
     settings = {"allocation": "device_cost", "device": profile.name, "cpu": profile.cpu, "precision": precision,
                 "keep_float": list(keep_float),
                 "budget": dict(budget), "limits": limits, "criterion": criterion, "aggregate": aggregate, "step": step,
-                "min_channels": min_channels, "max_group_ratio": max_group_ratio, "protect": list(protect),
+                "min_channels": min_channels, "max_group_ratio": max_group_ratio, "protect": list(protect), "weigh": weigh,
                 "protect_first": protect_first, "seed": seed, "ratio": None, "round_to": step}
     if protect_first:
         from edgeprune.pruning.api import first_weight_layer
@@ -231,6 +240,30 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
                       full={by_id[i].sources[0]: full[i] for i in full}, metric=primary, baseline_cost=base[primary],
                       predicted_cost=cost[primary], budget=limits[primary], met=excess(cost, limits) <= 0,
                       measured_ops=cm.measured, limits=limits, predicted=cost, baseline=base, steps=steps)
+
+
+def _accuracy_lost(model, dataset, groups, cands, weigh: str, *, log, **scan) -> dict[int, dict[int, float]]:
+    """{group id: {count: val accuracy lost}} for weigh="accuracy" (made monotone: fewer channels never
+    lose less); {} for weigh="score"."""
+    if weigh == "score":
+        return {}
+    if weigh != "accuracy":
+        raise EdgepruneError(f"unknown allocation weigh '{weigh}'", "use score or accuracy")
+    if dataset is None:
+        raise EdgepruneError("weigh: accuracy needs the dataset's validation split", "give the allocation a dataset")
+    from edgeprune.strategies.sensitivity import count_sensitivity
+
+    log(f"validation accuracy of {sum(len(c) - 1 for c in cands.values())} single-group cuts")
+    base, acc = count_sensitivity(model, dataset, {grp.sources[0]: cands[grp.id] for grp in groups}, **scan)
+    out = {}
+    for grp in groups:
+        lost, worst = {grp.size: 0.0}, 0.0
+        for k in sorted(cands[grp.id], reverse=True):
+            if k < grp.size:
+                worst = max(worst, base - acc[grp.sources[0]][k])
+                lost[k] = worst
+        out[grp.id] = lost
+    return out
 
 
 def groups_by_id(groups) -> dict:

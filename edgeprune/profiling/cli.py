@@ -100,7 +100,7 @@ def parse_budget(items: list[str], device: str | None) -> dict[str, float]:
 
 
 def allocate_for_cli(model, dataset, *, device: str, budget: dict, precision: str, criterion: str, protect,
-                     min_channels: int, protect_first: bool, keep_float=()):
+                     min_channels: int, protect_first: bool, keep_float=(), weigh: str = "score"):
     """The PrunePlan of a device-cost allocation, with a line per step and the predicted result."""
     from edgeprune.errors import EdgepruneError
     from edgeprune.profiling.allocate import allocate
@@ -112,7 +112,7 @@ def allocate_for_cli(model, dataset, *, device: str, budget: dict, precision: st
         calibration = dataset.calibration_samples(200)
     a = allocate(model, device, budget, precision=precision, criterion=criterion, dataset=dataset,
                  calibration=calibration, protect=protect, protect_first=protect_first, min_channels=min_channels,
-                 keep_float=keep_float, log=print)
+                 keep_float=keep_float, weigh=weigh, log=print)
     state = "met" if a.met else "NOT met (kept the cheapest channel counts found)"
     print(f"device-cost allocation on {device} ({precision}): budget {a.limits} {state}; predicted {a.predicted} "
           f"from {a.baseline}; channels kept {a.counts}")

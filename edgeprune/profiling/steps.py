@@ -27,7 +27,8 @@ def device_cost_prune(ctx, spec, model):
     alloc = allocate(model, spec.device, dict(spec.budget), precision=spec.precision, criterion=spec.criterion,
                      dataset=ds, calibration=calibration, protect=spec.protect, protect_first=protect_first,
                      min_channels=spec.min_channels, max_group_ratio=spec.max_group_ratio, aggregate=spec.aggregate,
-                     seed=ctx.recipe.seed, keep_float=spec.keep_float, executor=executor,
+                     seed=ctx.recipe.seed, keep_float=spec.keep_float, executor=executor, weigh=spec.weigh,
+                     run_dir=ctx.run_dir,
                      log=lambda m: ctx.log(f"      {m}"))
     pruned, plan = prune(model, plan=alloc.plan, protect_first=False)
     before = profile_model(model, spec.device, spec.precision, calibration=calibration, executor=executor,

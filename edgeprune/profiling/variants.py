@@ -45,11 +45,38 @@ class KerasShapes:
         return (*shape[:-1], kept)
 
 
+def unshare_constants(model):
+    """`model` with a constant tensor and buffer of its own for every op input.
+
+    The converter shares identical constants (two all-zero biases, say) between ops; cutting one op's
+    channels must leave the other's shapes alone.  The copies add the bytes of those few duplicates.
+    """
+    sg = model.subgraphs[0]
+    sg.tensors, model.buffers = list(sg.tensors), list(model.buffers)
+    seen_tensors, seen_buffers = set(), set()
+    for op in sg.operators:
+        ins = [int(t) for t in op.inputs]
+        for k, t in enumerate(ins):
+            if t < 0 or not is_const(model, sg.tensors[t]):
+                continue
+            tensor = sg.tensors[t]
+            if t in seen_tensors or int(tensor.buffer) in seen_buffers:
+                tensor = copy.copy(tensor)
+                tensor.buffer = len(model.buffers)
+                model.buffers.append(copy.copy(model.buffers[int(sg.tensors[t].buffer)]))
+                sg.tensors.append(tensor)
+                ins[k] = len(sg.tensors) - 1
+            seen_tensors.add(ins[k])
+            seen_buffers.add(int(tensor.buffer))
+        op.inputs = np.asarray(ins, dtype=np.int32)
+    return model
+
+
 class Variants:
     """Candidate models from one template: ``candidate(removed_classes)`` → a model object tree."""
 
     def __init__(self, template, g):
-        self.template = template
+        self.template = unshare_constants(template)
         self.units = op_units(template)
         self.keras = KerasShapes.from_graph(g)
         sg = template.subgraphs[0]

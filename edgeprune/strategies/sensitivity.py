@@ -92,57 +92,96 @@ def sensitivity_scan(model, dataset, *, ratios=DEFAULT_RATIOS, criterion: str = 
 
     Writes ``run_dir/sensitivity.json`` and one JSON per trial under ``run_dir/sensitivity/``.
     """
-    from edgeprune.executor import get_executor
-    from edgeprune.pruning import analyse
-    from edgeprune.train import evaluate
-
     ratios = [float(r) for r in ratios]
     if not ratios or any(not 0.0 < r < 1.0 for r in ratios) or ratios != sorted(set(ratios)):
         raise EdgepruneError(f"sensitivity ratios {ratios} must be increasing fractions in (0, 1)", "e.g. 0.1,0.3,0.5,0.7")
-    if len(dataset.x_val) == 0:
-        raise EdgepruneError("the sensitivity scan needs a validation split", "use a dataset with val_fraction > 0")
-    executor = executor or get_executor()
-    tmp = None
-    if run_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="edgeprune-sensitivity-")
-        run_dir = tmp.name
-    run_dir = Path(run_dir)
-    work = run_dir / "sensitivity"
-    try:
-        model_path = save_model_file(model, work / "model.keras")
-        data_path = save_arrays(dataset, work / "val.npz", max_train=RECALIBRATION_SAMPLES, max_val=max_val_samples)
-        data = load_arrays(data_path)
-        groups = [g for g in analyse(model, protect, protect_first).groups if g.prunable]
-        if not groups:
-            raise EdgepruneError(f"model '{model.name}' has no prunable channel groups",
-                                 "check --protect, or use a model with prunable conv/dense layers")
-        labels = {group_label(g.sources): g for g in groups}
-        jobs = []
-        for gi, (label, g) in enumerate(labels.items()):
-            for r in ratios:
-                jobs.append(dict(model_path=str(model_path), data_path=str(data_path),
-                                 out_path=str(work / f"trial-g{gi:03d}-r{round(r * 100):02d}.json"),
-                                 label=label, source=g.sources[0], ratio=r, criterion=criterion,
-                                 protect=list(protect), protect_first=protect_first, seed=seed))
-        results = executor.map(sensitivity_trial, jobs, label="sensitivity scan", describe=_describe_trial)
+    with _Trials(model, dataset, run_dir, max_val_samples, protect, protect_first) as trials:
+        cuts = [(g, r, f"r{round(r * 100):02d}") for g in trials.groups for r in ratios]
+        results, baseline = trials.run(cuts, criterion=criterion, executor=executor, seed=seed)
+        labels = [group_label(g.sources) for g in trials.groups]
         curves = {label: [None] * len(ratios) for label in labels}
         for res in results:
             curves[res["group"]][ratios.index(res["ratio"])] = res["val_accuracy"]
-        baseline = _accuracy(evaluate(model, data.x_val, data.y_val))
         result = SensitivityResult(
             ratios=ratios, baseline_val_accuracy=baseline, curves=curves,
-            groups={label: {"sources": g.sources, "channels": g.size, "prunable": len(g.prunable)} for label, g in labels.items()},
-            criterion=criterion, val_samples=int(len(data.y_val)))
-        if tmp is None:
-            out = run_dir / "sensitivity.json"
+            groups={group_label(g.sources): {"sources": g.sources, "channels": g.size, "prunable": len(g.prunable)}
+                    for g in trials.groups},
+            criterion=criterion, val_samples=trials.val_samples)
+        if trials.keep:
+            out = Path(run_dir) / "sensitivity.json"
             write_json(out, result.to_dict())
             result.path = str(out)
-            (work / "val.npz").unlink(missing_ok=True)  # a copy of the data; the trial JSONs stay
-            (work / "model.keras").unlink(missing_ok=True)
         return result
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+
+
+def count_sensitivity(model, dataset, counts: dict[str, list[int]], *, criterion: str = "l1", executor=None,
+                      run_dir=None, max_val_samples: int = 2000, protect=(), protect_first: bool = False,
+                      seed: int = 0) -> tuple[float, dict[str, dict[int, float]]]:
+    """Validation accuracy with one group cut to each given channel count, the others whole (no fine-tuning).
+
+    counts: {a group's first source layer: [channel counts to try]}.  Returns (the unpruned model's
+    val accuracy, {source: {count: val accuracy}}); trials as in :func:`sensitivity_scan`.
+    """
+    with _Trials(model, dataset, run_dir, max_val_samples, protect, protect_first) as trials:
+        by_source = {g.sources[0]: g for g in trials.groups}
+        unknown = sorted(set(counts) - set(by_source))
+        if unknown:
+            raise EdgepruneError(f"no prunable group starts at {', '.join(unknown)}", "name a group's first source layer")
+        cuts = [(by_source[s], (by_source[s].size - k) / by_source[s].size, f"k{k:04d}")
+                for s, ks in counts.items() for k in ks if 0 < k < by_source[s].size]
+        results, baseline = trials.run(cuts, criterion=criterion, executor=executor, seed=seed)
+        out: dict[str, dict[int, float]] = {s: {} for s in counts}
+        for res in results:
+            out[res["source"]][int(res["kept"])] = res["val_accuracy"]
+        return baseline, out
+
+
+class _Trials:
+    """The model and a slice of the data saved for sensitivity trials (under run_dir/sensitivity/, or a temp dir)."""
+
+    def __init__(self, model, dataset, run_dir, max_val_samples: int, protect, protect_first: bool):
+        from edgeprune.pruning import analyse
+
+        if len(dataset.x_val) == 0:
+            raise EdgepruneError("the sensitivity scan needs a validation split", "use a dataset with val_fraction > 0")
+        self.model, self.protect, self.protect_first = model, list(protect), protect_first
+        self.keep = run_dir is not None
+        self._tmp = None if self.keep else tempfile.TemporaryDirectory(prefix="edgeprune-sensitivity-")
+        self.work = Path(run_dir if self.keep else self._tmp.name) / "sensitivity"
+        self.model_path = save_model_file(model, self.work / "model.keras")
+        self.data_path = save_arrays(dataset, self.work / "val.npz", max_train=RECALIBRATION_SAMPLES,
+                                     max_val=max_val_samples)
+        self.groups = [g for g in analyse(model, self.protect, protect_first).groups if g.prunable]
+        if not self.groups:
+            raise EdgepruneError(f"model '{model.name}' has no prunable channel groups",
+                                 "check --protect, or use a model with prunable conv/dense layers")
+        self.val_samples = 0
+
+    def run(self, cuts, *, criterion: str, executor, seed: int) -> tuple[list[dict], float]:
+        """cuts: (group, ratio, trial name); returns (trial results, the unpruned model's val accuracy)."""
+        from edgeprune.executor import get_executor
+        from edgeprune.train import evaluate
+
+        index = {id(g): i for i, g in enumerate(self.groups)}
+        jobs = [dict(model_path=str(self.model_path), data_path=str(self.data_path),
+                     out_path=str(self.work / f"trial-g{index[id(g)]:03d}-{name}.json"), label=group_label(g.sources),
+                     source=g.sources[0], ratio=ratio, criterion=criterion, protect=self.protect,
+                     protect_first=self.protect_first, seed=seed) for g, ratio, name in cuts]
+        results = (executor or get_executor()).map(sensitivity_trial, jobs, label="sensitivity scan",
+                                                   describe=_describe_trial)
+        data = load_arrays(self.data_path)
+        self.val_samples = int(len(data.y_val))
+        return results, _accuracy(evaluate(self.model, data.x_val, data.y_val))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._tmp is not None:
+            self._tmp.cleanup()
+        else:  # copies of the model and data; the trial JSONs stay
+            (self.work / "val.npz").unlink(missing_ok=True)
+            (self.work / "model.keras").unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------
