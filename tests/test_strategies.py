@@ -8,8 +8,8 @@ from edgeprune.errors import EdgepruneError, UnsupportedLayerError
 from edgeprune.keras import keras, layers
 from edgeprune.pruning import model_stats, prune
 from edgeprune.strategies.schedule import cumulative_ratio, gradual_prune, group_widths
-from edgeprune.strategies.sensitivity import (SensitivityResult, sensitivity_allocation, sensitivity_overrides,
-                                              sensitivity_scan)
+from edgeprune.strategies.sensitivity import (SensitivityResult, count_sensitivity, sensitivity_allocation,
+                                              sensitivity_overrides, sensitivity_scan)
 from edgeprune.train import evaluate, fit
 
 
@@ -101,6 +101,18 @@ def test_sensitivity_scan_writes_curves(trained, data, tmp_path):
     total = sum(g["channels"] for g in plan.groups if g["prunable"])
     kept = sum(g["kept"] for g in plan.groups if g["prunable"])
     assert 1 - kept / total == pytest.approx(0.4, abs=0.03)
+
+
+@pytest.mark.slow  # trains
+def test_count_sensitivity_cuts_each_group_to_exactly_the_asked_counts(trained, data, tmp_path):
+    base, acc = count_sensitivity(trained, data, {"conv2": [1, 12, 24], "fc": [10, 40]}, run_dir=tmp_path,
+                                  max_val_samples=300)
+    assert set(acc) == {"conv2", "fc"} and set(acc["conv2"]) == {1, 12} and set(acc["fc"]) == {10}  # full: no trial
+    trials = [json.loads(p.read_text()) for p in (tmp_path / "sensitivity").glob("trial-*.json")]
+    assert sorted((t["source"], t["kept"]) for t in trials) == [("conv2", 1), ("conv2", 12), ("fc", 10)]
+    assert base == pytest.approx(evaluate(trained, data.x_val[:300], data.y_val[:300]), abs=1e-6)
+    assert acc["conv2"][1] < base - 0.1  # one of 24 channels left, no fine-tuning: most is lost
+    assert not (tmp_path / "sensitivity" / "model.keras").exists()  # the copies go, the trial JSONs stay
 
 
 def fake_result():

@@ -154,11 +154,8 @@ class Rule:
 CONTRACT = ("propagate", "shrink", "zero", "macs", "filters")
 
 
-class ChannelPreserving(Rule):
-    """Output channel i is input channel i; no weights depend on channels, no MACs counted."""
-
-    def propagate(self, ctx, layer, node, in_atoms):
-        return [in_atoms[0]]
+class WeightsUntouched(Rule):
+    """No weights to slice or zero, no MACs counted, no filters to score."""
 
     def shrink(self, layer, config, weights, keep_in, keep_out):
         return config, weights
@@ -171,6 +168,13 @@ class ChannelPreserving(Rule):
 
     def filters(self, layer, weights, xp=np):
         return None
+
+
+class ChannelPreserving(WeightsUntouched):
+    """Output channel i is input channel i; no weights depend on channels, no MACs counted."""
+
+    def propagate(self, ctx, layer, node, in_atoms):
+        return [in_atoms[0]]
 
 
 class InputRule(ChannelPreserving):
@@ -518,7 +522,7 @@ class EmbeddingRule(Rule):
         return weights[0]
 
 
-class KeptIntact(Rule):
+class KeptIntact(WeightsUntouched):
     """Layers whose channel mapping the engine does not follow: both sides stay as they are."""
 
     intact = True
@@ -528,18 +532,6 @@ class KeptIntact(Rule):
         raise UnsupportedLayerError(
             f"layer '{layer.name}' ({type(layer).__name__}) mixes channels in a way the engine does not follow",
             f"nothing to do: its channels are kept (--strict stops here instead)")
-
-    def shrink(self, layer, config, weights, keep_in, keep_out):
-        return config, weights
-
-    def zero(self, layer, weights, drop_in, drop_out):
-        return weights
-
-    def macs(self, layer, in_shape, out_shape):
-        return 0
-
-    def filters(self, layer, weights, xp=np):
-        return None
 
 
 class EinsumDenseRule(KeptIntact):
