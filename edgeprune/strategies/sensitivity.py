@@ -145,17 +145,17 @@ class _Trials:
         if len(dataset.x_val) == 0:
             raise EdgepruneError("the sensitivity scan needs a validation split", "use a dataset with val_fraction > 0")
         self.model, self.protect, self.protect_first = model, list(protect), protect_first
+        self.groups = [g for g in analyse(model, self.protect, protect_first).groups if g.prunable]
+        if not self.groups:  # refused before anything is written
+            raise EdgepruneError(f"model '{model.name}' has no prunable channel groups",
+                                 "check --protect, or use a model with prunable conv/dense layers")
+        self.val_samples = int(len(dataset.y_val[:max_val_samples]))
         self.keep = run_dir is not None
         self._tmp = None if self.keep else tempfile.TemporaryDirectory(prefix="edgeprune-sensitivity-")
         self.work = Path(run_dir if self.keep else self._tmp.name) / "sensitivity"
         self.model_path = save_model_file(model, self.work / "model.keras")
         self.data_path = save_arrays(dataset, self.work / "val.npz", max_train=RECALIBRATION_SAMPLES,
                                      max_val=max_val_samples)
-        self.groups = [g for g in analyse(model, self.protect, protect_first).groups if g.prunable]
-        if not self.groups:
-            raise EdgepruneError(f"model '{model.name}' has no prunable channel groups",
-                                 "check --protect, or use a model with prunable conv/dense layers")
-        self.val_samples = 0
 
     def run(self, cuts, *, criterion: str, executor, seed: int) -> tuple[list[dict], float]:
         """cuts: (group, ratio, trial name); returns (trial results, the unpruned model's val accuracy)."""
@@ -170,7 +170,6 @@ class _Trials:
         results = (executor or get_executor()).map(sensitivity_trial, jobs, label="sensitivity scan",
                                                    describe=_describe_trial)
         data = load_arrays(self.data_path)
-        self.val_samples = int(len(data.y_val))
         return results, _accuracy(evaluate(self.model, data.x_val, data.y_val))
 
     def __enter__(self):
