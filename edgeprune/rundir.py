@@ -78,6 +78,9 @@ class BenchmarkRow(_Open):
     eval_samples: Optional[int] = None
     runs: Optional[int] = None
     instructions_per_inference: Optional[float] = None
+    board_time_ms: Optional[float] = None   # emulated boards: the estimated board time (the device metric)
+    board_time: Optional[dict] = None       # how it was estimated: board, core, bound, instruction classes, misses
+    emulator_ms: Optional[dict] = None      # emulated boards: the emulator's own wall-clock (not board time)
     raw: str                           # bench/<file>@<device>.json
 
 

@@ -150,7 +150,7 @@ def one_conv(filters=16, size=8):
 def test_allocation_picks_the_cheaper_channel_count_when_cost_is_not_monotonic(monkeypatch):
     # 8 channels cost less than 4 (as a first conv 1→8 does on the A72 in float)
     monkeypatch.setattr(allocate_mod, "measure_missing", fake_costs({4: 300.0, 8: 100.0, 12: 350.0, 16: 400.0}))
-    a = allocate_mod.allocate(one_conv(), "qemu-aarch64", {"instructions": 200}, precision="float32")
+    a = allocate_mod.allocate(one_conv(), "qemu-aarch64", {"latency_ms": 200}, precision="float32")
     assert a.counts == {"conv1": 8} and a.met
     assert a.predicted_cost == 100.0 + 10.0 * 3  # conv + reshape + fc + softmax (overhead 0)
     assert a.plan.settings["allocation"] == "device_cost" and not a.plan.settings["protect_first"]
@@ -165,14 +165,16 @@ def test_allocation_says_when_the_budget_cannot_be_met(monkeypatch):
 
 def test_protect_first_stays_the_users_choice(monkeypatch):
     monkeypatch.setattr(allocate_mod, "measure_missing", fake_costs({4: 300.0, 8: 100.0, 12: 350.0, 16: 400.0}))
-    a = allocate_mod.allocate(one_conv(), "qemu-aarch64", {"instructions": 200}, precision="float32", protect_first=True)
+    a = allocate_mod.allocate(one_conv(), "qemu-aarch64", {"latency_ms": 200}, precision="float32", protect_first=True)
     assert a.counts == {} and not a.met
 
 
 def test_budget_in_the_wrong_metric_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(allocate_mod, "measure_missing", fake_costs({4: 3.0, 8: 1.0, 12: 3.5, 16: 4.0}))
-    with pytest.raises(EdgepruneError, match="measures instructions, not latency_ms"):
-        allocate_mod.allocate(one_conv(), "qemu-aarch64", {"latency_ms": 1.0}, precision="float32")
+    with pytest.raises(EdgepruneError, match=r"costed by the estimated board time \(ms\), not instructions"):
+        allocate_mod.allocate(one_conv(), "qemu-aarch64", {"instructions": 1.0}, precision="float32")
+    with pytest.raises(EdgepruneError, match=r"costed by p50 latency \(ms\), not instructions"):
+        allocate_mod.allocate(one_conv(), "host", {"instructions": 1.0}, precision="float32")
 
 
 def test_candidate_counts_are_multiples_of_4_and_the_full_count():
@@ -225,11 +227,11 @@ def test_emulated_allocation_meets_its_budget_measured_on_the_pruned_model():
 
 def test_several_limits_are_all_met(monkeypatch):
     monkeypatch.setattr(allocate_mod, "measure_missing", fake_costs({4: 300.0, 8: 100.0, 12: 350.0, 16: 400.0}))
-    a = allocate_mod.allocate(one_conv(), "qemu-aarch64", {"instructions": 1000, "size_kb": 8.0}, precision="float32")
-    # the size limit binds: 4 channels, though 8 would need fewer instructions
+    a = allocate_mod.allocate(one_conv(), "qemu-aarch64", {"latency_ms": 1000, "size_kb": 8.0}, precision="float32")
+    # the size limit binds: 4 channels, though 8 would take less board time
     assert a.met and a.predicted["size_kb"] <= 8.0 and a.counts == {"conv1": 4}
-    assert a.predicted["instructions"] == 300.0 + 30.0
-    assert set(a.limits) == {"instructions", "size_kb"}
+    assert a.predicted["board_ms"] == 300.0 + 30.0
+    assert set(a.limits) == {"board_ms", "size_kb"}
 
 
 def two_convs(size=8):
@@ -256,17 +258,17 @@ def test_weigh_accuracy_cuts_where_validation_accuracy_suffers_least(monkeypatch
         return 0.9, {"conv1": {4: 0.2, 8: 0.5, 12: 0.8}, "conv2": {4: 0.85, 8: 0.88, 12: 0.95}}
 
     monkeypatch.setattr(sensitivity, "count_sensitivity", fake_count_sensitivity)
-    a = allocate_mod.allocate(two_convs(), "qemu-aarch64", {"instructions": 650}, precision="float32",
+    a = allocate_mod.allocate(two_convs(), "qemu-aarch64", {"latency_ms": 650}, precision="float32",
                               weigh="accuracy", dataset=object())
     assert asked == {"conv1": [4, 8, 12, 16], "conv2": [4, 8, 12, 16]}
     assert a.met and a.counts == {"conv1": 16, "conv2": 8}
     # 16 → 12 loses nothing (its 0.95 above the baseline counts as 0), 12 → 8 loses 0.9 - 0.88
     assert [s["importance_lost"] for s in a.steps] == [0.0, pytest.approx(0.02)]
     assert a.plan.settings["weigh"] == "accuracy"
-    by_score = allocate_mod.allocate(two_convs(), "qemu-aarch64", {"instructions": 650}, precision="float32")
+    by_score = allocate_mod.allocate(two_convs(), "qemu-aarch64", {"latency_ms": 650}, precision="float32")
     assert by_score.plan.settings["weigh"] == "score"
     with pytest.raises(EdgepruneError, match="validation split"):
-        allocate_mod.allocate(two_convs(), "qemu-aarch64", {"instructions": 650}, precision="float32", weigh="accuracy")
+        allocate_mod.allocate(two_convs(), "qemu-aarch64", {"latency_ms": 650}, precision="float32", weigh="accuracy")
 
 
 def test_report_shows_where_the_time_goes(tmp_path):

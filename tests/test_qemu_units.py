@@ -46,9 +46,20 @@ def test_missing_tools_name_the_apt_packages(monkeypatch):
 
 
 def test_parse_counts_keeps_region_order():
-    assert parse_counts("region 0 10 12\nregion 1 20 25\nunclosed\n") == ([10, 20], [12, 25])
+    counts = parse_counts("region 0 10 12\nregion 1 20 25\nunclosed\n")
+    assert (counts.thread, counts.all_threads) == ([10, 20], [12, 25])
     with pytest.raises(DeviceError, match="out of order"):
         parse_counts("region 1 10 12\n")
+
+
+def test_parse_counts_reads_each_region_mix_and_cache_misses():
+    text = ("keydef 0 fmla v.4s, v.4s, v.s[0]\nkeydef 1 ldr q, [x], #\n"
+            "region 0 7 7\nmix 0 2\nk 0 5\nk 1 2\ncache 0 2 2 1\n"
+            "region 1 5 5\nmix 1 1\nk 0 5\nk 8191 3\ncache 1 2 0 0\n")
+    counts = parse_counts(text)
+    assert counts.mix == [{"fmla v.4s, v.4s, v.s[0]": 5, "ldr q, [x], #": 2},
+                          {"fmla v.4s, v.4s, v.s[0]": 5, "other": 3}]  # a key past the plugin's table: "other"
+    assert counts.cache_misses == [[2, 1], [0, 0]]
 
 
 def test_fake_cpu_follows_the_cpu_model(tmp_path):

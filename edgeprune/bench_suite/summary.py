@@ -7,7 +7,7 @@ loss in points against the float32 reference (test accuracy of the exported file
 from __future__ import annotations
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.harness.metric import cost, device_metric
+from edgeprune.harness.metric import cost, row_metric
 
 EPS = 1e-9  # accuracy deltas are sums of 1/n steps: 0.2 pt must count as within 0.2 pt
 
@@ -23,6 +23,7 @@ def files_of(result: dict) -> dict[str, dict]:
         if r.get("device"):
             lat = r.get("latency_ms") or {}
             f["devices"][r["device"]] = {"instructions": r.get("instructions_per_inference"),
+                                         "board_ms": r.get("board_time_ms"),
                                          "p50_ms": lat.get("p50"), "p90_ms": lat.get("p90"),
                                          "emulated": bool(r.get("emulated"))}
     return out
@@ -88,7 +89,7 @@ def add_ratios(variants: list[dict], devices: list[str]) -> None:
             mine, theirs = v["devices"].get(d), ptq["devices"].get(d)
             if not mine or not theirs:
                 continue
-            metric = device_metric(mine["emulated"])
+            metric = row_metric(_as_row(mine))
             a, b = device_cost(mine, metric), device_cost(theirs, metric)
             if a and b:
                 r[f"{d}_x_vs_ptq"] = b / a
@@ -96,10 +97,17 @@ def add_ratios(variants: list[dict], devices: list[str]) -> None:
         v["ratios"] = r
 
 
+def _as_row(cell: dict) -> dict:
+    row = {"emulated": cell.get("emulated"), "instructions_per_inference": cell.get("instructions"),
+           "latency_ms": {"p50": cell.get("p50_ms")}}
+    if cell.get("board_ms") is not None:
+        row["board_time_ms"] = cell["board_ms"]
+    return row
+
+
 def device_cost(cell: dict, metric) -> float | None:
     """A file's cost on a device by the device's one metric (:mod:`edgeprune.harness.metric`)."""
-    return cost({"instructions_per_inference": cell.get("instructions"), "latency_ms": {"p50": cell.get("p50_ms")}},
-                metric)
+    return cost(_as_row(cell), metric)
 
 
 def _target(name: str, measured, threshold, *, lower_is_better=False, unit="×") -> dict:

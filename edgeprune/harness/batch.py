@@ -6,7 +6,6 @@ each the runner's usual dict (plus ``instructions_per_inference`` on emulated bo
 """
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,13 +48,14 @@ def _host(profile, paths, runs, warmup, timeout_s) -> list[dict]:
 
 def _qemu(profile, paths, runs, warmup, timeout_s) -> list[dict]:
     from edgeprune.harness.qemu import ensure_env, run_python
-    from edgeprune.harness.qemu_runner import EMULATION_NOTE, RESULT_NAME, _result_from
+    from edgeprune.harness.qemu_runner import RESULT_NAME, _result_from, emulated_fields
 
     where = f"{profile.name} (qemu {profile.arch}, -cpu {profile.cpu})"
     interpreter = interpreter_for(profile, paths[0])
     env = ensure_env(profile.arch)
     args = _args(profile, [p.name for p in paths], RESULT_NAME, runs, warmup, interpreter)
-    res = run_python(env, RUNNER_SCRIPT, args, cpu=profile.cpu, files=list(paths), timeout_s=timeout_s)
+    res = run_python(env, RUNNER_SCRIPT, args, cpu=profile.cpu, files=list(paths), timeout_s=timeout_s,
+                     cache=profile.board.cache_arg() if profile.board else None)
     if res.returncode != 0:
         raise runner_failure(res.returncode, res.stderr, where)
     results = _unpack(_result_from(res, where), len(paths), where)
@@ -64,9 +64,9 @@ def _qemu(profile, paths, runs, warmup, timeout_s) -> list[dict]:
         raise DeviceError(f"instruction counter on {where} saw {len(counts)} marked regions for "
                           f"{runs} runs of {len(paths)} models", "rebuild the qemu env")
     for i, r in enumerate(results):
-        mine = counts[i * runs:(i + 1) * runs]
-        r.update(cpu=res.cpu or profile.cpu, instructions_per_inference=int(statistics.median(mine)),
-                 instructions_all=mine, note=EMULATION_NOTE)
+        part = slice(i * runs, (i + 1) * runs)
+        r.update(cpu=res.cpu or profile.cpu,
+                 **emulated_fields(profile, r, counts[part], res.region_mix[part], res.region_cache_misses[part]))
     return results
 
 

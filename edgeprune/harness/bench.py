@@ -40,9 +40,14 @@ def write_eval_npz(x: np.ndarray, y: np.ndarray, path: Path) -> Path:
 
 
 def result_line(result: dict) -> str:
-    """The progress line of one finished run: file, device, p50 latency, accuracy, instructions."""
-    lat, acc, insn = result.get("latency_ms") or {}, result.get("accuracy"), result.get("instructions_per_inference")
-    return (f"{Path(result['model_path']).name} on {result['device']}: p50 {lat.get('p50', float('nan')):.3f} ms"
+    """The progress line of one finished run: file, device, its time (measured p50, or the estimated
+    board time on an emulated board), accuracy, instructions."""
+    acc, insn = result.get("accuracy"), result.get("instructions_per_inference")
+    if result.get("board_time_ms") is not None:
+        timing = f"{result['board_time']['board']} est. {result['board_time_ms']:.3f} ms"
+    else:
+        timing = f"p50 {(result.get('latency_ms') or {}).get('p50', float('nan')):.3f} ms"
+    return (f"{Path(result['model_path']).name} on {result['device']}: {timing}"
             + (f", acc {acc:.4f}" if acc is not None else "") + (f", {insn:,} instructions" if insn else ""))
 
 

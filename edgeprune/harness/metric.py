@@ -1,9 +1,12 @@
 """The one cost metric per device that every ranking uses: which file to ship, Pareto stars,
 plots, `precision: auto` and the bench summary.
 
-Emulated boards count guest instructions per inference (deterministic; the emulator's wall time
-is not the board's time). Real devices (host, SSH boards) use the measured p50 latency after
-warm-up. A row that lacks its device's metric is not ranked.
+Emulated boards with a board model (``board:`` in the profile) use the estimated board time: the
+counted instruction mix and simulated caches through the board's pipe model
+(:mod:`edgeprune.harness.board_time`); deterministic, and checked against published real-board
+times.  An emulated profile without a board model falls back to instructions per inference.  The
+emulator's own wall time is never a metric.  Real devices (host, SSH boards) use the measured p50
+latency after warm-up.  A row that lacks its device's metric is not ranked.
 """
 from __future__ import annotations
 
@@ -18,21 +21,36 @@ class DeviceMetric:
 
 
 # one sentence for legends and captions
-RULE = "cost = instructions per inference on emulated boards, p50 latency elsewhere"
+RULE = "cost = estimated board time on emulated boards, measured p50 latency elsewhere"
 
+BOARD_TIME = DeviceMetric("board_time_ms", "estimated board time", "ms")
 INSTRUCTIONS = DeviceMetric("instructions_per_inference", "instructions per inference", "instructions")
 LATENCY_P50 = DeviceMetric("latency_p50_ms", "p50 latency", "ms")
 
 
-def device_metric(emulated: bool) -> DeviceMetric:
-    """The metric that ranks files on a device: instructions if it is emulated, else p50 latency."""
-    return INSTRUCTIONS if emulated else LATENCY_P50
+# the names cost tables and device-cost summaries give the metric, with the unit shown for them
+TABLE_UNITS = {"board_ms": "est. board ms", "latency_ms": "p50 ms", "instructions": "instructions"}
+
+
+def device_metric(emulated: bool, estimated: bool = True) -> DeviceMetric:
+    """The metric that ranks files on a device: the estimated board time if it is emulated with a
+    board model (`estimated`), instructions if emulated without one, else the measured p50 latency."""
+    if not emulated:
+        return LATENCY_P50
+    return BOARD_TIME if estimated else INSTRUCTIONS
+
+
+def row_metric(row: dict) -> DeviceMetric:
+    """The metric of a benchmark/report row: emulated rows of a board model carry ``board_time_ms``."""
+    return device_metric(bool(row.get("emulated")), row.get("board_time_ms") is not None)
 
 
 def cost(row: dict, metric: DeviceMetric | None = None) -> float | None:
     """`row`'s cost on its device (a benchmark/report row or a runner result); None when not measured."""
-    metric = metric or device_metric(bool(row.get("emulated")))
-    if metric is INSTRUCTIONS:
+    metric = metric or row_metric(row)
+    if metric is BOARD_TIME:
+        value = row.get("board_time_ms")
+    elif metric is INSTRUCTIONS:
         value = row.get("instructions_per_inference")
     else:
         value = (row.get("latency_ms") or {}).get("p50")

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from edgeprune.errors import DeviceError
 from edgeprune.harness.backends import BACKENDS
+from edgeprune.harness.board_time import BoardSpec
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "devices"  # package data: edgeprune/devices/*.yaml
@@ -49,6 +50,8 @@ class DeviceProfile(BaseModel):
     port: int = 22
     known_hosts: Optional[str] = None
     identity_file: Optional[str] = None
+    # emulated only: the real board this profile stands for; its runs are ranked by estimated board time
+    board: Optional[BoardSpec] = None
     source: Optional[str] = None  # the file this profile came from (filled in by the loader)
 
     @field_validator("kind")
@@ -80,6 +83,8 @@ class DeviceProfile(BaseModel):
             raise ValueError(f"a {self.kind} profile must say emulated: true")
         if not backend.EMULATED and self.emulated:
             raise ValueError(f"emulated: true only makes sense for an emulated kind, not {self.kind}")
+        if self.board is not None and not self.emulated:
+            raise ValueError("board is for emulated profiles (a real device is timed, not estimated)")
         if not backend.USES_HOST and self.host:
             raise ValueError(f"host is not used by kind {self.kind}")
         return self

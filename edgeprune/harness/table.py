@@ -7,8 +7,7 @@ from rich.table import Table
 
 from edgeprune.tables import rich_table
 
-RESULT_COLUMNS = ["device", "emulated", "model", "bytes", "p50 ms", "p90 ms", "p99 ms", "init ms", "peak RSS MB",
-                  "accuracy", "instr/inference"]
+RESULT_COLUMNS = ["device", "model", "bytes", "ms", "p90 ms", "init ms", "peak RSS MB", "accuracy", "instr/inference"]
 PROFILE_COLUMNS = ["name", "kind", "arch", "cpu", "threads", "tflite", "emulated", "round_to", "description"]
 
 
@@ -21,19 +20,21 @@ def results_table(results: list[dict]) -> Table:
     emulated = any(r.get("emulated") for r in results)
     rows = []
     for r in results:
-        lat = r.get("latency_ms", {})
+        lat = r.get("latency_ms") or {}
         rss = r.get("peak_rss_bytes")
         acc = r.get("accuracy")
+        board = r.get("board_time_ms")
+        ms = f"{board:.3f} est." if board is not None else _num(lat.get("p50"), ".3f")
         rows.append([
-            r["device"], "yes" if r.get("emulated") else "no", Path(r["model_path"]).name,
-            f"{r['model_bytes']:,}", _num(lat.get("p50"), ".3f"), _num(lat.get("p90"), ".3f"),
-            _num(lat.get("p99"), ".3f"), _num(r.get("init_ms"), ".1f"),
+            r["device"], Path(r["model_path"]).name,
+            f"{r['model_bytes']:,}", ms, _num(lat.get("p90"), ".3f"), _num(r.get("init_ms"), ".1f"),
             _num(rss / 1e6 if rss is not None else None, ".1f"),
             "—" if acc is None else f"{acc:.2%}", _num(r.get("instructions_per_inference"), ","),
         ])
-    return rich_table(RESULT_COLUMNS, rows, right=range(3, len(RESULT_COLUMNS)), title="edgeprune bench",
-                      caption="emulated rows: latency is emulator time; compare instr/inference" if emulated else None,
-                      nowrap=[i for i, c in enumerate(RESULT_COLUMNS) if c != "model"])
+    caption = ("ms: measured p50; on emulated boards the estimated board time (instruction mix and caches through "
+               "the board's pipe model), never emulator time") if emulated else "ms: measured p50 after warm-up"
+    return rich_table(RESULT_COLUMNS, rows, right=range(2, len(RESULT_COLUMNS)), title="edgeprune bench",
+                      caption=caption, nowrap=[i for i, c in enumerate(RESULT_COLUMNS) if c != "model"])
 
 
 def profiles_table(profiles: dict) -> Table:

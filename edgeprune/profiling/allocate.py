@@ -30,7 +30,7 @@ class Allocation:
     plan: object                    # PrunePlan
     counts: dict[str, int]          # first source layer of each group -> channels kept
     full: dict[str, int]
-    metric: str                     # the first limit's metric: instructions | latency_ms | size_kb
+    metric: str                     # the first limit's metric: board_ms | latency_ms | instructions | size_kb
     baseline_cost: float            # the unpruned model at this precision, predicted from the table
     predicted_cost: float
     budget: float                   # the limit on `metric`
@@ -108,18 +108,26 @@ class CostModel:
 
 
 def budget_limits(budget: dict, device_metric: str) -> dict[str, float | tuple]:
-    """{metric: limit}; a reduction becomes ("reduction", r) on the device's metric, resolved once the baseline is known."""
+    """{metric: limit}; a reduction becomes ("reduction", r) on the device's metric, resolved once the baseline is known.
+
+    ``latency_ms`` limits the device's time: the measured p50 on a real device, the estimated board
+    time (``board_ms``) on an emulated board."""
     if not budget:
         raise EdgepruneError("the device budget is empty",
-                             "e.g. {instructions: 300000}, {latency_ms: 0.05}, {size_kb: 20} or {reduction: 6.0}")
+                             "e.g. {latency_ms: 0.5}, {size_kb: 20} or {reduction: 6.0}")
     limits: dict = {}
     for key, value in budget.items():
         if key not in BUDGET_KEYS or not value or value <= 0:
             raise EdgepruneError(f"device budget {key}: {value} is not a positive limit of {', '.join(BUDGET_KEYS)}",
                                  "e.g. {reduction: 6.0} (6× below the unpruned model at this precision)")
-        if key in ("instructions", "latency_ms") and key != device_metric:
-            raise EdgepruneError(f"the device measures {device_metric}, not {key}",
-                                 f"give the budget as {{{device_metric}: ...}} or {{reduction: r}}")
+        if key == "latency_ms" and device_metric == "board_ms":
+            key = "board_ms"
+        if key in ("instructions", "latency_ms", "board_ms") and key != device_metric:
+            asked = "latency_ms" if device_metric == "board_ms" else device_metric
+            what = {"board_ms": "the estimated board time (ms)", "latency_ms": "p50 latency (ms)",
+                    "instructions": "instructions"}[device_metric]
+            raise EdgepruneError(f"the device is costed by {what}, not {key}",
+                                 f"give the budget as {{{asked}: ...}} or {{reduction: r}}")
         metric = device_metric if key == "reduction" else key
         if metric in limits:
             raise EdgepruneError(f"device budget {budget} limits {metric} twice", "keep one of the two")
@@ -139,9 +147,10 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
              weigh: str = "score", run_dir=None, log=None) -> Allocation:
     """Choose channels per group for `device` under `budget`; returns an :class:`Allocation` with its PrunePlan.
 
-    budget: one or more of ``instructions`` (emulated boards), ``latency_ms`` (host, SSH boards),
+    budget: one or more of ``latency_ms`` (the device's time: estimated board time on emulated
+    boards, measured p50 elsewhere), ``instructions`` (emulated profiles without a board model),
     ``size_kb`` (file size) and ``reduction`` (r× below the unpruned model in the device's metric),
-    all to be met, e.g. ``{instructions: 300000, size_kb: 28}``.  precision ``mixed``: int8 with the
+    all to be met, e.g. ``{latency_ms: 0.4, size_kb: 28}``.  precision ``mixed``: int8 with the
     `keep_float` layers float.  template: the exported unpruned model to cost, if not `model`
     exported at `precision`.  weigh: what a step loses — ``score``, the share of its group's channel
     score; or ``accuracy``, the validation accuracy lost when that group alone is cut to the count

@@ -47,7 +47,7 @@ def layer_costs(model, device: str, precisions=("float32", "int8"), *, calibrati
     """Per-layer cost of `model` on `device` for each precision (measured once, then from the cost table).
 
     model: a Keras model, or a path to a .tflite file (then `precisions` must name the file's one precision).
-    Returns ``{precision: {"metric": "instructions"|"latency_ms", "whole": float, "overhead": float,
+    Returns ``{precision: {"metric": "board_ms"|"latency_ms"|"instructions", "whole": float, "overhead": float,
     "parts_over_whole": float, "layers": {layer name: cost}, "ops": [per-op rows]}}``; a layer's cost
     is the net cost of the ops it became (a conv with its fused BatchNorm and activation).
     """

@@ -17,7 +17,7 @@ def profile_cmd(
     executor: Annotated[str, typer.Option(help="inprocess or ray: where the measurement trials run.")] = "inprocess",
     host: Annotated[Optional[str], typer.Option(help="SSH boards: user@host (overrides the profile).")] = None,
 ) -> None:
-    """Cost of every layer on a device: instructions on emulated boards, p50 latency elsewhere (cached per op)."""
+    """Cost of every layer on a device: estimated board time on emulated boards, p50 latency elsewhere (cached per op)."""
     from edgeprune.errors import EdgepruneError
     from edgeprune.executor import get_executor
     from edgeprune.profiling.api import precision_name, profile_model
@@ -60,10 +60,11 @@ def print_profile(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from edgeprune.harness.metric import TABLE_UNITS
     from edgeprune.profiling.profile import by_layer
 
-    unit = "instructions" if result["metric"] == "instructions" else "p50 ms"
-    fmt = (lambda v: f"{v:,.0f}") if result["metric"] == "instructions" else (lambda v: f"{v:.4f}")
+    unit = TABLE_UNITS.get(result["metric"], result["metric"])
+    fmt = (lambda v: f"{v:,.0f}") if result["metric"] == "instructions" else (lambda v: f"{v:.5f}")
     t = Table(title=f"{result['model']} on {result['device']} ({result['cpu']}), {result['precision']}: where the time goes")
     for col in ("layer", "ops", unit, "share"):
         t.add_column(col, justify="right" if col in (unit, "share") else "left")

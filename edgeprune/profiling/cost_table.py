@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edgeprune import fileio
-from edgeprune.harness.metric import INSTRUCTIONS, device_metric
+from edgeprune.harness.metric import BOARD_TIME, INSTRUCTIONS, device_metric
 from edgeprune.harness.profiles import DeviceProfile
 
 TABLE_SCHEMA_VERSION = 1
@@ -33,8 +33,10 @@ def cost_dir() -> Path:
 
 def metric_for(profile: DeviceProfile) -> str:
     """The table's name for the device metric (:func:`edgeprune.harness.metric.device_metric`):
-    emulated boards count instructions (deterministic); real ones time it (p50 after warm-up, ms)."""
-    return "instructions" if device_metric(profile.emulated) is INSTRUCTIONS else "latency_ms"
+    emulated boards give the estimated board time (``board_ms``, deterministic; instructions where the
+    profile has no board model); real ones time it (p50 after warm-up, ms)."""
+    metric = device_metric(profile.emulated, profile.board is not None)
+    return "board_ms" if metric is BOARD_TIME else "instructions" if metric is INSTRUCTIONS else "latency_ms"
 
 
 def runtime_version(profile: DeviceProfile) -> str:

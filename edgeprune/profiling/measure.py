@@ -1,8 +1,9 @@
 """Measure what the cost table lacks: isolated files in batches, as trials through the executor.
 
 A trial measures one batch of files in one runner process on the device (one guest start on an
-emulated board) and returns ``{key: cost}``.  Emulated boards give instructions per invoke (the
-median over a few runs; the count repeats exactly).  Real devices give the p50 latency after
+emulated board) and returns ``{key: cost}``.  Emulated boards give the estimated board time of an
+invoke (from its instruction mix and cache misses, which repeat exactly; instructions per invoke on
+a profile without a board model).  Real devices give the p50 latency after
 warm-up in each of a few rounds (separate processes), and the table keeps the lowest round: load
 from other programs only ever adds time, so the quietest round is the closest to the op's own cost
 (on a busy 2-core machine this kept parts-vs-whole within 3%, where the median of rounds drifted 12%).
@@ -29,7 +30,9 @@ def measure_trial(device: str, files: dict[str, str], host: str | None = None) -
     keys, paths = list(files), [Path(files[k]) for k in files]
     if profile.kind == "qemu":
         res = run_batch(profile, paths, runs=QEMU_RUNS, warmup=QEMU_WARMUP, host=host)
-        return {k: {"cost": float(r["instructions_per_inference"]), "runs": QEMU_RUNS} for k, r in zip(keys, res)}
+        field = "board_time_ms" if profile.board is not None else "instructions_per_inference"
+        return {k: {"cost": float(r[field]), "instructions": r["instructions_per_inference"], "runs": QEMU_RUNS}
+                for k, r in zip(keys, res)}
     rounds = [run_batch(profile, paths, runs=LATENCY_RUNS, warmup=LATENCY_WARMUP, host=host)
               for _ in range(LATENCY_ROUNDS)]
     out = {}

@@ -64,7 +64,8 @@ class PruneStep(Strict):
         "ratio", description="ratio: the same ratio per group; device_cost: channels per group from measured device cost")
     device: Optional[str] = Field(None, description="device_cost: the device whose per-op cost table decides")
     budget: Optional[dict[Literal["instructions", "latency_ms", "size_kb", "reduction"], float]] = Field(
-        None, description="device_cost: limits all to be met, e.g. {instructions: 300000, size_kb: 28} or {reduction: 6.0}")
+        None, description="device_cost: limits all to be met, e.g. {latency_ms: 0.4, size_kb: 28} or {reduction: 6.0}; "
+                          "latency_ms is the estimated board time on an emulated board")
     precision: Literal["float32", "float16", "int8", "mixed"] = Field("int8", description="device_cost: the precision to cost")
     keep_float: list[str] = Field([], description="device_cost with precision mixed: the layers kept float")
     max_group_ratio: float = Field(0.95, gt=0.0, lt=1.0, description="device_cost: most of a group that may go")
@@ -104,7 +105,8 @@ class SearchStep(Strict):
     """Prune to a budget measured on a device (``edgeprune search`` as a step); its best model is the pruned stage."""
 
     budget: dict[Literal["latency_ms", "size_kb", "macs", "instructions"], float] = Field(
-        description="one limit, e.g. {latency_ms: 0.05} (p50 on the device) or {macs: 1.0e6}")
+        description="one limit, e.g. {latency_ms: 0.05} (p50 on the device, estimated board time on an emulated "
+                    "board) or {macs: 1.0e6}")
     device: str = "host"
     max_drop: float = Field(0.5, ge=0.0, description="allowed validation-accuracy loss in points")
     criterion: str = "l1"

@@ -447,6 +447,8 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
                 "peak_rss_bytes": raw.get("peak_rss_bytes"), "accuracy": raw.get("accuracy"),
                 "eval_samples": n_eval, "runs": runs,
                 "instructions_per_inference": raw.get("instructions_per_inference"), "raw": raw_rel,
+                "board_time_ms": raw.get("board_time_ms"), "board_time": raw.get("board_time"),
+                "emulator_ms": raw.get("emulator_ms"),
             }
             rows.append(row)
             shown.report(result_line(raw), advance=1)

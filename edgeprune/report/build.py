@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.harness.metric import cost, device_metric, ship_choice
+from edgeprune.harness.metric import cost, row_metric, ship_choice
 from edgeprune.report.device_cost import device_cost_section
 from edgeprune.report.pareto import pareto_front
 from edgeprune.report.schema import REPORT_SCHEMA_VERSION, validate_report
@@ -139,6 +139,7 @@ def _artifact_row(exp: dict, stage: dict, test_n, bench: dict | None) -> dict:
             "init_ms": bench.get("init_ms"), "first_inference_ms": bench.get("first_inference_ms"),
             "peak_rss_bytes": bench.get("peak_rss_bytes"),
             "instructions_per_inference": bench.get("instructions_per_inference"), "raw": bench.get("raw"),
+            "board_time_ms": bench.get("board_time_ms"), "board": (bench.get("board_time") or {}).get("board"),
         })
         if row["test_accuracy"] is None:
             row["test_accuracy"] = bench.get("accuracy")
@@ -167,7 +168,7 @@ def pareto_marks(rows: list[dict], idx: list[int]) -> dict[int, bool]:
 def recommendations(rows: list[dict], precision: dict | None = None) -> list[dict]:
     """Per device: the recommended row, the most accurate, the cheapest and the smallest.
 
-    Cost is the device metric (:mod:`edgeprune.harness.metric`): instructions per inference on
+    Cost is the device metric (:mod:`edgeprune.harness.metric`): the estimated board time on
     emulated boards, p50 latency elsewhere. "recommended" is :func:`ship_choice` over the device's
     files within 1 point of the best; after ``precision: auto`` it is the choice among the
     precisions of the shipped stage within the recipe's accuracy budget (the file the run kept).
@@ -178,7 +179,7 @@ def recommendations(rows: list[dict], precision: dict | None = None) -> list[dic
                and cost(r) is not None]
         if not idx:
             continue
-        metric = device_metric(bool(rows[idx[0]].get("emulated")))
+        metric = row_metric(rows[idx[0]])
         speed = lambda i: cost(rows[i])  # noqa: E731
         acc = lambda i: rows[i]["test_accuracy"]  # noqa: E731
         best = max(idx, key=lambda i: (acc(i), -speed(i)))

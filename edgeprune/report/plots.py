@@ -11,7 +11,7 @@ import math
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from edgeprune.harness.metric import cost as device_cost, device_metric
+from edgeprune.harness.metric import TABLE_UNITS, cost as device_cost, row_metric
 from edgeprune.report.pareto import pareto_front
 
 DPI = 100
@@ -33,7 +33,7 @@ def _grid(n: int, cols: int, w: float = 4.2, h: float = 3.2):
 
 
 def tradeoff_figure(rows: list[dict], cost: str, group=lambda r: "") -> Figure | None:
-    """Test accuracy vs the device's cost metric (cost="device": instructions per inference on
+    """Test accuracy vs the device's cost metric (cost="device": the estimated board time on
     emulated boards, p50 latency elsewhere) or file size (cost="size"), one panel per device.
 
     The marker says stage and format; `group(row)` picks the colour (compare reports pass the run
@@ -69,7 +69,7 @@ def tradeoff_figure(rows: list[dict], cost: str, group=lambda r: "") -> Figure |
             ax.step(xs, ys, where="post", color="0.3", linestyle="--", linewidth=1, label="Pareto front", zorder=2)
         emulated = any(r.get("emulated") for r in pts)
         ax.set_title(device + (" (emulated)" if emulated else ""))
-        metric = device_metric(emulated)
+        metric = row_metric(pts[0])
         ax.set_xlabel(f"{metric.label} ({metric.unit})" if cost == "device" else "file size (KiB)")
         ax.set_ylabel("test accuracy")
         if cost == "size":
@@ -174,7 +174,7 @@ def training_figure(training: list[dict]) -> Figure | None:
 
 def device_cost_figure(dc: dict) -> Figure | None:
     """Bars per layer, before and after (log scale: the first conv can dwarf the rest)."""
-    unit = "instructions" if dc["metric"] == "instructions" else "p50 latency (ms)"
+    unit = TABLE_UNITS.get(dc["metric"], dc["metric"])
     layers = [{"name": l["layer"], "cost_before": l["before"], "cost_after": l["after"]} for l in dc["layers"]
               if l["before"] is not None]
     return _bars(layers, "cost", f"{unit} (log)", f"where the time goes on {dc['device']} ({dc['precision']})", log=True)

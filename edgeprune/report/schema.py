@@ -61,6 +61,8 @@ class Row(_Strict):
     first_inference_ms: Optional[float] = None
     peak_rss_bytes: Optional[int] = None
     instructions_per_inference: Optional[float] = None
+    board_time_ms: Optional[float] = None      # emulated boards: estimated board time (their device metric)
+    board: Optional[str] = None                # the real board an emulated device stands for
     parity: Optional[Parity] = None
     raw: Optional[str] = None                  # bench/<file>@<device>.json
     pareto_latency: Optional[bool] = None      # on the accuracy-vs-latency front of its device

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgeprune.harness.metric import INSTRUCTIONS, RULE, cost, device_metric
+from edgeprune.harness.metric import BOARD_TIME, INSTRUCTIONS, RULE, TABLE_UNITS, cost, row_metric
 from edgeprune.report.device_cost import fmt_cost as fmt_layer_cost
 from edgeprune.report.table import DASH, cells, columns, fmt_acc, fmt_device, fmt_format, fmt_int, fmt_ms
 
@@ -71,11 +71,14 @@ def recommendations(report: dict) -> Section | None:
 
 
 def fmt_cost(row: dict) -> str:
-    """The row's device metric with its unit: ``1,234,567 instr`` or ``0.0421 ms``."""
+    """The row's device metric with its unit: ``0.0421 ms``, ``0.0421 ms est.`` (emulated board) or ``1,234,567 instr``."""
     value = cost(row)
     if value is None:
         return DASH
-    return f"{fmt_int(value)} instr" if device_metric(bool(row.get("emulated"))) is INSTRUCTIONS else f"{fmt_ms(value)} ms"
+    metric = row_metric(row)
+    if metric is INSTRUCTIONS:
+        return f"{fmt_int(value)} instr"
+    return f"{fmt_ms(value)} ms" + (" est." if metric is BOARD_TIME else "")
 
 
 def mobile(report: dict) -> Section | None:
@@ -212,7 +215,7 @@ def device_cost(report: dict) -> Section | None:
     if not dc:
         return None
     m = dc["metric"]
-    unit = "instructions" if m == "instructions" else "p50 ms"
+    unit = TABLE_UNITS.get(m, m)
     rows = []
     for l in dc["layers"]:
         share = f"{l['before'] / dc['before_whole']:.1%}" if l["before"] is not None and dc["before_whole"] else "—"

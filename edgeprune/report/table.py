@@ -24,6 +24,13 @@ def fmt_ms(v) -> str:
     return f"{v:.3f}" if v >= 1 else f"{v:.4f}"
 
 
+def fmt_time(row: dict) -> str:
+    """The row's time: the estimated board time on an emulated board ("est."), else the measured p50."""
+    if row.get("board_time_ms") is not None:
+        return f"{fmt_ms(row['board_time_ms'])} est."
+    return fmt_ms((row.get("latency_ms") or {}).get("p50"))
+
+
 def fmt_format(row: dict) -> str:
     return row["format"] if not row.get("quant") else f"{row['format']}/{row['quant']}"
 
@@ -43,7 +50,7 @@ def fmt_parity(row: dict) -> str:
 
 
 def columns(rows: list[dict]) -> list[str]:
-    cols = ["stage", "format", "device", "file bytes", "params", "MACs", "test acc", "p50 ms", "p90 ms"]
+    cols = ["stage", "format", "device", "file bytes", "params", "MACs", "test acc", "ms", "p90 ms"]
     if any(r.get("instructions_per_inference") is not None for r in rows):
         cols.append("instr/inference")
     return cols + ["parity"]
@@ -59,7 +66,7 @@ def cells(row: dict, cols: list[str]) -> list[str]:
         "params": fmt_int(row.get("params")),
         "MACs": fmt_int(row.get("macs")),
         "test acc": fmt_acc(row.get("test_accuracy")),
-        "p50 ms": fmt_ms(lat.get("p50")),
+        "ms": fmt_time(row),
         "p90 ms": fmt_ms(lat.get("p90")),
         "instr/inference": fmt_int(row.get("instructions_per_inference")),
         "parity": fmt_parity(row),

@@ -12,7 +12,7 @@ import typer
 
 def search_cmd(
     model: Annotated[str, typer.Argument(help="Trained model file (.keras/.h5, Keras 3 or tf-keras).")],
-    budget: Annotated[str, typer.Option(help="One limit: latency_ms=X (p50 on the device), size_kb=Y (exported file), macs=Z, or instructions=N (qemu).")],
+    budget: Annotated[str, typer.Option(help="One limit: latency_ms=X (p50 on the device; estimated board time on emulated boards), size_kb=Y (exported file), macs=Z, or instructions=N (qemu).")],
     device: Annotated[str, typer.Option("--device", "-d", help="Device profile measured on (see `edgeprune devices`).")] = "host",
     max_drop: Annotated[float, typer.Option(help="Allowed validation-accuracy loss in points.")] = 0.5,
     data: Annotated[str, typer.Option(help="Dataset name or path (validation split decides; test is never used).")] = "fashion_mnist",

@@ -43,6 +43,8 @@ class QemuResult:
     region_instructions: list[int]  # per closed region, in order: the opening thread's instructions
     cpu: str
     region_instructions_all_threads: list[int] = field(default_factory=list)
+    region_mix: list[dict[str, int]] = field(default_factory=list)   # per region: instruction shape -> count
+    region_cache_misses: list[list[int]] = field(default_factory=list)  # per region: misses per cache level
     files: dict[str, Path] = field(default_factory=dict)  # files the guest wrote in its work dir (copies)
 
 
@@ -84,18 +86,40 @@ def env_lock(env: QemuEnv):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def parse_counts(text: str) -> tuple[list[int], list[int]]:
-    """(opening-thread counts, all-thread counts) from the plugin's `region i thread all` lines."""
-    thread, everything = [], []
+@dataclass
+class RegionCounts:
+    """What the counter plugin wrote: per closed region, in order."""
+
+    thread: list[int] = field(default_factory=list)       # instructions of the thread that opened it
+    all_threads: list[int] = field(default_factory=list)
+    mix: list[dict[str, int]] = field(default_factory=list)
+    cache_misses: list[list[int]] = field(default_factory=list)
+
+
+def parse_counts(text: str) -> RegionCounts:
+    """The plugin's lines: ``keydef``, ``region``, ``mix`` + ``k`` and ``cache`` (see insn_count.c)."""
+    out, keys = RegionCounts(), {}
+    bad = "rebuild the qemu env (python -m edgeprune.harness.qemu build)"
     for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 4 and parts[0] == "region":
-            if int(parts[1]) != len(thread):
-                raise DeviceError(f"instruction counter output is out of order at '{line}'",
-                                  "rebuild the qemu env (python -m edgeprune.harness.qemu build)")
-            thread.append(int(parts[2]))
-            everything.append(int(parts[3]))
-    return thread, everything
+        parts = line.split(" ", 2)
+        tag = parts[0]
+        if tag == "keydef" and len(parts) >= 2:
+            keys[int(parts[1])] = parts[2] if len(parts) == 3 else ""
+        elif tag == "region" and len(parts) == 3:
+            index, thread, everything = line.split()[1:]
+            if int(index) != len(out.thread):
+                raise DeviceError(f"instruction counter output is out of order at '{line}'", bad)
+            out.thread.append(int(thread))
+            out.all_threads.append(int(everything))
+        elif tag == "mix":
+            out.mix.append({})
+        elif tag == "k" and out.mix:
+            key_id, count = line.split()[1:]
+            key = keys.get(int(key_id), "other")
+            out.mix[-1][key] = out.mix[-1].get(key, 0) + int(count)
+        elif tag == "cache":
+            out.cache_misses.append([int(v) for v in line.split()[3:]])
+    return out
 
 
 def _stage_work_dir(env: QemuEnv, script: Path, files) -> set[str]:
@@ -129,12 +153,14 @@ def _collect_outputs(work: Path, staged: set[str]) -> dict[str, Path]:
 
 
 def run_python(env: QemuEnv, script: Path, args: list[str], *, cpu: str | None = None,
-               files: list[Path] = (), count_instructions: bool = True, timeout_s: float = 600) -> QemuResult:
+               files: list[Path] = (), count_instructions: bool = True, cache: str | None = None,
+               timeout_s: float = 600) -> QemuResult:
     """Run `script` with the guest's python3 under qemu `-cpu cpu` (default: the arch's board CPU).
 
     `script` and `files` are copied by basename into the guest work dir (/opt/edgeprune/work), which
     is also the guest's cwd: pass file arguments as bare names.  Files the script writes there come
     back in ``QemuResult.files`` (copies in a new temp dir).  Runs on one env are serialised.
+    `cache` (``BoardSpec.cache_arg()``) also simulates the board's data caches in each region.
     """
     cpu = cpu or env.arch.default_cpu
     check_cpu(env, cpu)
@@ -146,7 +172,7 @@ def run_python(env: QemuEnv, script: Path, args: list[str], *, cpu: str | None =
         plugin_args = None
         if count_instructions:
             plugin_args = [f"out={counts_file}", f"sysno={env.arch.marker_syscall}",
-                           f"open={MARK_OPEN}", f"close={MARK_CLOSE}"]
+                           f"open={MARK_OPEN}", f"close={MARK_CLOSE}"] + ([f"cache={cache}"] if cache else [])
         cmd = guest_command(env, cpu, argv, plugin_args)
         try:
             proc = subprocess.run(cmd, cwd=env.work_dir, env=guest_env(env), capture_output=True,
@@ -154,10 +180,10 @@ def run_python(env: QemuEnv, script: Path, args: list[str], *, cpu: str | None =
         except subprocess.TimeoutExpired:
             raise DeviceError(f"the emulated {env.arch.name} run of {Path(script).name} took over {timeout_s:g} s",
                               "use a smaller model or fewer runs, or raise timeout_s") from None
-        thread, everything = ([], [])
+        counts = RegionCounts()
         if count_instructions and counts_file.is_file():
-            thread, everything = parse_counts(counts_file.read_text())
+            counts = parse_counts(counts_file.read_text())
         outputs = _collect_outputs(env.work_dir, staged)
     return QemuResult(stdout=proc.stdout, stderr=proc.stderr, returncode=proc.returncode,
-                      region_instructions=thread, cpu=cpu, region_instructions_all_threads=everything,
-                      files=outputs)
+                      region_instructions=counts.thread, cpu=cpu, region_instructions_all_threads=counts.all_threads,
+                      region_mix=counts.mix, region_cache_misses=counts.cache_misses, files=outputs)
