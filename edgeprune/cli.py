@@ -73,12 +73,16 @@ def _print_summary(run_dir: Path) -> None:
     from rich.console import Console
 
     from edgeprune.report import build_report, summary_table
+    from edgeprune.report.sections import answer_lines
 
     # the same rows as report.md's head; report.json when the run wrote one, else built from metrics
     report_json = run_dir / "report.json"
     report = json.loads(report_json.read_text()) if report_json.exists() else build_report(run_dir, weights=False)
     console = Console() if sys.stdout.isatty() else Console(width=200)
     console.print(summary_table(report))
+    report_md = run_dir / "report.md"
+    for line in answer_lines(report, str(report_md) if report_md.exists() else None):
+        print(line)  # plain lines: the answer stays readable (and greppable) at any width
 
 
 @app.command("inspect")

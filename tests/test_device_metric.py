@@ -115,3 +115,37 @@ def test_ship_choice_is_cheapest_within_budget_and_prefers_accuracy_on_ties():
     assert ship_choice(rows, 0.02) == 1
     assert ship_choice(rows, 0.10) == 2
     assert ship_choice([{"test_accuracy": 0.9}], 0.1) is None
+
+
+def test_terminal_markdown_html_and_json_give_one_and_the_same_answer_per_device(tmp_path, capsys):
+    import re
+
+    from edgeprune.cli import _print_summary
+    from edgeprune.report import write_reports
+
+    run = _run_dir(tmp_path)
+    write_reports(run)
+    report = json.loads((run / "report.json").read_text())
+    shipped = {r["device"]: report["rows"][r["row"]]["artifact"] for r in report["recommendations"]
+               if r["goal"] == "recommended"}
+    assert shipped == {"qemu-aarch64": "exports/finetuned-int8.tflite", "host": "exports/finetuned-int8.tflite"}
+    pi4 = next(r for r in report["recommendations"] if r["device"] == "qemu-aarch64" and r["goal"] == "recommended")
+    assert pi4["stands_for"] == "Raspberry Pi 4 Model B (emulated Cortex-A72)"
+
+    _print_summary(run)
+    out = capsys.readouterr().out
+    tail = out[out.index("Which file to ship"):].splitlines()
+    assert tail[0] == "Which file to ship:" and tail[-1] == f"Report: {run / 'report.md'}"
+    assert all(len(line) <= 80 for line in tail[:-1])
+    assert "  qemu-aarch64 = Raspberry Pi 4 Model B (emulated Cortex-A72):" in tail
+    assert any(line.strip().startswith("exports/finetuned-int8.tflite  0.5000 ms est., 12,000 B") for line in tail)
+
+    md = (run / "report.md").read_text()
+    ship_table = md[md.index("## Which file to ship"):].split("\n\n")[2]
+    for device, artifact in shipped.items():
+        assert re.search(rf"^\| {device} \| [^|]+ \| {re.escape(artifact)} \|", ship_table, re.M), ship_table
+    html = (run / "report.html").read_text()
+    assert "Raspberry Pi 4 Model B (emulated Cortex-A72)" in html and "ship this file" in html
+    # the mobile section names the file recommended on the Arm board, not a second opinion
+    assert report["mobile"][0]["file"] == "exports/finetuned-int8.tflite"
+    assert "qemu-aarch64" in report["mobile"][0]["why"]

@@ -66,9 +66,10 @@ def build_report(run_dir, *, weights: bool = True) -> dict:
         "device_cost": device_cost_section(run_dir, notes),
         "training": [{"step": s["name"], "history": s["history"]} for s in m.get("steps", []) if s.get("history")],
         "skipped_devices": [{"device": d.get("device", "?"), "reason": d.get("reason", "")} for d in m.get("skipped_devices", [])],
-        "mobile": mobile_files(m),
+        "mobile": None,
         "notes": notes,
     }
+    report["mobile"] = mobile_files(m, rows, report["recommendations"])
     if weights:
         report["weights"] = weights_section(run_dir, m, notes)
     if not m.get("benchmarks"):
@@ -76,7 +77,7 @@ def build_report(run_dir, *, weights: bool = True) -> dict:
     unranked = sorted({r["device"] for r in rows if r["device"] and cost(r) is None})
     if unranked:
         notes.append(f"some files on {', '.join(unranked)} lack their device's metric "
-                     "(instructions on emulated boards, p50 latency elsewhere): they are not ranked or starred")
+                     "(estimated board time on emulated boards, p50 latency elsewhere): they are not ranked or starred")
     validate_report(report)
     return report
 
@@ -192,7 +193,8 @@ def recommendations(rows: list[dict], precision: dict | None = None) -> list[dic
                 why = (f"within {precision['max_accuracy_drop']:g} points of the most accurate precision of the "
                        f"{'/'.join(precision['stages'])} model (precision: auto)")
         pick = pool[ship_choice([rows[i] for i in pool], within)]
-        out.append({"device": device, "goal": "recommended", "row": pick, "why": f"lowest {metric.label} {why}"})
+        out.append({"device": device, "goal": "recommended", "row": pick, "why": f"lowest {metric.label} {why}",
+                    "stands_for": stands_for(device)})
         out.append({"device": device, "goal": "most_accurate", "row": best, "why": "highest test accuracy"})
         out.append({"device": device, "goal": "fastest", "row": fastest, "why": f"lowest {metric.label}"})
         sized = [i for i in idx if rows[i]["file_bytes"] is not None]
@@ -202,23 +204,63 @@ def recommendations(rows: list[dict], precision: dict | None = None) -> list[dic
     return out
 
 
+def stands_for(device: str) -> str:
+    """What a device profile stands for, in words: "Raspberry Pi 4 Model B (emulated Cortex-A72)",
+    "Raspberry Pi 4 over SSH", "This machine, native"; the name itself when no profile reads."""
+    from edgeprune.errors import DeviceError
+    from edgeprune.harness.board_time import load_core
+    from edgeprune.harness.profiles import get_profile
+
+    try:
+        profile = get_profile(device)
+    except DeviceError:
+        return device
+    if profile.board is not None:
+        return f"{profile.board.name} (emulated {load_core(profile.board.core).name})"
+    return profile.description or device
+
+
 MOBILE_RUNTIMES = {"ort": "ONNX Runtime Mobile (Android, iOS)", "tflite": "LiteRT / TensorFlow Lite (Android, iOS)"}
+ARM_ARCHES = ("aarch64", "armv7")
 
 
-def mobile_files(m: dict) -> list[dict]:
-    """Per mobile runtime, the export an app loads: the smallest file within RECOMMEND_WITHIN of the best test accuracy."""
+def _arm_device(device: str) -> bool:
+    from edgeprune.errors import DeviceError
+    from edgeprune.harness.profiles import get_profile
+
+    try:
+        return get_profile(device).arch in ARM_ARCHES
+    except DeviceError:
+        return False
+
+
+def mobile_files(m: dict, rows: list[dict] | None = None, recs: list[dict] | None = None) -> list[dict]:
+    """Per mobile runtime, the export an app loads.
+
+    Phones run Arm cores: when an Arm board (emulated or real) was benchmarked, the app loads the
+    file recommended there (the same answer as "Which file to ship"); otherwise the smallest file
+    within RECOMMEND_WITHIN of the best test accuracy of that format."""
     out = []
+    exports = {e["path"]: e for e in m.get("exports", []) if e.get("file_bytes") is not None}
     for fmt, runtime in MOBILE_RUNTIMES.items():
-        exps = [e for e in m.get("exports", []) if e.get("format") == fmt and e.get("file_bytes") is not None]
+        exps = [e for e in exports.values() if e.get("format") == fmt]
         if not exps:
             continue
-        best = max((e.get("accuracy") or 0.0) for e in exps)
-        pick = min((e for e in exps if (e.get("accuracy") or 0.0) >= best - RECOMMEND_WITHIN), key=lambda e: e["file_bytes"])
+        on_arm = [(r["device"], rows[r["row"]]) for r in recs or [] if r["goal"] == "recommended"
+                  and rows[r["row"]]["format"] == fmt and rows[r["row"]]["artifact"] in exports and _arm_device(r["device"])]
+        if on_arm:
+            device, row = on_arm[0]
+            pick = exports[row["artifact"]]
+            why = f"the file recommended for {device} ({stands_for(device)}), an Arm core as in phones"
+        else:
+            best = max((e.get("accuracy") or 0.0) for e in exps)
+            pick = min((e for e in exps if (e.get("accuracy") or 0.0) >= best - RECOMMEND_WITHIN),
+                       key=lambda e: e["file_bytes"])
+            why = (f"smallest .{fmt} export within {RECOMMEND_WITHIN * 100:g} percentage point of the best "
+                   f".{fmt} test accuracy (no Arm board was benchmarked)")
         out.append({"runtime": runtime, "format": fmt, "stage": pick["stage"], "quant": pick.get("quant"),
                     "file": pick["path"], "beside": list(pick.get("sidecars", [])), "file_bytes": pick["file_bytes"],
-                    "test_accuracy": pick.get("accuracy"),
-                    "why": f"smallest .{fmt} export within {RECOMMEND_WITHIN * 100:g} percentage point of the best "
-                           f".{fmt} test accuracy"})
+                    "test_accuracy": pick.get("accuracy"), "why": why})
     return out
 
 

@@ -74,6 +74,7 @@ class Recommendation(_Strict):
     goal: Literal["recommended", "most_accurate", "fastest", "smallest"]
     row: int                                   # index into rows
     why: str
+    stands_for: Optional[str] = None           # recommended: the board or machine the device is, in words
 
 
 class StageInfo(_Strict):

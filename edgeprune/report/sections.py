@@ -56,18 +56,55 @@ def sections(report: dict) -> list[Section]:
     return out
 
 
+def answers(report: dict) -> list[dict]:
+    """The one answer per device: the recommended file, what the device stands for, its cost, size and accuracy."""
+    rows = report["rows"]
+    out = []
+    for r in report.get("recommendations") or []:
+        if r["goal"] != "recommended":
+            continue
+        row = rows[r["row"]]
+        out.append({"device": r["device"], "stands_for": r.get("stands_for") or r["device"],
+                    "artifact": row["artifact"], "cost": fmt_cost(row), "file_bytes": row["file_bytes"],
+                    "test_accuracy": row["test_accuracy"], "why": r["why"]})
+    return out
+
+
+def answer_lines(report: dict, report_path: str | None = None) -> list[str]:
+    """The last lines of `edgeprune run`: per device the file to ship, in at most 80 columns."""
+    found = answers(report)
+    if not found:
+        return []
+    lines = ["Which file to ship:"]
+    for a in found:
+        lines.append(f"  {a['device']} = {a['stands_for']}:")
+        lines.append(f"    {a['artifact']}  {a['cost']}, {fmt_int(a['file_bytes'])} B, test acc {fmt_acc(a['test_accuracy'])}")
+    if report_path:
+        lines.append(f"Report: {report_path}")
+    return lines
+
+
 def recommendations(report: dict) -> Section | None:
     recs = report.get("recommendations") or []
     if not recs:
         return None
     rows = report["rows"]
-    body = []
+    ship = [[a["device"], a["stands_for"], a["artifact"], fmt_acc(a["test_accuracy"]), a["cost"],
+             fmt_int(a["file_bytes"]), a["why"]] for a in answers(report)]
+    others = []
     for r in recs:
+        if r["goal"] == "recommended":
+            continue
         row = rows[r["row"]]
-        body.append([fmt_device(row), r["goal"].replace("_", " "), f"{row['stage']} {fmt_format(row)}",
-                     fmt_acc(row["test_accuracy"]), fmt_cost(row), fmt_int(row["file_bytes"]), r["why"]])
-    return Section("recommendations", "Which file to ship", f"Ranked by each device's {RULE}.",
-                   tables=[Table(["device", "goal", "artifact", "test acc", "cost", "file bytes", "why"], body, {3, 4, 5})])
+        others.append([fmt_device(row), r["goal"].replace("_", " "), f"{row['stage']} {fmt_format(row)}",
+                       fmt_acc(row["test_accuracy"]), fmt_cost(row), fmt_int(row["file_bytes"]), r["why"]])
+    tables = [Table(["device", "stands for", "ship this file", "test acc", "cost", "file bytes", "why"], ship, {3, 4, 5})]
+    if others:
+        tables.append(Table(["device", "if you want", "artifact", "test acc", "cost", "file bytes", "why"], others,
+                            {3, 4, 5}))
+    return Section("recommendations", "Which file to ship",
+                   f"One file per device, ranked by the device's one metric ({RULE}); then the alternatives "
+                   "for other goals.", tables=tables)
 
 
 def fmt_cost(row: dict) -> str:
