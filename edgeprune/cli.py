@@ -23,7 +23,7 @@ import typer
 from edgeprune import _env
 from edgeprune.errors import EdgepruneError, Interrupted
 from edgeprune.export.cli import export_cmd
-from edgeprune.harness.cli import bench_cmd, devices_cmd
+from edgeprune.harness.cli import bench_cmd, deploy_cmd, devices_cmd
 from edgeprune.profiling.cli import profile_cmd
 from edgeprune.report.cli import app as report_app
 from edgeprune.strategies.cli import search_cmd
@@ -155,6 +155,7 @@ def prune_cmd(
 # commands whose functions live in their own areas
 app.command("export")(export_cmd)
 app.command("bench")(bench_cmd)
+app.command("deploy")(deploy_cmd)
 app.command("devices")(devices_cmd)
 app.command("search")(search_cmd)
 app.command("profile")(profile_cmd)

@@ -173,3 +173,52 @@ def test_board_python_without_numpy_or_missing_python(sshd):
     profile = _profile(sshd).model_copy(update={"python": "/nonexistent/python3"})
     with pytest.raises(DeviceError, match="python '/nonexistent/python3' not found on test-board"):
         ssh_runner.run(profile, m.float_tflite, runs=1, warmup=0)
+
+
+def _board_yaml(sshd, path: Path, *, host: bool = True) -> Path:
+    import getpass
+
+    d = sshd["dir"]
+    lines = ["kind: ssh", "arch: aarch64", "cpu: cortex-a72", "threads: 1", f"python: {sys.executable}",
+             f"port: {sshd['port']}", f"known_hosts: {d / 'known_hosts'}", f"identity_file: {d / 'user_key'}"]
+    if host:
+        lines.append(f"host: {getpass.getuser()}@127.0.0.1")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_deploy_copies_the_recommended_file_and_times_it_beside_the_estimate(sshd, tmp_path, monkeypatch):
+    """A Pi-4-like board (aarch64, cortex-a72): its emulated stand-in is qemu-aarch64, whose recommended
+    file is copied to ~/edgeprune/<run>/ on the board and timed there; the estimate is shown beside it."""
+    import json
+
+    from edgeprune.harness.deploy import deploy
+    from test_device_metric import _metrics
+
+    m = harness_models()
+    run = tmp_path / "run"
+    (run / "exports").mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps(_metrics()))
+    shutil.copy(m.int8_tflite, run / "exports" / "finetuned-int8.tflite")
+    remote = Path.home() / "edgeprune" / "r"
+    shutil.rmtree(remote, ignore_errors=True)
+    lines: list[str] = []
+    try:
+        out = deploy(run, str(_board_yaml(sshd, tmp_path / "pi.yaml")), runs=5, warmup=1, log=lines.append)
+        assert out["deployed"] and out["stand_in"] == "qemu-aarch64"
+        assert out["artifact"] == "exports/finetuned-int8.tflite" and out["estimated_ms"] == 0.5
+        assert (remote / "finetuned-int8.tflite").read_bytes() == m.int8_tflite.read_bytes()
+        assert (remote / "runner.py").is_file()
+        assert out["measured_p50_ms"] > 0
+        assert "measured on the board; 0.5 ms estimated on Raspberry Pi 4 Model B (emulated Cortex-A72)" in lines[-1]
+        assert json.loads((run / "deploy" / "pi.json").read_text())["measured_p50_ms"] == out["measured_p50_ms"]
+    finally:
+        shutil.rmtree(remote, ignore_errors=True)
+
+    monkeypatch.delenv("RPI_HOST", raising=False)
+    lines.clear()
+    out = deploy(run, str(_board_yaml(sshd, tmp_path / "nohost.yaml", host=False)), log=lines.append)
+    assert not out["deployed"]
+    assert lines == [f"nohost: would copy exports/finetuned-int8.tflite ({out['file_bytes']:,} B; 0.5 ms estimated on "
+                     "Raspberry Pi 4 Model B (emulated Cortex-A72)). Set RPI_HOST=user@host to deploy it and time "
+                     "it on the board."]
