@@ -62,7 +62,8 @@ def test_emulated_aarch64_matches_host_and_counts_repeatably(aarch64, which, sma
     first = qemu_runner.run(profile, path, eval_npz=small_eval, runs=3, warmup=1)
     second = qemu_runner.run(profile, path, eval_npz=small_eval, runs=3, warmup=1)
 
-    assert first["emulated"] is True and "not board latency" in first["note"]
+    assert first["emulated"] is True and "emulator_ms is the emulator's own wall-clock, not board time" in first["note"]
+    assert "latency_ms" not in first and first["emulator_ms"]["p50"] > 0  # emulator time is never a latency
     assert first["machine"] == "aarch64" and first["cpu"] == "cortex-a72" and first["device"] == "qemu-aarch64"
     assert first["predictions"] == host["predictions"] and first["accuracy"] == host["accuracy"]
     np.testing.assert_allclose(first["timing_output"], host["timing_output"], atol=_output_tolerance(path))
@@ -70,6 +71,9 @@ def test_emulated_aarch64_matches_host_and_counts_repeatably(aarch64, which, sma
     assert first["instructions_per_inference"] > 10_000
     assert len(first["instructions_all"]) == 3
     assert first["instructions_all"] == second["instructions_all"]  # deterministic, run after run
+    assert first["board_time"]["board"] == "Raspberry Pi 4 Model B" and first["board_time_ms"] > 0
+    assert (first["board_time_ms"], first["instruction_mix"], first["cache_misses_per_level"]) == \
+        (second["board_time_ms"], second["instruction_mix"], second["cache_misses_per_level"])
 
 
 def test_dotprod_cpu_changes_the_int8_instruction_count(aarch64):

@@ -15,16 +15,19 @@ def _int(x):
 
 
 def _cost(cell: dict | None) -> str:
-    """The device's one metric: instructions per inference on emulated boards, p50 latency elsewhere."""
+    """The device's one metric: the estimated board time on emulated boards (instructions beside it, and
+    alone for an emulated profile without a board model), p50 latency elsewhere."""
     if not cell:
         return "—"
     if cell["emulated"]:
-        return _int(cell.get("instructions"))
+        if cell.get("board_ms") is None:
+            return f"{_int(cell.get('instructions'))} instr"
+        return f"{_f(cell['board_ms'], '{:.4f}')} ms ({_int(cell.get('instructions'))} instr)"
     return f"{_f(cell.get('p50_ms'), '{:.3f}')} ms"
 
 
 def _device_head(d: str, emulated: bool) -> list[str]:
-    return [f"{d} {'instr / inference' if emulated else 'p50'}", f"{d} × below PTQ int8"]
+    return [f"{d} {'est. board time (instructions)' if emulated else 'p50'}", f"{d} × below PTQ int8"]
 
 
 def _emulated(group: dict, device: str) -> bool:
@@ -50,7 +53,7 @@ def variant_table(group: dict, devices: list[str]) -> list[str]:
 
 def files_table(run: dict, devices: list[str]) -> list[str]:
     head = ["file", "quant", "test acc", "file bytes", "params"] + [
-        f"{d} {'instr' if any((f['devices'].get(d) or {}).get('emulated') for f in run['files']) else 'p50'}"
+        f"{d} {'est. board time' if any((f['devices'].get(d) or {}).get('emulated') for f in run['files']) else 'p50'}"
         for d in devices]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for f in run["files"]:
@@ -69,7 +72,7 @@ def layer_table(lc: dict) -> list[str]:
     lines = [f"Per-layer cost on {lc['device']} ({metric} per inference, each op isolated with its real shapes "
              "and precision; the per-invoke overhead is its own row):", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    fmt = _int if metric == "instructions" else (lambda x: _f(x, "{:.4f}"))
+    fmt = _int if metric == "instructions" else (lambda x: _f(x, "{:.5f}"))
     for layer in layers:
         lines.append("| " + " | ".join([layer] + [fmt(lc["profiles"][n]["layers"].get(layer)) for n in names]) + " |")
     lines.append("| per-invoke overhead | " + " | ".join(fmt(lc["profiles"][n]["overhead"]) for n in names) + " |")
@@ -90,8 +93,9 @@ def _allocation(run: dict) -> str:
     limits = dc.get("limits") or {dc.get("metric"): dc.get("budget")}
     predicted = dc.get("predicted") or {dc.get("metric"): dc.get("predicted_cost")}
     shown = "; ".join(f"{k} limit {_g(v)}, predicted {_g(predicted.get(k))}" for k, v in limits.items())
+    unit = {"board_ms": "ms estimated", "latency_ms": "ms", "instructions": "instructions"}.get(dc.get("metric"), "")
     return (f"; channels kept by measured {dc['precision']} cost on {dc['device']}: {kept} ({shown}; measured "
-            f"{_g(dc.get('measured_cost'))} instructions, unpruned {_g(dc.get('measured_baseline_cost'))})")
+            f"{_g(dc.get('measured_cost'))} {unit}, unpruned {_g(dc.get('measured_baseline_cost'))})")
 
 
 def _g(x) -> str:
@@ -164,9 +168,10 @@ def render_markdown(summary: dict) -> str:
         "epochs, then the product's PTQ, export and benchmark steps; the **edgeprune** rows are the files each "
         "edgeprune recipe's report says to ship on each device (its \"which file to ship\").",
         "",
-        "Cost on an emulated board is instructions per inference (deterministic; QEMU user mode, one thread, "
-        "no cache or pipeline model: it is not time); on the host it is p50 latency. Test accuracy is that of "
-        "the exported file.",
+        "Cost on an emulated board is its estimated board time: the instruction mix and simulated caches of one "
+        "inference under QEMU user mode (one thread, deterministic) through the board's pipe model, checked "
+        "against published Raspberry Pi times (bench/BOARD_CHECK.md); instructions per inference stand beside "
+        "it. On the host it is p50 latency. Test accuracy is that of the exported file.",
         "",
         f"Environment: {', '.join(f'{k} {v}' for k, v in env.items())}.",
         "",
