@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import shutil
 import statistics
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from edgeprune.errors import DeviceError
 from edgeprune.harness import qemu
@@ -31,6 +34,22 @@ EMULATION_NOTE = ("emulated with qemu-user: board_time_ms is estimated from the 
                   "caches with the board's pipe model; emulator_ms is the emulator's own wall-clock, not board time; "
                   "peak RSS includes the emulator")
 RESULT_NAME = "result.json"
+EVAL_NAME = "eval.npz"
+# What the guest runs, whatever was asked: counts repeat exactly, so more runs add only emulation time,
+# and a fixed schedule makes the count a fact about the file.  20 warm-up runs let Python's
+# specialising interpreter settle on the timed loop (a tiny model's count drifts ~6% over them);
+# past LARGE_FILE_BYTES that drift is far below 0.1% of an inference, and each emulated inference
+# costs seconds, so one warm-up run and one timed run.
+EMULATED_WARMUP, EMULATED_RUNS = 20, 3
+LARGE_FILE_BYTES = 2_000_000
+LARGE_WARMUP, LARGE_RUNS = 1, 1
+
+
+def emulated_schedule(model_path: Path) -> tuple[int, int]:
+    """(warm-up runs, timed runs) the guest does for this file."""
+    if Path(model_path).stat().st_size > LARGE_FILE_BYTES:
+        return LARGE_WARMUP, LARGE_RUNS
+    return EMULATED_WARMUP, EMULATED_RUNS
 
 
 def check(profile: DeviceProfile, host: str | None = None) -> None:
@@ -60,12 +79,13 @@ def run(profile: DeviceProfile, model_path: Path, *, eval_npz: Path | None = Non
     interpreter = interpreter_for(profile, model_path)  # before a possibly long rootfs build
     where = f"{profile.name} (qemu {profile.arch}, -cpu {profile.cpu})"
     env = qemu.ensure_env(profile.arch)
-    files = [model_path] + ([Path(eval_npz)] if eval_npz else [])
-    # Files are passed by basename: run_python copies them into the guest's working dir.
-    args = runner_args(profile, model_path.name, RESULT_NAME, eval_npz=Path(eval_npz).name if eval_npz else None,
-                       runs=runs, warmup=warmup, interpreter=interpreter)
-    res = qemu.run_python(env, RUNNER_SCRIPT, args, cpu=profile.cpu, files=files, timeout_s=timeout_s,
-                          cache=profile.board.cache_arg() if profile.board else None)
+    warmup, runs = emulated_schedule(model_path)  # not the asked ones: see EMULATED_WARMUP
+    with tempfile.TemporaryDirectory(prefix="edgeprune-qemu-stage-") as stage:
+        # The count is a fact about the file: the guest sees the same names and argv from every command.
+        files, args = canonical_guest_args(profile, model_path, eval_npz, Path(stage), runs=runs, warmup=warmup,
+                                           interpreter=interpreter)
+        res = qemu.run_python(env, RUNNER_SCRIPT, args, cpu=profile.cpu, files=files, timeout_s=timeout_s,
+                              cache=profile.board.cache_arg() if profile.board else None)
     if res.returncode != 0:
         raise runner_failure(res.returncode, res.stderr, where)
     result = _result_from(res, where)
@@ -74,12 +94,36 @@ def run(profile: DeviceProfile, model_path: Path, *, eval_npz: Path | None = Non
         raise DeviceError(f"instruction counter on {where} saw {len(counts)} marked regions for {runs} runs",
                           "the qemu plugin and the runner's markers disagree; rebuild the qemu env")
     result = annotate(result, profile, model_path)
+    result["model"] = model_path.name  # not the staged name
     result.update(
         cpu=res.cpu or profile.cpu,
         instructions_all_threads=[int(c) for c in res.region_instructions_all_threads],
         **emulated_fields(profile, result, counts, res.region_mix, res.region_cache_misses),
     )
     return result
+
+
+def canonical_guest_args(profile: DeviceProfile, model_path: Path, eval_npz: Path | None, stage: Path, *,
+                         runs: int, warmup: int, interpreter: str) -> tuple[list[Path], list[str]]:
+    """(files to copy, runner argv) that depend only on the model's format and the device.
+
+    What an emulated inference executes depends on the Python process before it, so the names,
+    the argv and the schedule are fixed: the model is staged as ``model.<format>``, the eval data
+    always as ``eval.npz`` (with no rows when there is none: the runner then scores nothing), the
+    warm-up and runs come from :func:`emulated_schedule`, and ``--runs`` is written with a fixed width.
+    The runner scores eval data only after the timed runs, so its size does not matter either."""
+    model = stage / f"model{model_path.suffix.lower()}"
+    shutil.copyfile(model_path, model)
+    data = stage / EVAL_NAME
+    if eval_npz is not None:
+        shutil.copyfile(eval_npz, data)
+    else:
+        np.savez(data, x=np.zeros((0,), np.float32), y=np.zeros((0,), np.int64))
+    args = runner_args(profile, model.name, RESULT_NAME, eval_npz=data.name, runs=runs, warmup=warmup,
+                       interpreter=interpreter)
+    # Fixed width: argv's length moves the guest's initial stack, and with it alignment-dependent code paths.
+    args[args.index("--runs") + 1] = f"{runs:09d}"
+    return [model, data], args
 
 
 def emulated_fields(profile: DeviceProfile, result: dict, counts: list[int], mixes: list[dict],

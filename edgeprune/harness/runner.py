@@ -15,10 +15,17 @@ Each timed invocation is bracketed by marker syscalls (see ``_marker``) so that 
 instruction-counting plugin can count exactly the work of one inference.  Warm-up and accuracy
 passes carry no markers.
 
+What a counted inference executes depends on everything the process did before it (Python's
+specialising interpreter warms up per call site, the heap's layout follows every allocation), so
+the timed inferences are made independent of the arguments: they always use the same seeded
+random input (eval data is read and scored only after them), warm-up goes through the very loop
+the timed runs use (with inert marker values), and the cyclic GC is off while they run.
+
 Exit codes: 0 ok; 2 bad arguments or unreadable input; 3 no TFLite interpreter; 4 no onnxruntime;
 5 no numpy.  On failure the last stderr line is ``EDGEPRUNE_RUNNER_ERROR <code> <message>``.
 """
 import argparse
+import gc
 import json
 import os
 import platform
@@ -28,6 +35,7 @@ import time
 SCHEMA_VERSION = 1
 MARK_START = 4242
 MARK_END = 4243
+MARK_IDLE = 4240  # same syscall, same EINVAL path, but no counter region: warm-up runs the timed loop with it
 
 EXIT_USAGE = 2
 EXIT_NO_TFLITE = 3
@@ -155,6 +163,11 @@ class ONNXModel(object):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # Repeatable work per run: no worker spinning, one fixed execution order and optimisation level.
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self.session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
         self.init_ns = time.perf_counter_ns() - t0
         self.inputs = self.session.get_inputs()
@@ -217,9 +230,9 @@ def load_eval(path):
             x, y = np.asarray(data["x"], dtype=np.float32), np.asarray(data["y"]).astype(np.int64)
     except (OSError, KeyError, ValueError) as e:
         _fail(EXIT_USAGE, "cannot read eval data %s: %s (need arrays x and y)" % (path, e))
-    if len(x) != len(y) or len(x) == 0:
+    if len(x) != len(y):
         _fail(EXIT_USAGE, "eval data %s: x has %d rows, y has %d" % (path, len(x), len(y)))
-    return x, y
+    return x, y  # no rows: no accuracy pass (emulated boards always pass a file, so argv never varies)
 
 
 # --- measurement ----------------------------------------------------------------------------------
@@ -262,35 +275,45 @@ def evaluate(model, x, y):
     return float(np.mean(preds == y)), preds
 
 
+def timed_loop(invoke, warmup, runs):
+    """``warmup`` + ``runs`` invocations through one loop, each between two markers and timed; the
+    warm-up ones carry the inert MARK_IDLE, so the timed runs find every call site of this loop
+    exactly as warm whatever came before.  Returns the timed runs' nanoseconds."""
+    times = np.zeros(warmup + runs, dtype=np.int64)  # preallocated: the loop keeps no new objects alive
+    for i in range(warmup + runs):
+        start, end = (MARK_IDLE, MARK_IDLE) if i < warmup else (MARK_START, MARK_END)
+        t0 = time.perf_counter_ns()
+        _marker(start)
+        invoke()
+        _marker(end)
+        times[i] = time.perf_counter_ns() - t0
+    return [int(t) for t in times[warmup:]]
+
+
 def run(args):
     if args.runs < 1 or args.warmup < 0 or args.threads < 1:
         _fail(EXIT_USAGE, "need --runs >= 1, --warmup >= 0, --threads >= 1")
     if not os.path.isfile(args.model):
         _fail(EXIT_USAGE, "model file not found: %s" % args.model)
+    if args.eval and not os.path.isfile(args.eval):
+        _fail(EXIT_USAGE, "cannot read eval data %s: no such file" % args.eval)
     model = load_model(args.model, args.threads, args.interpreter)
     specs = model.input_specs()
-    eval_x = eval_y = None
-    if args.eval:
-        eval_x, eval_y = load_eval(args.eval)
-        if len(specs) != 1:
-            _fail(EXIT_USAGE, "--eval needs a single-input model; this one has %d inputs" % len(specs))
-        timing_inputs = [sample_input(eval_x[0], specs[0])]
-    else:
-        timing_inputs = [random_input(s[0], s[1], seed=i) for i, s in enumerate(specs)]
-
-    model.set_inputs(timing_inputs)
+    if args.eval and len(specs) != 1:
+        _fail(EXIT_USAGE, "--eval needs a single-input model; this one has %d inputs" % len(specs))
+    # The same input with or without eval data: what an inference executes may depend on the values.
+    model.set_inputs([random_input(s[0], s[1], seed=i) for i, s in enumerate(specs)])
     t0 = time.perf_counter_ns()
     model.invoke()
     first_ns = time.perf_counter_ns() - t0
-    for _ in range(args.warmup):
-        model.invoke()
-    times = []
-    for _ in range(args.runs):
-        t0 = time.perf_counter_ns()
-        _marker(MARK_START)
-        model.invoke()
-        _marker(MARK_END)
-        times.append(time.perf_counter_ns() - t0)
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()  # a collection inside a counted inference would depend on all earlier allocations
+    try:
+        times = timed_loop(model.invoke, args.warmup, args.runs)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     timing_output = model.output_float().reshape(-1)
 
     result = {
@@ -311,13 +334,14 @@ def run(args):
         "inputs": [
             {"shape": list(s[0]), "dtype": s[1].name, "scale": s[2], "zero_point": s[3]} for s in specs
         ],
-        "timing_input": "eval" if args.eval else "random",
+        "timing_input": "random",
         "timing_output": [float(v) for v in timing_output[:1000]],
         "accuracy": None,
         "eval_samples": None,
         "predictions": None,
     }
-    if eval_x is not None:
+    eval_x, eval_y = load_eval(args.eval) if args.eval else (None, None)
+    if eval_x is not None and len(eval_x):
         accuracy, preds = evaluate(model, eval_x, eval_y)
         result.update(accuracy=accuracy, eval_samples=int(len(eval_y)), predictions=preds.tolist())
     result["peak_rss_bytes"], result["peak_rss_source"] = peak_rss()

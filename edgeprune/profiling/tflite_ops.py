@@ -139,10 +139,54 @@ def unit_signature(model, unit: OpUnit) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+INTEGER_TYPES = (2, 4)  # INT32, INT64: shapes, sizes, axes, indices
+
+
+def integer_values(model) -> dict[int, np.ndarray]:
+    """The values the computed int32/int64 tensors of subgraph 0 take in a batch-1 run of the model.
+
+    They are shapes, sizes and indices (a Keras 3 Flatten's SHAPE → STRIDED_SLICE → PACK chain
+    feeding RESHAPE, a dynamic batch's sizes): an op cut out alone needs their real values, not
+    random ones, and they do not depend on the input's values.  Cached on the model object."""
+    cached = getattr(model, "_edgeprune_integer_values", None)
+    if cached is not None:
+        return cached
+    sg = model.subgraphs[0]
+    graph_inputs = {int(t) for t in sg.inputs}
+    wanted = [i for i, t in enumerate(sg.tensors)
+              if t.type in INTEGER_TYPES and i not in graph_inputs and not is_const(model, t)]
+    values: dict[int, np.ndarray] = {}
+    if wanted:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        try:  # no XNNPACK: it would hide the intermediate tensors (and log a line)
+            it = Interpreter(model_content=write_model(model), experimental_preserve_all_tensors=True,
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            it.allocate_tensors()  # a dynamic batch (shape_signature -1) is stored as 1
+            for d in it.get_input_details():
+                it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+            it.invoke()
+        except (RuntimeError, ValueError) as e:
+            raise EdgepruneError(f"cannot run this .tflite on the host to read its shape tensors ({e})".replace("\n", " "),
+                                 "check that the file runs: edgeprune bench FILE --device host") from None
+        for i in wanted:
+            try:
+                values[i] = np.array(it.get_tensor(i))
+            except ValueError:  # not materialised (e.g. an unused output): leave it an input
+                pass
+    model._edgeprune_integer_values = values
+    return values
+
+
 def isolate(model, unit: OpUnit) -> bytes:
-    """A model holding only `unit`: its activation inputs become the model's inputs."""
+    """A model holding only `unit`: its activation inputs become the model's inputs.
+
+    Computed integer inputs (shapes, sizes, indices) become constants holding the values they have
+    in the whole model (:func:`integer_values`), so the op does exactly the work it does there."""
     s = schema()
     sg = model.subgraphs[0]
+    known = {t: v for t, v in integer_values(model).items() if t in set(unit.inputs)} if any(
+        sg.tensors[t].type in INTEGER_TYPES for t in unit.inputs) else {}
     new = s.ModelT()
     new.version = model.version
     new.description = b"edgeprune isolated op"
@@ -164,6 +208,15 @@ def isolate(model, unit: OpUnit) -> bytes:
                 buf.data = model.buffers[old.buffer].data
                 new.buffers.append(buf)
                 copy.buffer = len(new.buffers) - 1
+            elif t in known:
+                value = np.array(known[t], dtype=NUMPY_TYPES[old.type])  # (ascontiguousarray makes a scalar 1-d)
+                buf = s.BufferT()
+                buf.data = np.frombuffer(value.tobytes(), dtype=np.uint8)
+                new.buffers.append(buf)
+                copy.buffer = len(new.buffers) - 1
+                if value.ndim:  # a scalar keeps its (empty) shape
+                    copy.shape = np.array(value.shape, dtype=np.int32)
+                copy.shapeSignature = None
             else:
                 new.buffers.append(s.BufferT())
                 copy.buffer = len(new.buffers) - 1
@@ -185,7 +238,7 @@ def isolate(model, unit: OpUnit) -> bytes:
         nop.inputs = [add_tensor(int(t)) for t in op.inputs]
         nop.outputs = [add_tensor(int(t)) for t in op.outputs]
         nsg.operators.append(nop)
-    nsg.inputs = [tensor_index[t] for t in unit.inputs]
+    nsg.inputs = [tensor_index[t] for t in unit.inputs if t not in known]
     nsg.outputs = [tensor_index[t] for t in unit.outputs]
     nsg.name = b"main"
     new.subgraphs = [nsg]

@@ -202,7 +202,8 @@ class BenchmarkStep(Strict):
     runs: int = Field(50, ge=1, le=100000)
     warmup: int = Field(5, ge=0)
     eval_samples: int = Field(1000, ge=0, description="test images scored on the device (0: latency only)")
-    emulated_runs: int = Field(10, ge=1, description="timed runs on emulated devices (slow)")
+    emulated_runs: int = Field(10, ge=1, description="unused on emulated boards with the counting plugin: they run one "
+                               "fixed schedule (their counts repeat exactly); kept for other emulated kinds")
     emulated_eval_samples: int = Field(200, ge=0)
     skip_unavailable: bool = Field(True, description="skip emulated devices whose emulator is not installed (said in the report)")
 

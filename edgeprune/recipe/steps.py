@@ -445,7 +445,7 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
                 "latency_ms": {k: lat.get(k) for k in ("p50", "p90", "p99", "mean")},
                 "init_ms": raw.get("init_ms"), "first_inference_ms": raw.get("first_inference_ms"),
                 "peak_rss_bytes": raw.get("peak_rss_bytes"), "accuracy": raw.get("accuracy"),
-                "eval_samples": n_eval, "runs": runs,
+                "eval_samples": n_eval, "runs": raw.get("runs", runs),
                 "instructions_per_inference": raw.get("instructions_per_inference"), "raw": raw_rel,
                 "board_time_ms": raw.get("board_time_ms"), "board_time": raw.get("board_time"),
                 "emulator_ms": raw.get("emulator_ms"),
