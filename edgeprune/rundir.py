@@ -78,6 +78,8 @@ class BenchmarkRow(_Open):
     eval_samples: Optional[int] = None
     runs: Optional[int] = None
     instructions_per_inference: Optional[float] = None
+    arch: Optional[str] = None              # the device profile's architecture (aarch64, armv7, native)
+    stands_for: Optional[str] = None        # what the device is, in words ("Raspberry Pi 4 Model B (emulated Cortex-A72)")
     board_time_ms: Optional[float] = None   # emulated boards: the estimated board time (the device metric)
     board_time: Optional[dict] = None       # how it was estimated: board, core, bound, instruction classes, misses
     emulator_ms: Optional[dict] = None      # emulated boards: the emulator's own wall-clock (not board time)

@@ -27,12 +27,13 @@ def _metrics() -> dict:
         exports.append({"stage": stage, "format": "tflite", "quant": quant, "path": path, "file_bytes": size,
                         "export_seconds": 1.0, "accuracy": acc, "samples": 1000})
         benchmarks.append({"export": path, "stage": stage, "format": "tflite", "quant": quant,
-                           "device": "qemu-aarch64", "emulated": True, "latency_ms": {},
+                           "device": "qemu-aarch64", "emulated": True, "latency_ms": {}, "arch": "aarch64",
+                           "stands_for": "Raspberry Pi 4 Model B (emulated Cortex-A72)",
                            "emulator_ms": {"p50": emulator_ms}, "instructions_per_inference": instr,
                            "board_time_ms": board_ms, "board_time": {"board": "Raspberry Pi 4 Model B"},
                            "accuracy": acc, "raw": f"bench/{name}@qemu-aarch64.json"})
         benchmarks.append({"export": path, "stage": stage, "format": "tflite", "quant": quant, "device": "host",
-                           "emulated": False, "latency_ms": {"p50": host_ms, "p90": host_ms, "p99": host_ms,
+                           "arch": "native", "stands_for": "This machine, native", "emulated": False, "latency_ms": {"p50": host_ms, "p90": host_ms, "p99": host_ms,
                                                              "mean": host_ms},
                            "accuracy": acc, "raw": f"bench/{name}@host.json"})
     stage = {"model_path": "m.keras", "file_bytes": 1, "params": 1, "macs": 1, "val_accuracy": 0.9,

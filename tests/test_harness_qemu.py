@@ -83,6 +83,10 @@ def test_dotprod_cpu_changes_the_int8_instruction_count(aarch64):
     a76 = qemu_runner.run(get_profile("qemu-aarch64-a76"), path, runs=2, warmup=0)
     assert a76["cpu"] == "cortex-a76"
     assert a72["instructions_per_inference"] != a76["instructions_per_inference"]
+    # which XNNPACK kernels ran: the A72's int8 GEMMs widen and accumulate (no dot product), the A76's use SDOT
+    a72_classes, a76_classes = a72["board_time"]["classes"], a76["board_time"]["classes"]
+    assert a72_classes.get("int_mul_long", 0) > 0 and a72_classes.get("int_pairwise_acc", 0) > 0
+    assert "int_dot" not in a72_classes and a76_classes.get("int_dot", 0) > 0
     np.testing.assert_allclose(a72["timing_output"], a76["timing_output"], atol=_output_tolerance(path))
 
 

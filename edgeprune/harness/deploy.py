@@ -41,7 +41,8 @@ def recommended(run_dir: Path, device: str) -> dict:
     report = _report(run_dir)
     for r in report.get("recommendations") or []:
         if r["device"] == device and r["goal"] == "recommended":
-            return {**report["rows"][r["row"]], "stands_for": r.get("stands_for"), "run": report["run"]["name"]}
+            row = report["rows"][r["row"]]
+            return {**row, "stands_for": r.get("stands_for") or row.get("stands_for"), "run": report["run"]["name"]}
     raise EdgepruneError(f"the run in {run_dir} has no recommendation for {device}",
                          f"add {device} to the recipe's benchmark devices and run it again (trained steps are reused)")
 

@@ -54,6 +54,16 @@ class DeviceProfile(BaseModel):
     board: Optional[BoardSpec] = None
     source: Optional[str] = None  # the file this profile came from (filled in by the loader)
 
+    @property
+    def stands_for(self) -> str:
+        """What the device is, in words: "Raspberry Pi 4 Model B (emulated Cortex-A72)" for an emulated
+        board with a board model, else the description ("Raspberry Pi 4 over SSH", "This machine, native")."""
+        if self.board is not None:
+            from edgeprune.harness.board_time import load_core
+
+            return f"{self.board.name} (emulated {load_core(self.board.core).name})"
+        return self.description or self.name
+
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, v: str) -> str:

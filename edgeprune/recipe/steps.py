@@ -442,6 +442,7 @@ def step_benchmark(ctx: RunContext, spec) -> dict:
             row = {
                 "export": exp["path"], "stage": exp["stage"], "format": exp["format"], "quant": exp["quant"],
                 "device": profile.name, "emulated": bool(raw.get("emulated", emulated)), "cpu": raw.get("cpu") or profile.cpu,
+                "arch": profile.arch, "stands_for": profile.stands_for,
                 "latency_ms": {k: lat.get(k) for k in ("p50", "p90", "p99", "mean")},
                 "init_ms": raw.get("init_ms"), "first_inference_ms": raw.get("first_inference_ms"),
                 "peak_rss_bytes": raw.get("peak_rss_bytes"), "accuracy": raw.get("accuracy"),

@@ -141,6 +141,7 @@ def _artifact_row(exp: dict, stage: dict, test_n, bench: dict | None) -> dict:
             "peak_rss_bytes": bench.get("peak_rss_bytes"),
             "instructions_per_inference": bench.get("instructions_per_inference"), "raw": bench.get("raw"),
             "board_time_ms": bench.get("board_time_ms"), "board": (bench.get("board_time") or {}).get("board"),
+            "arch": bench.get("arch"), "stands_for": bench.get("stands_for"),
         })
         if row["test_accuracy"] is None:
             row["test_accuracy"] = bench.get("accuracy")
@@ -194,7 +195,7 @@ def recommendations(rows: list[dict], precision: dict | None = None) -> list[dic
                        f"{'/'.join(precision['stages'])} model (precision: auto)")
         pick = pool[ship_choice([rows[i] for i in pool], within)]
         out.append({"device": device, "goal": "recommended", "row": pick, "why": f"lowest {metric.label} {why}",
-                    "stands_for": stands_for(device)})
+                    "stands_for": rows[pick].get("stands_for") or device})
         out.append({"device": device, "goal": "most_accurate", "row": best, "why": "highest test accuracy"})
         out.append({"device": device, "goal": "fastest", "row": fastest, "why": f"lowest {metric.label}"})
         sized = [i for i in idx if rows[i]["file_bytes"] is not None]
@@ -204,34 +205,8 @@ def recommendations(rows: list[dict], precision: dict | None = None) -> list[dic
     return out
 
 
-def stands_for(device: str) -> str:
-    """What a device profile stands for, in words: "Raspberry Pi 4 Model B (emulated Cortex-A72)",
-    "Raspberry Pi 4 over SSH", "This machine, native"; the name itself when no profile reads."""
-    from edgeprune.errors import DeviceError
-    from edgeprune.harness.board_time import load_core
-    from edgeprune.harness.profiles import get_profile
-
-    try:
-        profile = get_profile(device)
-    except DeviceError:
-        return device
-    if profile.board is not None:
-        return f"{profile.board.name} (emulated {load_core(profile.board.core).name})"
-    return profile.description or device
-
-
 MOBILE_RUNTIMES = {"ort": "ONNX Runtime Mobile (Android, iOS)", "tflite": "LiteRT / TensorFlow Lite (Android, iOS)"}
 ARM_ARCHES = ("aarch64", "armv7")
-
-
-def _arm_device(device: str) -> bool:
-    from edgeprune.errors import DeviceError
-    from edgeprune.harness.profiles import get_profile
-
-    try:
-        return get_profile(device).arch in ARM_ARCHES
-    except DeviceError:
-        return False
 
 
 def mobile_files(m: dict, rows: list[dict] | None = None, recs: list[dict] | None = None) -> list[dict]:
@@ -247,11 +222,12 @@ def mobile_files(m: dict, rows: list[dict] | None = None, recs: list[dict] | Non
         if not exps:
             continue
         on_arm = [(r["device"], rows[r["row"]]) for r in recs or [] if r["goal"] == "recommended"
-                  and rows[r["row"]]["format"] == fmt and rows[r["row"]]["artifact"] in exports and _arm_device(r["device"])]
+                  and rows[r["row"]]["format"] == fmt and rows[r["row"]]["artifact"] in exports
+                  and rows[r["row"]].get("arch") in ARM_ARCHES]
         if on_arm:
             device, row = on_arm[0]
             pick = exports[row["artifact"]]
-            why = f"the file recommended for {device} ({stands_for(device)}), an Arm core as in phones"
+            why = f"the file recommended for {device} ({row.get('stands_for') or device}), an Arm core as in phones"
         else:
             best = max((e.get("accuracy") or 0.0) for e in exps)
             pick = min((e for e in exps if (e.get("accuracy") or 0.0) >= best - RECOMMEND_WITHIN),

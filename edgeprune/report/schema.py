@@ -63,6 +63,8 @@ class Row(_Strict):
     instructions_per_inference: Optional[float] = None
     board_time_ms: Optional[float] = None      # emulated boards: estimated board time (their device metric)
     board: Optional[str] = None                # the real board an emulated device stands for
+    arch: Optional[str] = None                 # the device's architecture
+    stands_for: Optional[str] = None           # what the device is, in words
     parity: Optional[Parity] = None
     raw: Optional[str] = None                  # bench/<file>@<device>.json
     pareto_latency: Optional[bool] = None      # on the accuracy-vs-latency front of its device
