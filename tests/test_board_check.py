@@ -42,7 +42,7 @@ def test_every_checked_row_is_ranked_right_and_within_25_percent_of_the_publishe
 
 @pytest.mark.qemu
 @pytest.mark.slow
-def test_efficientdet_lite0_on_the_emulated_pi4_and_pi5_matches_the_published_ranking(tmp_path):
+def test_efficientdet_lite0_on_the_emulated_pi4_and_pi5_matches_the_published_ranking(board_check_work):
     from edgeprune.errors import DeviceError
     from edgeprune.harness.qemu import ensure_env
 
@@ -52,7 +52,7 @@ def test_efficientdet_lite0_on_the_emulated_pi4_and_pi5_matches_the_published_ra
         pytest.skip(f"emulated aarch64 board not available: {e}")
     rows = [r for r in bc.checked_rows(bc.load_rows()) if r.model == "efficientdet-lite0"]
     assert {r.board for r in rows} == {"pi4", "pi5"}
-    result = bc.run_check(rows, tmp_path, log=lambda *_: None)
+    result = bc.run_check(rows, board_check_work, log=lambda *_: None)
     for v in result["rows"]:
         assert v["ranked_right"] and v["within_tolerance"], v
     if RESULTS is not None:  # the same files measure the same, run after run and machine after machine

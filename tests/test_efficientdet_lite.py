@@ -45,11 +45,12 @@ def test_lite0_parameters_and_outputs():
     assert types["MaxPooling2D"] == 14 and types["UpSampling2D"] + types["Resizing"] == 12
 
 
-@pytest.mark.slow  # two TFLite conversions of Lite0 (about 2 minutes on 2 cores)
-def test_lite0_export_pair_op_mix(tmp_path):
+@pytest.mark.slow  # two TFLite conversions of Lite0 (about 2 minutes on 2 cores, shared with the board check)
+def test_lite0_export_pair_op_mix(board_check_work):
     from ai_edge_litert.interpreter import Interpreter
 
-    fp32, int8 = edl.export_pair(0, tmp_path)
+    fp32 = board_check_work / "efficientdet-lite0" / "efficientdet-lite0-float32.tflite"
+    int8 = board_check_work / "efficientdet-lite0" / "efficientdet-lite0-int8.tflite"
     # published (NobuoTsukamoto/benchmarks): 13.68 MB / 4.56 MB, which also hold the post-processing
     # (float32 anchors alone are 19206 x 4 x 4 B = 0.31 MB); without it ours are ~13.36 / ~4.21 MB
     assert 12.8e6 < fp32.stat().st_size < 13.9e6
