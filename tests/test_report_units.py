@@ -108,3 +108,17 @@ def test_every_report_and_row_field_is_documented():
     doc = (Path(__file__).parents[1] / "docs" / "report-schema.md").read_text()
     for name in [*Report.model_fields, *Row.model_fields]:
         assert f"`{name}" in doc, f"{name} is not in docs/report-schema.md"
+
+
+def test_pruning_section_says_how_channels_were_chosen():
+    from edgeprune.report.sections import pruning
+
+    base = {"before_stage": "baseline", "after_stage": "pruned", "criterion": "l1", "removed_channels": 40,
+            "params_before": 100, "params_after": 50, "macs_before": 1000, "macs_after": 400, "layers": []}
+    by_ratio = pruning({"pruning": {**base, "ratio": 0.5, "schedule": "oneshot", "settings": {"ratio": 0.5}}})
+    assert by_ratio.text.startswith("Criterion l1, ratio 0.5, schedule oneshot; 40 channels removed.")
+    by_cost = pruning({"pruning": {**base, "ratio": None, "settings": {
+        "allocation": "device_cost", "device": "qemu-aarch64", "precision": "int8", "budget": {"reduction": 4.0}}}})
+    assert by_cost.text.startswith("Channels per group chosen by measured cost on qemu-aarch64 (int8, budget "
+                                   "{'reduction': 4.0}), criterion l1 for which channels go; 40 channels removed.")
+    assert "ratio" not in by_cost.text.split(";")[0].replace("reduction", "")

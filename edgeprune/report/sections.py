@@ -150,7 +150,14 @@ def pruning(report: dict) -> Section | None:
     p = report.get("pruning")
     if not p:
         return None
-    text = (f"Criterion {p.get('criterion') or '?'}, ratio {p.get('ratio')}, schedule {p.get('schedule') or 'oneshot'}; "
+    settings = p.get("settings") or {}
+    if settings.get("allocation") == "device_cost":  # no ratio: the measured cost chose each group's count
+        how = (f"Channels per group chosen by measured cost on {settings.get('device', '?')} "
+               f"({settings.get('precision', '?')}, budget {settings.get('budget', '?')}), criterion "
+               f"{p.get('criterion') or '?'} for which channels go")
+    else:
+        how = f"Criterion {p.get('criterion') or '?'}, ratio {p.get('ratio')}, schedule {p.get('schedule') or 'oneshot'}"
+    text = (f"{how}; "
             f"{fmt_int(p.get('removed_channels'))} channels removed. Params {fmt_int(p.get('params_before'))} → "
             f"{fmt_int(p.get('params_after'))} ({_drop(p.get('params_before'), p.get('params_after'))}), MACs "
             f"{fmt_int(p.get('macs_before'))} → {fmt_int(p.get('macs_after'))} ({_drop(p.get('macs_before'), p.get('macs_after'))}).")
