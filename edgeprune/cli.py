@@ -116,11 +116,12 @@ def prune_cmd(
     strict: Annotated[bool, typer.Option("--strict", help="Stop at a layer the engine cannot follow instead of keeping its channels.")] = False,
     drop_features: Annotated[Optional[float], typer.Option(help="Dense-first models: drop this fraction of the input features instead of channels.")] = None,
     feature_method: Annotated[str, typer.Option(help="Input-feature ranking: weight_norm (first layer) or gradient (needs --data).")] = "weight_norm",
-    budget: Annotated[Optional[List[str]], typer.Option(help="Device-cost allocation: a limit KEY=VALUE (instructions, latency_ms, size_kb, reduction; repeatable) on --device.")] = None,
+    budget: Annotated[Optional[List[str]], typer.Option(help="Device-cost allocation: a limit KEY=VALUE (latency_ms: estimated board time on emulated boards, size_kb, reduction; repeatable) on --device.")] = None,
     device: Annotated[Optional[str], typer.Option(help="With --budget: the device whose measured per-op cost decides the channels (the first layer too: protect it with --protect NAME).")] = None,
     precision: Annotated[str, typer.Option(help="With --budget: the precision to cost (float32, float16, int8, mixed).")] = "int8",
     keep_float: Annotated[Optional[List[str]], typer.Option(help="With --precision mixed: a layer kept float (repeatable).")] = None,
     weigh: Annotated[str, typer.Option(help="With --budget: what a step loses, 'score' (the group's channel-score share) or 'accuracy' (validation accuracy with that group alone cut; needs --data).")] = "score",
+    best_effort: Annotated[bool, typer.Option("--best-effort", help="With --budget: when no channel counts meet it, write the cheapest found instead of stopping.")] = False,
 ) -> None:
     """Remove whole channels (or, with --drop-features, input features) and write the smaller model."""
     _require_file(model, "model file")
@@ -146,7 +147,7 @@ def prune_cmd(
         from edgeprune.profiling.cli import parse_budget
 
         device_cost = {"device": device, "budget": parse_budget(budget or [], device), "precision": precision,
-                       "keep_float": keep_float or [], "weigh": weigh}
+                       "keep_float": keep_float or [], "weigh": weigh, "best_effort": best_effort}
     prune_file(model, output, ratio=ratio, criterion=criterion, global_pruning=global_pruning, round_to=round_to,
                min_channels=min_channels, protect=protect or [], protect_first=not no_protect_first and not device_cost,
                data=data, plan_path=plan, plan_out=plan_out, verify=verify, strict=strict, device_cost=device_cost)

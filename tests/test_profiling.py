@@ -159,13 +159,20 @@ def test_allocation_picks_the_cheaper_channel_count_when_cost_is_not_monotonic(m
 
 def test_allocation_says_when_the_budget_cannot_be_met(monkeypatch):
     monkeypatch.setattr(allocate_mod, "measure_missing", fake_costs({4: 300.0, 8: 100.0, 12: 350.0, 16: 400.0}))
-    a = allocate_mod.allocate(one_conv(), "qemu-aarch64", {"reduction": 100.0}, precision="float32")
+    a = allocate_mod.allocate(one_conv(), "qemu-aarch64", {"reduction": 100.0}, precision="float32", best_effort=True)
     assert not a.met and a.counts == {"conv1": 8}  # the cheapest reachable point, not the fewest channels
+    # by default an unreachable budget is an error naming the floor and what holds it
+    with pytest.raises(allocate_mod.BudgetNotMet) as err:
+        allocate_mod.allocate(one_conv(), "qemu-aarch64", {"reduction": 100.0}, precision="float32")
+    assert str(err.value).startswith("the budget cannot be met on qemu-aarch64: the cheapest channel counts reach "
+                                     "board_ms 130 > 4.3; the floor is held by conv1 (16→8, float32) 77%")
+    assert "best_effort: true" in err.value.fix
 
 
 def test_protect_first_stays_the_users_choice(monkeypatch):
     monkeypatch.setattr(allocate_mod, "measure_missing", fake_costs({4: 300.0, 8: 100.0, 12: 350.0, 16: 400.0}))
-    a = allocate_mod.allocate(one_conv(), "qemu-aarch64", {"latency_ms": 200}, precision="float32", protect_first=True)
+    a = allocate_mod.allocate(one_conv(), "qemu-aarch64", {"latency_ms": 200}, precision="float32", protect_first=True,
+                              best_effort=True)
     assert a.counts == {} and not a.met
 
 
@@ -298,6 +305,7 @@ def test_report_shows_where_the_time_goes(tmp_path):
     ({"allocation": "device_cost", "device": "host", "budget": {"reduction": 2}, "precision": "mixed"},
      "keep_float go together"),
     ({"budget": {"reduction": 2}}, "belong to allocation: device_cost"),
+    ({"best_effort": True}, "best_effort belong to allocation: device_cost"),
 ])
 def test_recipe_refuses_incomplete_device_cost_settings(settings, message):
     from pydantic import ValidationError
@@ -308,4 +316,6 @@ def test_recipe_refuses_incomplete_device_cost_settings(settings, message):
         PruneStep.model_validate(settings)
     ok = PruneStep.model_validate({"allocation": "device_cost", "device": "qemu-aarch64", "precision": "mixed",
                                    "keep_float": ["conv1"], "budget": {"instructions": 3e5, "size_kb": 28}})
-    assert ok.budget == {"instructions": 3e5, "size_kb": 28}
+    assert ok.budget == {"instructions": 3e5, "size_kb": 28} and ok.best_effort is False
+    assert PruneStep.model_validate({"allocation": "device_cost", "device": "qemu-aarch64", "best_effort": True,
+                                     "budget": {"latency_ms": 0.1}}).best_effort

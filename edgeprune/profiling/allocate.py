@@ -135,6 +135,39 @@ def budget_limits(budget: dict, device_metric: str) -> dict[str, float | tuple]:
     return limits
 
 
+class BudgetNotMet(EdgepruneError):
+    """No channel counts reach the budget: says the cheapest reachable cost, the limit and what holds it."""
+
+    @classmethod
+    def at_floor(cls, cm: "CostModel", removed, cost: dict, limits: dict, device: str, precision: str,
+                 channels: dict[str, tuple[int, int]], layer_names: list[str]) -> "BudgetNotMet":
+        from edgeprune.profiling.profile import unit_label
+
+        over = [m for m, lim in limits.items() if cost[m] > lim]
+        what = ", ".join(f"{m} {_fmt(cost[m])} > {_fmt(limits[m])}" for m in over)
+        held = ""
+        if cm.on_device and cm.table.metric in over:
+            model = cm.variants.candidate(removed)
+            per: dict[str, float] = {}
+            for u, sig in zip(cm.variants.units, cm.variants.signatures(model)):
+                layer = unit_label(u.names, u.op, layer_names)
+                per[layer] = per.get(layer, 0.0) + net_cost(cm.table, sig)
+            floor = cost[cm.table.metric]
+            top = sorted(per.items(), key=lambda kv: -kv[1])[:3]
+
+            def shown(layer):
+                full, kept = channels.get(layer, (None, None))
+                return f"{layer} ({full}→{kept}, {precision})" if full is not None else f"{layer} ({precision})"
+            held = "; the floor is held by " + ", ".join(f"{shown(n)} {v / floor:.0%}" for n, v in top if floor > 0)
+        return cls(f"the budget cannot be met on {device}: the cheapest channel counts reach {what}{held}",
+                   "raise the limit, cost another precision, or set best_effort: true (--best-effort) to ship "
+                   "the cheapest found")
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.4g}"
+
+
 def excess(costs: dict, limits: dict) -> float:
     """How far over budget, summed over the limits as fractions (0: every limit met)."""
     return sum(max(0.0, costs[m] / lim - 1.0) for m, lim in limits.items())
@@ -144,7 +177,7 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
              calibration=None, protect=(), protect_first: bool = False, min_channels: int = 1,
              max_group_ratio: float = 0.95, step: int = 4, aggregate: str = "mean", seed: int = 0,
              keep_float=(), template: bytes | None = None, executor=None, host: str | None = None,
-             weigh: str = "score", run_dir=None, log=None) -> Allocation:
+             weigh: str = "score", run_dir=None, best_effort: bool = False, log=None) -> Allocation:
     """Choose channels per group for `device` under `budget`; returns an :class:`Allocation` with its PrunePlan.
 
     budget: one or more of ``latency_ms`` (the device's time: estimated board time on emulated
@@ -157,6 +190,8 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
     (:func:`edgeprune.strategies.sensitivity.count_sensitivity`: one trial per group and count, through
     `executor`, kept under `run_dir`).
     The plan replays with :func:`edgeprune.pruning.prune` (``plan=``).
+    A budget no channel counts reach raises :class:`BudgetNotMet`, naming the cheapest reachable cost and
+    the layers that hold it; ``best_effort=True`` returns that cheapest allocation instead (``met`` False).
     """
     from edgeprune.harness.profiles import get_profile
     from edgeprune.profiling.api import export_bytes, precision_name
@@ -232,6 +267,10 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
         log(f"  {steps[-1]['group']}: {steps[-1]['from']} → {k} channels, predicted "
             + ", ".join(f"{m} {v:,.6g}" for m, v in cost.items()))
 
+    if excess(cost, limits) > 0 and not best_effort:
+        raise BudgetNotMet.at_floor(cm, removed_for(counts), cost, limits, profile.name, precision,
+                                    {by.sources[0]: (full[i], counts[i]) for i, by in groups_by_id(groups).items()},
+                                    [layer.name for layer in model.layers])
     chosen = {grp.id: order[grp.id][:grp.size - counts[grp.id]] for grp in groups if counts[grp.id] < grp.size}
     settings = {"allocation": "device_cost", "device": profile.name, "cpu": profile.cpu, "precision": precision,
                 "keep_float": list(keep_float),

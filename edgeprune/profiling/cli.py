@@ -86,7 +86,7 @@ def parse_budget(items: list[str], device: str | None) -> dict[str, float]:
 
     if not device or not items:
         raise EdgepruneError("device-cost pruning needs both --device and --budget",
-                             "e.g. --device qemu-aarch64 --budget reduction=6 (or instructions=300000)")
+                             "e.g. --device qemu-aarch64 --budget reduction=6 (or latency_ms=0.3)")
     out = {}
     for item in items:
         key, _, value = item.partition("=")
@@ -96,12 +96,13 @@ def parse_budget(items: list[str], device: str | None) -> dict[str, float]:
             out[key.strip()] = -1.0
         if key.strip() not in BUDGET_KEYS or out[key.strip()] <= 0:
             raise EdgepruneError(f"--budget {item!r} is not KEY=VALUE with a positive VALUE and KEY one of "
-                                 f"{', '.join(BUDGET_KEYS)}", "e.g. --budget instructions=300000")
+                                 f"{', '.join(BUDGET_KEYS)}", "e.g. --budget latency_ms=0.3")
     return out
 
 
 def allocate_for_cli(model, dataset, *, device: str, budget: dict, precision: str, criterion: str, protect,
-                     min_channels: int, protect_first: bool, keep_float=(), weigh: str = "score"):
+                     min_channels: int, protect_first: bool, keep_float=(), weigh: str = "score",
+                     best_effort: bool = False):
     """The PrunePlan of a device-cost allocation, with a line per step and the predicted result."""
     from edgeprune.errors import EdgepruneError
     from edgeprune.profiling.allocate import allocate
@@ -113,8 +114,8 @@ def allocate_for_cli(model, dataset, *, device: str, budget: dict, precision: st
         calibration = dataset.calibration_samples(200)
     a = allocate(model, device, budget, precision=precision, criterion=criterion, dataset=dataset,
                  calibration=calibration, protect=protect, protect_first=protect_first, min_channels=min_channels,
-                 keep_float=keep_float, weigh=weigh, log=print)
-    state = "met" if a.met else "NOT met (kept the cheapest channel counts found)"
+                 keep_float=keep_float, weigh=weigh, best_effort=best_effort, log=print)
+    state = "met" if a.met else "NOT met (best effort: kept the cheapest channel counts found)"
     print(f"device-cost allocation on {device} ({precision}): budget {a.limits} {state}; predicted {a.predicted} "
           f"from {a.baseline}; channels kept {a.counts}")
     return a.plan

@@ -28,7 +28,7 @@ def device_cost_prune(ctx, spec, model):
                      dataset=ds, calibration=calibration, protect=spec.protect, protect_first=protect_first,
                      min_channels=spec.min_channels, max_group_ratio=spec.max_group_ratio, aggregate=spec.aggregate,
                      seed=ctx.recipe.seed, keep_float=spec.keep_float, executor=executor, weigh=spec.weigh,
-                     run_dir=ctx.run_dir,
+                     run_dir=ctx.run_dir, best_effort=spec.best_effort,
                      log=lambda m: ctx.log(f"      {m}"))
     pruned, plan = prune(model, plan=alloc.plan, protect_first=False)
     before = profile_model(model, spec.device, spec.precision, calibration=calibration, executor=executor,
@@ -45,9 +45,10 @@ def device_cost_prune(ctx, spec, model):
                                and summary["measured_file_kb"] <= alloc.limits.get("size_kb", float("inf")))
     ctx.path(PROFILE_FILE).write_text(json.dumps({"device": spec.device, "precision": spec.precision,
                                                   "allocation": summary, "before": before, "after": after}, indent=1))
+    summary["best_effort"] = not summary["met"]  # reached only with best_effort: true
     short = {k: summary[k] for k in ("limits", "predicted", "measured_cost", "measured_baseline_cost",
-                                     "measured_file_kb", "met", "measured_met", "counts", "full")}
+                                     "measured_file_kb", "met", "measured_met", "counts", "full", "best_effort")}
     if not summary["met"]:
-        ctx.log(f"      warning: no channel counts meet every limit on {spec.device}; kept the cheapest found "
-                f"(predicted {summary['predicted']}, limits {alloc.limits})")
+        ctx.log(f"      warning: best effort: no channel counts meet every limit on {spec.device}; kept the cheapest "
+                f"found (predicted {summary['predicted']}, limits {alloc.limits})")
     return pruned, plan, {**short, "device": spec.device, "precision": spec.precision, "profile_path": PROFILE_FILE}

@@ -69,6 +69,8 @@ class PruneStep(Strict):
     precision: Literal["float32", "float16", "int8", "mixed"] = Field("int8", description="device_cost: the precision to cost")
     keep_float: list[str] = Field([], description="device_cost with precision mixed: the layers kept float")
     max_group_ratio: float = Field(0.95, gt=0.0, lt=1.0, description="device_cost: most of a group that may go")
+    best_effort: bool = Field(False, description="device_cost: a budget no channel counts meet ships the cheapest found "
+                                                 "(marked in the report) instead of stopping the run before fine-tuning")
     weigh: Literal["score", "accuracy"] = Field(
         "score", description="device_cost: what a step loses — the share of its group's channel score, or the "
                              "validation accuracy lost with that group alone cut to the count (one trial per count)")
@@ -88,8 +90,8 @@ class PruneStep(Strict):
                                  "drop schedule, sensitivity, global and overrides")
             if (self.precision == "mixed") != bool(self.keep_float):
                 raise ValueError("precision mixed and keep_float go together, e.g. {precision: mixed, keep_float: [conv1]}")
-        elif self.device or self.budget or self.keep_float or self.weigh != "score":
-            raise ValueError("device, budget, keep_float and weigh belong to allocation: device_cost")
+        elif self.device or self.budget or self.keep_float or self.weigh != "score" or self.best_effort:
+            raise ValueError("device, budget, keep_float, weigh and best_effort belong to allocation: device_cost")
         return self
 
     @field_validator("overrides")

@@ -272,7 +272,7 @@ def device_cost(report: dict) -> Section | None:
             f"{dc['after_parts_over_whole']:.3f} after.")
     bullets = []
     if dc.get("budget") is not None:
-        met = "met" if dc["after_whole"] <= dc["budget"] else "NOT met"
+        met = "met" if dc["after_whole"] <= dc["budget"] else "NOT met: best effort, the cheapest counts found"
         bullets.append(f"budget {fmt_layer_cost(m, dc['budget'])} {unit}: predicted {fmt_layer_cost(m, dc['predicted'])}, "
                        f"measured {fmt_layer_cost(m, dc['after_whole'])} ({met}); "
                        f"{dc['before_whole'] / max(dc['after_whole'], 1e-12):.2f}× below the unpruned model")
