@@ -40,7 +40,9 @@ def test_grid_int8_recovers_per_channel_and_per_tensor_grids():
 def data():
     from edgeprune.data import load_dataset
 
-    return load_dataset("fashion_mnist").subset(train=3000, val=300, test=1000)
+    # enough training that most test images sit clear of the decision boundary: PTQ rounding flips the
+    # low-margin ones (3,000 images and 2 epochs left 74.6% accuracy and 97.2% top-1 agreement on one CPU; 20,000: 88.2%, 99.2%)
+    return load_dataset("fashion_mnist").subset(train=20000, val=300, test=1000)
 
 
 @pytest.mark.slow

@@ -138,8 +138,10 @@ def test_cli_run_under_a_terminal_shows_progress_and_ends_with_the_table(tmp_pat
     lines = [line for line in text.splitlines() if line.strip()]
     title = max(i for i, line in enumerate(lines) if "edgeprune run progress" in line)
     assert not any("━" in line for line in lines[title:])  # the bars are gone when the table prints
-    table = "\n".join(lines[title:])
+    answer = max(i for i, line in enumerate(lines) if line.startswith("Which file to ship:"))
+    table = "\n".join(lines[title:answer])
     assert table.count("host") == 6 and "ort/none" in table
+    assert lines[answer + 1].startswith("  host = ") and lines[-1].startswith("Report: ")  # then the one answer
 
 
 @pytest.mark.slow
@@ -154,7 +156,8 @@ def test_cli_run_piped_is_plain_one_line_per_epoch_and_quiet_is_the_table(tmp_pa
     assert len([line for line in lines if line.strip().startswith("train: epoch")]) == 2
     assert len([line for line in lines if line.strip().startswith("fine-tune: epoch")]) == 1
     assert len([line for line in lines if line.strip().startswith("benchmark: ")]) == 6  # 3 formats × 2 stages
-    assert lines[-1].strip().startswith("★") or "test images" in lines[-1]  # the table ends the output
+    answer = lines.index("Which file to ship:")  # the table, then the one answer per device, end the output
+    assert "test images" in "".join(lines[answer - 3:answer]) and lines[-1].startswith("Report: ")
 
     # the .ort files came out of the recipe, were measured, and the report says which file apps load
     report = json.loads((run_dir / "report.json").read_text())

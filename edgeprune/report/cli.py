@@ -46,8 +46,12 @@ def report_cmd(
     formats = FORMATS if format == "all" else (format,)
     report = build_report(run_dir, weights=any(f in ("md", "html", "json") for f in formats))
     paths = write_reports(run_dir, formats=formats, report=report)
+    from edgeprune.report.sections import answer_lines
+
     console = tables.console()
     console.print(summary_table(report))
+    for line in answer_lines(report):
+        print(line)  # the same one answer per device as `edgeprune run` ends with
     for p in paths:
         console.print(f"wrote {p}")
 
