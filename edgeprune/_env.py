@@ -17,10 +17,16 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # edge tool: never grab a GPU
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 
 # absl/glog lines (`I1123 12:00:00.000000  1234 file.cc:12] ...`; before absl is set up the date is 0000
-# and the seconds are epoch seconds) and absl's banner about them
+# and the seconds are epoch seconds) and absl's banner about them; the LiteRT/TFLite runtime's own INFO
+# and VERBOSE lines (`INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`: its WARNING/ERROR lines
+# stay), and the line the TFLite converter's quantizer prints once per quantized model
+# (`fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, ...`), none of which obey
+# TF_CPP_MIN_LOG_LEVEL
 NATIVE_LOG_LINE = re.compile(
     rb"^(?:[IWE]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [^\]\s]+:\d+\] "
-    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR)")
+    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    rb"|(?:INFO|VERBOSE): "
+    rb"|fully_quantize: \d+, inference_type: \d+, input_inference_type: )")
 QUIET_LOGGERS = ("tensorflow", "absl", "tf2onnx", "h5py", "jax", "onnxruntime")
 
 _filter = None

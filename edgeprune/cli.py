@@ -25,6 +25,7 @@ from edgeprune.errors import EdgepruneError, Interrupted
 from edgeprune.export.cli import export_cmd
 from edgeprune.harness.cli import bench_cmd, deploy_cmd, devices_cmd
 from edgeprune.profiling.cli import profile_cmd
+from edgeprune.prune_cli import criterion_help
 from edgeprune.report.cli import app as report_app
 from edgeprune.strategies.cli import search_cmd
 
@@ -103,7 +104,7 @@ def prune_cmd(
     model: Annotated[Path, typer.Argument(help="Model file to prune.")],
     ratio: Annotated[float, typer.Option(help="Fraction of channels to remove per group (or globally).")] = 0.5,
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the pruned .keras/.h5.")] = Path("pruned.keras"),
-    criterion: Annotated[str, typer.Option(help="Importance criterion (l1, l2, bn_gamma, random, taylor, ...).")] = "l1",
+    criterion: Annotated[str, typer.Option(help=criterion_help("--data"))] = "l1",
     global_pruning: Annotated[bool, typer.Option("--global", help="Rank channels across all groups.")] = False,
     round_to: Annotated[int, typer.Option(help="Keep channel counts multiples of N (SIMD-friendly).")] = 1,
     min_channels: Annotated[int, typer.Option(help="Never keep fewer channels than this in a group.")] = 1,

@@ -5,6 +5,17 @@ from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
 
+# the names registered in edgeprune.pruning.importance.CRITERIA, here so that --help needs no TensorFlow
+# (tests/test_cli.py checks the two lists agree)
+CRITERIA = ("l1", "l2", "bn_gamma", "random", "taylor", "mean_activation", "apoz")
+DATA_CRITERIA = ("taylor", "mean_activation", "apoz")
+
+
+def criterion_help(needs: str = "data") -> str:
+    """The --criterion help text: every registered criterion, and which of them need `needs`."""
+    return (f"Importance criterion: {', '.join(CRITERIA)}, or threshold_<base>[:k=K] (a group's outliers first); "
+            f"{', '.join(DATA_CRITERIA)} need {needs}.")
+
 
 def _read_inputs(model_path: Path, output: Path, data: str | None):
     """(loaded model, dataset or None), after refusing an output name no Keras can read back."""

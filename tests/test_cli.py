@@ -101,3 +101,45 @@ def test_prune_drop_features_on_an_mlp(tmp_path):
     assert len(kept) == 17 and not {2, 5, 7} & set(kept)
     small = keras.models.load_model(dst, compile=False)
     assert small.input_shape == (None, 17)
+
+
+def _help_words(*args) -> str:
+    """A command's --help as one line of words (rich's boxes and wrapping removed)."""
+    out = edgeprune(*args, "--help")
+    assert out.returncode == 0, out.stderr
+    return " ".join(out.stdout.replace("│", " ").split())
+
+
+def test_help_names_every_export_target_and_criterion():
+    """Issue 23: export/bench help forgot ORT, prune/search help listed some criteria and '...'."""
+    from edgeprune.export.targets import suffixes, target_names
+    from edgeprune.prune_cli import CRITERIA, DATA_CRITERIA
+    from edgeprune.pruning.importance import CRITERIA as REGISTRY
+    from edgeprune.pruning.importance import DATA_CRITERIA as DATA_REGISTRY
+
+    assert set(CRITERIA) == set(REGISTRY) and set(DATA_CRITERIA) == DATA_REGISTRY  # the help's list is the registry's
+    export, bench = _help_words("export").lower(), _help_words("bench")
+    assert all(name in export.split("--format")[0] for name in target_names()), export
+    assert all(suffix in bench for suffix in suffixes()), bench
+    for cmd in ("prune", "search"):
+        text = _help_words(cmd)
+        assert "..." not in text and all(re.search(rf"\b{name}\b", text) for name in REGISTRY), text
+        assert "threshold_<base>" in text
+
+
+def test_search_needs_data_named_before_tensorflow(tmp_path):
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"not read: --data is checked first")
+    out = edgeprune("search", str(model), "--budget", "macs=1000", "--out", str(tmp_path / "run"))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "error: search needs --data: the dataset the model was trained on (candidates are fine-tuned and scored on "
+        "its validation split) — e.g. --data fashion_mnist, or --data my.npz"], out.stderr
+    assert "[default: fashion_mnist]" not in _help_words("search")
+
+
+def test_search_prints_an_accuracy_change_with_one_sign():
+    from edgeprune.strategies.cli import fmt_points
+
+    assert fmt_points(0.35) == "+0.35 pt" and fmt_points(73.25) == "+73.25 pt"  # better than the baseline
+    assert fmt_points(-1.2) == "−1.20 pt" and fmt_points(0.0001) == "±0.00 pt"

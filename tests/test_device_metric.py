@@ -150,3 +150,28 @@ def test_terminal_markdown_html_and_json_give_one_and_the_same_answer_per_device
     # the mobile section names the file recommended on the Arm board, not a second opinion
     assert report["mobile"][0]["file"] == "exports/finetuned-int8.tflite"
     assert "qemu-aarch64" in report["mobile"][0]["why"]
+
+
+def test_terminal_summary_fits_80_columns_and_never_splits_a_number(tmp_path):
+    """Issue 23: at 80 columns `1,734,024` printed as `1,734` / `,024`; the terminal keeps fewer columns."""
+    import io
+
+    from rich.console import Console
+
+    from edgeprune.report.table import fmt_int, fmt_time, summary_table
+
+    metrics = _metrics()
+    for b in metrics["benchmarks"]:
+        if b["emulated"]:
+            b["device"], b["instructions_per_inference"] = "qemu-aarch64-a76", b["instructions_per_inference"] + 34_024
+    report = build_report(_run_dir(tmp_path, metrics=metrics), weights=False)
+    buf = io.StringIO()
+    Console(width=80, file=buf, force_terminal=False).print(summary_table(report))
+    lines = buf.getvalue().splitlines()
+    assert all(len(line) <= 80 for line in lines), "\n".join(lines)
+    numbers = [line.split() for line in lines]
+    for row in report["rows"]:
+        for text in (fmt_int(row["file_bytes"]), fmt_int(row.get("instructions_per_inference")),
+                     fmt_time(row).split()[0], f"{row['test_accuracy']:.4f}"):
+            assert any(text in words for words in numbers), (text, "\n".join(lines))
+    assert "1,334,024" in buf.getvalue() and "0.5000 est." in buf.getvalue()

@@ -63,6 +63,25 @@ def test_stderr_of_a_process_that_loaded_tensorflow_is_one_line(files, tmp_path)
     assert verbose.returncode == 2 and verbose.stderr.strip().splitlines()[-1].startswith("error: dataset wrong")
 
 
+def test_export_and_bench_print_none_of_litert_or_converter_lines(files, tmp_path):
+    """Native lines of the TFLite converter and of the LiteRT interpreter stay off stderr (issue 23)."""
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=np.random.default_rng(0).random((16, *INPUT_SHAPE), dtype=np.float32))
+    data = write_dataset(tmp_path / "data.npz")
+    leaked = ("INFO: Created TensorFlow Lite", "fully_quantize:", "inference_type")
+    for args in (("export", files / "tiny.keras", "--format", "tflite", "--quant", "int8", "--calib-data", calib,
+                  "-o", tmp_path / "int8.tflite"),
+                 ("export", files / "tiny.keras", "--format", "tflite", "--quant", "mixed", "--keep-float", "conv",
+                  "--calib-data", calib, "-o", tmp_path / "mixed.tflite"),
+                 ("bench", tmp_path / "int8.tflite", "--device", "host", "--runs", "3", "--data", data)):
+        out = edgeprune(*args, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert not [ln for ln in out.stderr.splitlines() if any(s in ln for s in leaked)], out.stderr
+    verbose = edgeprune("--verbose", "export", files / "tiny.keras", "--format", "tflite", "--quant", "int8",
+                        "--calib-data", calib, "-o", tmp_path / "int8v.tflite", cwd=tmp_path)
+    assert verbose.returncode == 0 and "fully_quantize:" in verbose.stderr, verbose.stderr
+
+
 def _interrupt_run(tmp_path, signum):
     """Start a real `edgeprune run`, wait until its train step runs, then send `signum`."""
     data = write_dataset(tmp_path / "d.npz", n=4000, shape=(28, 28, 1), classes=10)

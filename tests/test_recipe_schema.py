@@ -73,3 +73,35 @@ def test_lr_schedule_cosine_decays_to_zero_over_the_steps_epochs():
     assert float(cosine(0)) == pytest.approx(1e-3)
     assert float(cosine(50)) == pytest.approx(5e-4, rel=1e-3)
     assert float(cosine(100)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_relative_model_and_dataset_paths_resolve_from_the_recipes_folder(tmp_path, monkeypatch):
+    """Issue 23: `cd elsewhere && edgeprune run byom/r.yaml` found no `mycnn.keras` beside the recipe."""
+    from edgeprune.recipe.schema import check_model_file
+
+    byom = tmp_path / "byom"
+    (byom / "data").mkdir(parents=True)
+    (byom / "mycnn.keras").write_bytes(b"not read here")
+    (byom / "data" / "my.npz").write_bytes(b"")
+    (byom / "images").mkdir()
+    (byom / "r.yaml").write_text("model: mycnn.keras\ndataset: data/my.npz\nsteps:\n  - train: {epochs: 1}\n")
+    (byom / "s.yaml").write_text("model: savedmodel\ndataset: {name: images}\nsteps:\n  - train: {epochs: 1}\n")
+    (byom / "savedmodel").mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    recipe = load_recipe(Path("../byom/r.yaml"))
+    assert recipe.model == str(byom / "mycnn.keras") and recipe.dataset.name == str(byom / "data" / "my.npz")
+    check_model_file(recipe.model)  # no "model file 'mycnn.keras' does not exist"
+    folders = load_recipe(byom / "s.yaml")
+    assert folders.model == str(byom / "savedmodel") and folders.dataset.name == str(byom / "images")
+
+    # names and absolute paths stay as written; a missing file is named where it was looked for
+    assert load_recipe(_write(tmp_path, GOOD)).model == "lenet5"
+    assert load_recipe(_write(tmp_path, GOOD)).dataset.name == "fashion_mnist"
+    absolute = _write(tmp_path, f"model: {byom / 'mycnn.keras'}\ndataset: mnist\nsteps:\n  - train: {{}}\n")
+    assert load_recipe(absolute).model == str(byom / "mycnn.keras")
+    missing = load_recipe(_write(tmp_path, "model: gone.keras\nsteps:\n  - train: {}\n"))
+    with pytest.raises(RecipeError, match=str(tmp_path / "gone.keras")):
+        check_model_file(missing.model)

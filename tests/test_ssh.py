@@ -222,3 +222,19 @@ def test_deploy_copies_the_recommended_file_and_times_it_beside_the_estimate(ssh
     assert lines == [f"nohost: would copy exports/finetuned-int8.tflite ({out['file_bytes']:,} B; 0.5 ms estimated on "
                      "Raspberry Pi 4 Model B (emulated Cortex-A72)). Set RPI_HOST=user@host to deploy it and time "
                      "it on the board."]
+
+
+def test_no_host_for_a_shipped_profile_suggests_a_profile_of_ones_own(monkeypatch, tmp_path):
+    """Issue 23: the hint said to add host: to a file inside the installed package."""
+    from edgeprune.harness.profiles import get_profile, load_profile_file
+
+    monkeypatch.delenv(ssh_runner.HOST_ENV, raising=False)
+    shipped = get_profile("rpi4")
+    with pytest.raises(DeviceError) as e:
+        ssh_runner.resolve_target(shipped)
+    assert "~/.config/edgeprune/devices/rpi4.yaml" in str(e.value) and "--host user@host" in str(e.value)
+    assert f"add host: to {shipped.source}" not in str(e.value)
+    own = tmp_path / "myboard.yaml"
+    own.write_text("kind: ssh\narch: aarch64\ncpu: cortex-a72\n")
+    with pytest.raises(DeviceError, match=f"add host: to {own}"):
+        ssh_runner.resolve_target(load_profile_file(own))

@@ -98,7 +98,7 @@ def export_cmd(
     opset: Annotated[int, typer.Option(help="ONNX opset (13–18).")] = 15,
     tolerance: Annotated[float, typer.Option(help="Max |Δ| allowed for float exports.")] = 1e-4,
 ) -> dict:
-    """Export a model to TFLite or ONNX and check it against the Keras model."""
+    """Export a model to TFLite, ONNX or ORT (ONNX Runtime Mobile) and check it against the Keras model."""
     from edgeprune.export.targets import ExportOptions, get_target
 
     target = get_target(format)

@@ -69,7 +69,7 @@ def bench(model_files: list[Path | str], devices: list[str], data: str | None = 
     if runs < 1 or warmup < 0:
         raise EdgepruneError("need --runs >= 1 and --warmup >= 0", "pass sensible counts")
     if not model_files:
-        raise EdgepruneError("no model files to benchmark", "pass one or more .tflite/.onnx files")
+        raise EdgepruneError("no model files to benchmark", "pass one or more .tflite/.onnx/.ort files")
     profiles = [get_profile(d) for d in (devices or ["host"])]  # fail on a bad name before any work
     models = [check_model_file(Path(m)) for m in model_files]
     for model in models:

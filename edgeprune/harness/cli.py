@@ -11,7 +11,7 @@ import typer
 
 
 def bench_cmd(
-    model_file: Annotated[List[Path], typer.Argument(help="Exported .tflite/.onnx files to measure.")],
+    model_file: Annotated[List[Path], typer.Argument(help="Exported .tflite/.onnx/.ort files to measure.")],
     device: Annotated[List[str], typer.Option("--device", "-d", help="Device profile name or YAML path; repeat for several (see `edgeprune devices`).")] = ["host"],  # noqa: B006
     data: Annotated[Optional[str], typer.Option(help="Dataset name or .npz for on-device accuracy (first --eval-samples test images).")] = None,
     runs: Annotated[int, typer.Option(help="Timed inferences per model and device.")] = 50,

@@ -65,13 +65,21 @@ def resolve_target(profile: DeviceProfile, host: str | None = None) -> SshTarget
     dest = host or profile.host or os.environ.get(HOST_ENV)
     if not dest:
         raise DeviceError(f"no SSH host for device '{profile.name}'",
-                          f"pass --host user@host, set {HOST_ENV}=user@host, or add host: to {profile.source}")
+                          f"pass --host user@host, set {HOST_ENV}=user@host, or {_where_to_set_host(profile)}")
     port = profile.port
     m = re.fullmatch(r"(.+?):(\d+)", dest)
     if m and ":" not in m.group(1):
         dest, port = m.group(1), int(m.group(2))
     expand = lambda p: str(Path(p).expanduser()) if p else None  # noqa: E731
     return SshTarget(dest, port, expand(profile.known_hosts), expand(profile.identity_file))
+
+
+def _where_to_set_host(profile: DeviceProfile) -> str:
+    """A shipped profile is part of the installed package: the user's own copy is the place for host:."""
+    package = Path(__file__).resolve().parents[1]
+    if profile.source and not Path(profile.source).resolve().is_relative_to(package):
+        return f"add host: to {profile.source}"
+    return f"copy {profile.source} to ~/.config/edgeprune/devices/{profile.name}.yaml and set host: user@host there"
 
 
 def check(profile: DeviceProfile, host: str | None = None) -> None:

@@ -6,6 +6,7 @@ line naming the key path and its line in the file.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
@@ -330,7 +331,27 @@ def load_recipe(path) -> Recipe:
         problems += [(err.loc, err.message) for i, raw in enumerate(steps) for err in step_errors(i, raw)]
     if problems:
         raise _located(path, tree, problems)
+    from edgeprune.data.sources import dataset_names  # numpy only: no TensorFlow yet
+
+    recipe.model = beside_recipe(path, recipe.model)
+    recipe.dataset.name = beside_recipe(path, recipe.dataset.name, names=dataset_names())
     return recipe
+
+
+def beside_recipe(recipe_path, value: str, names=()) -> str:
+    """A relative file or folder path in a recipe, resolved from the recipe's folder (not the current one).
+
+    A value that looks like a path (a suffix or a folder in it) or names something beside the recipe
+    becomes an absolute path; absolute paths, ``~/...`` and names (zoo models, built-in datasets) stay."""
+    if value in names:
+        return value
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    beside = Path(recipe_path).parent / path
+    if path.suffix or len(path.parts) > 1 or beside.exists():
+        return os.path.abspath(beside)
+    return value
 
 
 def _located(path, tree, problems: list[tuple[tuple, str]]) -> RecipeError:

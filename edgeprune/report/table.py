@@ -49,6 +49,17 @@ def fmt_parity(row: dict) -> str:
     return f"{p['top1_agreement'] * 100:.1f}% Δ{p['max_abs_diff']:.1e}{verdict}"
 
 
+# the terminal's summary: (header, cell key) of the columns that fit 80 columns, the time and
+# instructions included; report.md and compare.md keep every column (params, MACs, p90, parity)
+TERMINAL_COLUMNS = (("stage", "stage"), ("format", "format"), ("device", "device name"), ("bytes", "file bytes"),
+                    ("acc", "test acc"), ("ms", "ms"), ("instr", "instr/inference"))
+
+
+def terminal_columns(rows: list[dict]) -> list[tuple[str, str]]:
+    has_instr = any(r.get("instructions_per_inference") is not None for r in rows)
+    return [c for c in TERMINAL_COLUMNS if c[1] != "instr/inference" or has_instr]
+
+
 def columns(rows: list[dict]) -> list[str]:
     cols = ["stage", "format", "device", "file bytes", "params", "MACs", "test acc", "ms", "p90 ms"]
     if any(r.get("instructions_per_inference") is not None for r in rows):
@@ -62,6 +73,7 @@ def cells(row: dict, cols: list[str]) -> list[str]:
         "stage": row["stage"] + (" ★" if row.get("pareto_latency") else ""),
         "format": fmt_format(row),
         "device": fmt_device(row),
+        "device name": row.get("device") or DASH,  # the terminal's: an emulated board's time says "est."
         "file bytes": fmt_int(row.get("file_bytes")),
         "params": fmt_int(row.get("params")),
         "MACs": fmt_int(row.get("macs")),
@@ -75,10 +87,16 @@ def cells(row: dict, cols: list[str]) -> list[str]:
 
 
 def summary_table(report: dict, title: str | None = None):
-    """The report's summary as a rich Table (the same rows and cells as report.md's head)."""
+    """The report's summary as a rich Table for the terminal: report.md's rows, the columns that fit 80
+    columns (:data:`TERMINAL_COLUMNS`); numbers never wrap, names fold when a terminal is narrower."""
     rows = report["rows"]
-    cols = columns(rows)
-    return rich_table(cols, [cells(r, cols) for r in rows], right=[i for i, c in enumerate(cols) if c not in TEXT_COLUMNS],
-                      title=title or f"edgeprune run {report['run']['name']}", compact=True,
-                      caption=f"★ on the accuracy-vs-cost Pareto front of its device ({RULE}); test acc on "
-                              f"{report.get('dataset', {}).get('test', '?')} test images")
+    cols = terminal_columns(rows)
+    keys = [key for _, key in cols]
+    numbers = [i for i, key in enumerate(keys) if key not in TEXT_COLUMNS + ("device name",)]
+    table = rich_table([h for h, _ in cols], [cells(r, keys) for r in rows], right=numbers, nowrap=numbers,
+                       title=title or f"edgeprune run {report['run']['name']}", compact=True,
+                       caption=f"★ on the accuracy-vs-cost Pareto front of its device ({RULE}); acc on "
+                               f"{report.get('dataset', {}).get('test', '?')} test images; params, MACs, p90 and "
+                               "parity in report.md")
+    table.show_edge = False  # the two edge columns are what the names need at 80 columns
+    return table

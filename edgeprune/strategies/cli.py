@@ -9,15 +9,25 @@ from typing import Annotated, Optional
 
 import typer
 
+from edgeprune.prune_cli import criterion_help
+
+
+def fmt_points(change: float) -> str:
+    """An accuracy change in points with its sign: "+0.35 pt" gained, "−1.20 pt" lost, "±0.00 pt" none."""
+    text = f"{abs(change):.2f}"
+    if text == "0.00":
+        return "±0.00 pt"
+    return f"{'+' if change > 0 else '−'}{text} pt"
+
 
 def search_cmd(
     model: Annotated[str, typer.Argument(help="Trained model file (.keras/.h5, Keras 3 or tf-keras).")],
     budget: Annotated[str, typer.Option(help="One limit: latency_ms=X (p50 on the device; estimated board time on emulated boards), size_kb=Y (exported file), macs=Z, or instructions=N (qemu).")],
     device: Annotated[str, typer.Option("--device", "-d", help="Device profile measured on (see `edgeprune devices`).")] = "host",
     max_drop: Annotated[float, typer.Option(help="Allowed validation-accuracy loss in points.")] = 0.5,
-    data: Annotated[str, typer.Option(help="Dataset name or path (validation split decides; test is never used).")] = "fashion_mnist",
+    data: Annotated[Optional[str], typer.Option(help="Dataset the model was trained on: a name or a path (its validation split decides; test is never used). Required.")] = None,
     out: Annotated[Path, typer.Option(help="Run directory: search/ trials, sensitivity.json, best model.")] = Path("runs/search"),
-    criterion: Annotated[str, typer.Option(help="Importance criterion (l1, l2, bn_gamma, taylor, apoz, mean_activation, threshold_<base>).")] = "l1",
+    criterion: Annotated[str, typer.Option(help=criterion_help("the validation split of --data"))] = "l1",
     ratios: Annotated[str, typer.Option(help="Comma-separated global ratios tried first (then bisection).")] = "0.2,0.4,0.6,0.8",
     quant: Annotated[str, typer.Option(help="Export quantization for size/latency: none, int8, fp16, dynamic.")] = "none",
     finetune_epochs: Annotated[int, typer.Option(help="Fine-tuning epochs per candidate.")] = 1,
@@ -44,6 +54,9 @@ def search_cmd(
     from edgeprune.executor import get_executor
 
     trial_executor = get_executor(executor, address=ray_address)  # an unreachable cluster fails before any work
+    if not data:
+        raise EdgepruneError("search needs --data: the dataset the model was trained on (candidates are fine-tuned "
+                             "and scored on its validation split)", "e.g. --data fashion_mnist, or --data my.npz")
     from rich.console import Console
 
     from edgeprune.data import load_dataset
@@ -68,7 +81,7 @@ def search_cmd(
     for t in result.trials:
         m = t["measured"]
         console.print(f"trial {t['index']:3d}  ratio {t['settings']['ratio']:.3f}  {key} {m[key]:,.4g}  "
-                      f"val acc {m['val_accuracy']:.2%} (−{m['accuracy_drop_points']:.2f} pt)  "
+                      f"val acc {m['val_accuracy']:.2%} ({fmt_points(-m['accuracy_drop_points'])})  "
                       f"{'meets budget' if m['meets_budget'] else 'over budget'}")
     if result.best is None:
         raise EdgepruneError(f"no candidate met {key} ≤ {limit:g} on {device} (largest ratio tried: {max(ratio_list)})",
