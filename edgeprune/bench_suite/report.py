@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+from edgeprune.harness.metric import TABLE_UNITS
+
 
 def _f(x, fmt="{:.2f}"):
     return "—" if x is None else fmt.format(round(x, 6) + 0.0)  # + 0.0: no "-0.00"
@@ -93,7 +95,8 @@ def _allocation(run: dict) -> str:
     limits = dc.get("limits") or {dc.get("metric"): dc.get("budget")}
     predicted = dc.get("predicted") or {dc.get("metric"): dc.get("predicted_cost")}
     shown = "; ".join(f"{k} limit {_g(v)}, predicted {_g(predicted.get(k))}" for k, v in limits.items())
-    unit = {"board_ms": "ms estimated", "latency_ms": "ms", "instructions": "instructions"}.get(dc.get("metric"), "")
+    metric = dc.get("metric") or next((k for k in limits if k in TABLE_UNITS), None)  # measured in the device's metric
+    unit = TABLE_UNITS.get(metric, "")
     return (f"; channels kept by measured {dc['precision']} cost on {dc['device']}: {kept} ({shown}; measured "
             f"{_g(dc.get('measured_cost'))} {unit}, unpruned {_g(dc.get('measured_baseline_cost'))})")
 
