@@ -58,9 +58,17 @@ def ray_head():
     ports = {flag: str(free_port()) for flag in ("--ray-client-server-port", "--dashboard-agent-listen-port",
                                                  "--dashboard-agent-grpc-port", "--runtime-env-agent-port",
                                                  "--metrics-export-port")}
+    # The head and this process agree on no token auth (a loopback-only test cluster): left unset, Ray
+    # 2.60 turns token auth on when ~/.ray/auth_token exists, and a local Ray instance of an earlier
+    # process may have rewritten that file ("InvalidAuthToken", seen on this machine)
+    saved_mode = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent), os.environ.get("PYTHONPATH", "")]),
            "TF_USE_LEGACY_KERAS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    # --node-ip-address: the head advertises loopback; by default it names the machine's own network
+    # address, which a sandboxed machine may not reach (seen: "Failed to connect to Ray cluster at 192.0.2.2")
     cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+           "--node-ip-address=127.0.0.1",
            "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}",
            *[f"{k}={v}" for k, v in ports.items()]]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -92,6 +100,10 @@ def ray_head():
             os.killpg(proc.pid, signal.SIGKILL)  # anything of that group still alive
         except ProcessLookupError:
             pass
+        if saved_mode is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved_mode
 
 
 @pytest.mark.slow
