@@ -11,7 +11,7 @@ APT_PACKAGES := dataset-fashion-mnist qemu-user debootstrap debian-archive-keyri
 
 setup: $(STAMP) system-packages
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@echo "setup: installing edgeprune into $(VENV) with TensorFlow, tf-keras, LiteRT, ONNX Runtime and tf2onnx"
 	@echo "setup: (about 2-3 minutes on 2 cores; pip's own output is quiet, errors still show)"
 	$(PYTHON) -m venv $(VENV)

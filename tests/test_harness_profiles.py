@@ -9,7 +9,7 @@ import edgeprune
 from edgeprune.errors import DeviceError
 from edgeprune.harness.profiles import get_profile, load_profile_file, load_profiles, profile_dirs
 
-SHIPPED = Path(edgeprune.__file__).resolve().parent / "devices"
+SHIPPED = Path(edgeprune.__file__).resolve().parent.parent / "devices"  # the source: the top-level folder
 EXPECTED = {"host", "qemu-aarch64", "qemu-aarch64-a76", "qemu-armv7", "rpi4", "rpi5"}
 
 GOOD = """\
@@ -34,6 +34,9 @@ def isolated(monkeypatch, tmp_path):
 
 
 def test_all_shipped_profiles_validate():
+    from edgeprune.harness.shipped_devices import SHIPPED_DIR
+
+    assert SHIPPED_DIR == SHIPPED  # a source checkout reads the top-level folder, not a copy in the package
     paths = sorted(SHIPPED.glob("*.yaml"))
     assert {p.stem for p in paths} >= EXPECTED
     for path in paths:

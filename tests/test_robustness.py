@@ -225,7 +225,7 @@ def test_mutated_recipes(text):
     FINISHED.add("test_mutated_recipes")
 
 
-PROFILES = [yaml.safe_load((ROOT / "edgeprune" / "devices" / f"{n}.yaml").read_text()) for n in ("host", "qemu-aarch64", "rpi4")]
+PROFILES = [yaml.safe_load((ROOT / "devices" / f"{n}.yaml").read_text()) for n in ("host", "qemu-aarch64", "rpi4")]
 
 
 @cases(70)

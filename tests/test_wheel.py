@@ -27,9 +27,10 @@ def venv(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"  # build from a copy: the build leaves build/ and *.egg-info behind
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "edgeprune", src / "edgeprune", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("edgeprune", "devices"):
+        shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"),
           str(src)])
     [wheel] = (tmp / "dist").glob("edgeprune-*.whl")
@@ -55,6 +56,13 @@ def test_wheel_ships_device_profiles(venv, tmp_path):
     out = _run([str(venv / "bin" / "edgeprune"), "devices"], cwd=tmp_path, env=_env(tmp_path))
     for name in ("host", "qemu-aarch64", "qemu-aarch64-a76", "qemu-armv7", "rpi4", "rpi5"):
         assert name in out.stdout, out.stdout
+    # the top-level devices/ folder (profiles and core models) lands inside the installed package
+    code = ("from edgeprune.harness.profiles import get_profile; from edgeprune.harness.board_time import load_core; "
+            "from edgeprune.harness.shipped_devices import SHIPPED_DIR; print(SHIPPED_DIR); "
+            "print(load_core(get_profile('qemu-aarch64').board.core).name)")
+    core = _run([str(py), "-c", code],
+                cwd=tmp_path, env=_env(tmp_path))
+    assert core.stdout.splitlines()[0].startswith(str(venv)) and "edgeprune/devices" in core.stdout, core.stdout
 
 
 def test_wheel_prunes_a_model(venv, tmp_path):

@@ -10,7 +10,7 @@ accesses through the board's cache hierarchy.  A throughput model turns that int
                   lines missed at each cache level * 64 bytes / the next level's bandwidth )
 
 The pipe use of each instruction shape comes from the core's scheduling model
-(``edgeprune/devices/cores/<core>.yaml``, from LLVM); the clock, caches and bandwidths from the
+(``devices/cores/<core>.yaml``, from LLVM); the clock, caches and bandwidths from the
 board section of the device profile, each with its source.  Instruction counts alone treat an
 int8 SMLAL and a float FMLA alike, but a Cortex-A72 retires two of the first per cycle and one of
 the second: counts ranked int8 below float32 on the Pi 4, which real boards contradict.
@@ -20,14 +20,13 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgeprune.errors import DeviceError
+from edgeprune.harness.shipped_devices import CORES_DIR
 
-CORES_DIR = Path(__file__).resolve().parent.parent / "devices" / "cores"
 LINE_BYTES = 64
 
 
@@ -54,7 +53,7 @@ class BoardSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str                     # "Raspberry Pi 4 Model B"
-    core: str                     # a file in edgeprune/devices/cores/
+    core: str                     # a file in devices/cores/
     clock_ghz: float = Field(gt=0)
     caches: tuple[CacheLevel, ...]
     dram_gb_s: float = Field(gt=0)  # sustained bandwidth of the board's memory

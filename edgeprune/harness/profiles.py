@@ -1,6 +1,6 @@
 """Device profiles: YAML files that say what a target is and how to reach it.
 
-Profiles are read from, in order, the package's ``edgeprune/devices/`` folder (shipped in the wheel),
+Profiles are read from, in order, the shipped ``devices/`` folder (top level of the source; ``edgeprune/devices/`` in the wheel),
 ``~/.config/edgeprune/devices/`` and each folder in ``EDGEPRUNE_DEVICES`` (``os.pathsep``-separated).
 A later folder's file overrides an earlier one of the same name, so a user can redefine a shipped
 device as well as add one, by dropping a YAML file in.
@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from edgeprune.errors import DeviceError
 from edgeprune.harness.backends import BACKENDS
 from edgeprune.harness.board_time import BoardSpec
+from edgeprune.harness.shipped_devices import SHIPPED_DIR
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "devices"  # package data: edgeprune/devices/*.yaml
 
 
 class InterpreterChoice(BaseModel):
