@@ -1,8 +1,9 @@
 """Process set-up that must happen before TensorFlow is imported.
 
-tensorflow-model-optimization only works with Keras 2 (tf-keras); `TF_USE_LEGACY_KERAS=1` makes
-`tf.keras` resolve to tf-keras.  Internally edgeprune builds every model with `tf_keras`; models
-arriving from Keras 3 are carried across by :mod:`edgeprune.modelio`.
+Nothing here changes which Keras the process's ``tf.keras`` is: edgeprune builds its models with
+``tf_keras`` by name (:mod:`edgeprune.keras`; models arriving from Keras 3 are carried across by
+:mod:`edgeprune.modelio`), and tfmot, which would switch ``tf.keras`` to Keras 2 as it is imported, is
+imported through :func:`edgeprune.quantize.qat.import_tfmot`, which keeps the user's Keras 3.
 
 TensorFlow's C++ side logs a few INFO lines (oneDNN, CUDA) to file descriptor 2 *before* absl reads
 any log-level setting, so the environment variables below cannot stop them.  The CLI therefore calls
@@ -11,7 +12,6 @@ any log-level setting, so the environment variables below cannot stop them.  The
 import os
 import re
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # edge tool: never grab a GPU by accident
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")

@@ -40,11 +40,10 @@ def _ray_trial(fn: Callable[..., dict], kwargs: dict, threads: int) -> dict:
 
     Ray does not limit TensorFlow's thread pools; without this every task would use all cores.
     """
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    import edgeprune  # noqa: F401  (sets up tf-keras before TensorFlow loads in the worker)
+    import edgeprune  # noqa: F401  (quiets TensorFlow before it loads in the worker)
 
     return fn(**kwargs)
 
@@ -62,7 +61,7 @@ class RayExecutor:
         if ray.is_initialized() and _joined != (address or "local"):
             ray.shutdown()  # this process joined another instance before; a new address means that one
         if not ray.is_initialized():
-            env = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+            env = {"TF_CPP_MIN_LOG_LEVEL": "3"}
             if address is None:
                 # a local instance sees this machine's files: give its workers the driver's import path,
                 # so trials defined in the caller's own modules (scripts, tests) import there too

@@ -45,7 +45,9 @@ def weight_sparsity(model) -> float:
 
 def _wrap_prunable(model, **prune_kwargs):
     """Clone `model` with `prune_low_magnitude` on each Conv2D/Dense layer, weights copied over."""
-    import tensorflow_model_optimization as tfmot
+    from edgeprune.quantize.qat import import_tfmot
+
+    tfmot = import_tfmot()
 
     def clone_fn(layer):
         fresh = layer.__class__.from_config(layer.get_config())
@@ -65,7 +67,9 @@ def _wrap_prunable(model, **prune_kwargs):
 def magnitude_prune(model, dataset, *, sparsity: float, epochs: int, learning_rate: float, batch_size: int,
                     seed: int = 0):
     """PolynomialDecay(0 → sparsity) over `epochs`; returns (stripped model, description)."""
-    import tensorflow_model_optimization as tfmot
+    from edgeprune.quantize.qat import import_tfmot
+
+    tfmot = import_tfmot()
 
     from edgeprune.train import fit
 

@@ -26,8 +26,33 @@ SKIP_FIX = "add it to quantize.skip_layers to keep it float"
 TRANSFORM_HANDLED = {"BatchNormalization", "SyncBatchNormalization", "SeparableConv1D", "SeparableConv2D"}
 
 
+def import_tfmot():
+    """tensorflow_model_optimization, imported without switching this process's ``tf.keras`` to Keras 2.
+
+    tfmot sets ``TF_USE_LEGACY_KERAS=1`` when it is imported (it builds on tf-keras either way); had
+    ``tf.keras`` not been resolved yet, it would resolve to tf-keras for the rest of the process, under
+    the user's own code. So ``tf.keras`` is resolved first (to Keras 3), and the variable is put back.
+    """
+    import sys
+
+    if "tensorflow_model_optimization" in sys.modules:
+        return sys.modules["tensorflow_model_optimization"]
+    import tensorflow as tf
+
+    before = os.environ.get("TF_USE_LEGACY_KERAS")
+    tf.keras.version()  # resolve the lazy tf.keras now, as the process's environment says
+    try:
+        import tensorflow_model_optimization as tfmot
+    finally:
+        if before is None:
+            os.environ.pop("TF_USE_LEGACY_KERAS", None)
+        else:
+            os.environ["TF_USE_LEGACY_KERAS"] = before
+    return tfmot
+
+
 def _scheme(scheme: str):
-    import tensorflow_model_optimization as tfmot
+    tfmot = import_tfmot()
 
     if scheme == "default":
         return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
@@ -38,7 +63,7 @@ def _scheme(scheme: str):
 
 def qat_scope(*custom_objects: dict):
     """Custom-object scope that deserializes QAT models of both schemes (plus `custom_objects`)."""
-    import tensorflow_model_optimization as tfmot
+    tfmot = import_tfmot()
     from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
         prune_preserve_quantize_registry as pp,
     )
@@ -53,6 +78,7 @@ def qat_scope(*custom_objects: dict):
 
 def is_qat_model(model) -> bool:
     """True when the model carries tfmot fake-quant wrappers (it was made by quantize_apply)."""
+    import_tfmot()
     from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer, quantize_wrapper
 
     return any(isinstance(l, (quantize_wrapper.QuantizeWrapper, quantize_layer.QuantizeLayer)) for l in model.layers)
@@ -85,7 +111,7 @@ def quantize_qat(model, *, skip_layers: Iterable[str] = (), scheme: str = "defau
     Raises EdgepruneError naming the first layer tfmot cannot quantize, and for skip patterns
     that match no layer (a typo would otherwise silently quantize everything).
     """
-    import tensorflow_model_optimization as tfmot
+    tfmot = import_tfmot()
 
     if not isinstance(model, keras.Model) or not (
         isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)
