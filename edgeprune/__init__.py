@@ -1,9 +1,10 @@
 """edgeprune: structured channel pruning, QAT and TFLite/ONNX export for Keras models.
 
-Importing the package sets up TensorFlow for tf-keras (see :mod:`edgeprune._env`); heavy modules
-are imported lazily so the CLI starts fast.
+Importing the package quiets TensorFlow's logging and changes nothing else in the process (its
+``tf.keras`` stays as it was; see :mod:`edgeprune._env`); heavy modules are imported lazily so the CLI
+starts fast.
 """
-from edgeprune import _env  # noqa: F401  (must run before tensorflow is imported)
+from edgeprune import _env  # noqa: F401  (log settings that must come before tensorflow is imported)
 from edgeprune.errors import EdgepruneError
 
 __version__ = "0.1.0"

@@ -13,7 +13,6 @@ import os
 import re
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # edge tool: never grab a GPU by accident
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 
 # absl/glog lines (`I1123 12:00:00.000000  1234 file.cc:12] ...`; before absl is set up the date is 0000
@@ -30,6 +29,12 @@ NATIVE_LOG_LINE = re.compile(
 QUIET_LOGGERS = ("tensorflow", "absl", "tf2onnx", "h5py", "jax", "onnxruntime")
 
 _filter = None
+
+
+def own_process() -> None:
+    """Settings for a process edgeprune owns (the CLI), never for a user's process that imports it:
+    an edge tool does not take a GPU by accident."""
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 
 def quiet_native_logs() -> None:

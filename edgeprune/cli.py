@@ -168,6 +168,7 @@ def main(argv=None) -> None:
     """The console entry point: runs one command and exits with its code (see the module docstring)."""
     args = sys.argv[1:] if argv is None else list(argv)
     verbose = _wants_verbose(args)
+    _env.own_process()
     if argv is None and not verbose:  # a real process: nothing else owns file descriptor 2
         _env.quiet_native_logs()
     with _signals_raise_interrupted():
