@@ -5,10 +5,7 @@ from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
 
-# the names registered in edgeprune.pruning.importance.CRITERIA, here so that --help needs no TensorFlow
-# (tests/test_cli.py checks the two lists agree)
-CRITERIA = ("l1", "l2", "bn_gamma", "random", "taylor", "mean_activation", "apoz")
-DATA_CRITERIA = ("taylor", "mean_activation", "apoz")
+from edgeprune.criterion_names import CRITERIA, DATA_CRITERIA  # no TensorFlow: --help stays fast
 
 
 def criterion_help(needs: str = "data") -> str:

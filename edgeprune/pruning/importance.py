@@ -17,6 +17,8 @@ from typing import Callable
 import numpy as np
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.criterion_names import CRITERIA as NAMES, DATA_CRITERIA as NAMED_DATA_CRITERIA
+from edgeprune.criterion_names import THRESHOLD_K, THRESHOLD_PREFIX, parse_criterion
 from edgeprune.losses import label_nll, output_kind
 from edgeprune.pruning.graph import ChannelGraph
 from edgeprune.pruning.rules import rule_for
@@ -27,6 +29,9 @@ DATA_CRITERIA: set[str] = set()
 
 
 def register(name: str, needs_data: bool = False):
+    if name not in NAMES or needs_data != (name in NAMED_DATA_CRITERIA):
+        raise ValueError(f"criterion '{name}' must be listed in edgeprune.criterion_names (needs data: {needs_data})")
+
     def deco(fn):
         CRITERIA[name] = fn
         if needs_data:
@@ -230,8 +235,6 @@ def apoz(g: ChannelGraph, dataset=None, **_) -> dict:
 # --------------------------------------------------------------------------------------------
 # statistical threshold on top of any base criterion
 
-THRESHOLD_PREFIX = "threshold_"
-THRESHOLD_K = 1.0
 OUTLIER_FACTOR = 1e-6
 
 
@@ -273,23 +276,10 @@ def resolve_criterion(name: str) -> tuple[Criterion, dict, bool]:
 
     ``threshold_<base>`` and ``threshold_<base>:k=<float>`` wrap any registered base criterion.
     """
-    if name in CRITERIA:
-        return CRITERIA[name], {}, name in DATA_CRITERIA
-    if name.startswith(THRESHOLD_PREFIX):
-        base, _, opt = name[len(THRESHOLD_PREFIX):].partition(":")
-        k = THRESHOLD_K
-        if opt:
-            key, _, val = opt.partition("=")
-            try:
-                k = float(val)
-            except ValueError:
-                k = None
-            if key != "k" or k is None or k < 0:
-                raise EdgepruneError(f"criterion '{name}': bad option '{opt}'", "write it as threshold_l1:k=1.5 (k ≥ 0)")
-        if base in CRITERIA:
-            return (lambda g, dataset=None, **kw: threshold(g, dataset, base=base, k=k, **kw)), {}, base in DATA_CRITERIA
-    known = sorted(CRITERIA) + [f"{THRESHOLD_PREFIX}<base>[:k=K]"]
-    raise EdgepruneError(f"unknown criterion '{name}'", f"use one of {', '.join(known)}")
+    base, k = parse_criterion(name)
+    if k is None:
+        return CRITERIA[base], {}, base in DATA_CRITERIA
+    return (lambda g, dataset=None, **kw: threshold(g, dataset, base=base, k=k, **kw)), {}, base in DATA_CRITERIA
 
 
 def criterion_names() -> list[str]:

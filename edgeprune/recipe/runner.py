@@ -16,12 +16,13 @@ from pydantic import ValidationError
 
 from edgeprune import fileio, progress, zoo
 from edgeprune.data import load_dataset
-from edgeprune.errors import EdgepruneError, Interrupted
+from edgeprune.errors import EdgepruneError, Interrupted, RecipeError
 from edgeprune.modelio.detect import detect
 from edgeprune.recipe.cache import root_key, step_key
 from edgeprune.recipe.context import RunContext
-from edgeprune.recipe.schema import check_model_file, load_recipe
-from edgeprune.recipe.steps import STEPS
+from edgeprune.recipe.plan_check import layer_problems
+from edgeprune.recipe.schema import check_model_file, load_recipe, located_problems
+from edgeprune.recipe.steps import STEPS, initial_model
 from edgeprune.rundir import METRICS_SCHEMA_VERSION, StageMetrics, StepResult, step_result
 
 STATE_DIR = ".state"
@@ -117,6 +118,7 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
     lock_recipe = resolved_recipe(recipe)
     if devices:
         lock_recipe["devices_override"] = list(devices)
+    fresh = not run_dir.exists()
     prepare_run_dir(run_dir, lock_recipe, overwrite)
 
     where = ["setup (loading the dataset and model)"]  # the step a Ctrl-C would interrupt
@@ -125,6 +127,10 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
             return _run(recipe, recipe_path, run_dir, lock_recipe, devices, log, where, shown)
     except (KeyboardInterrupt, Interrupted) as e:
         raise Interrupted(e.signum if isinstance(e, Interrupted) else signal.SIGINT, step=where[0]) from None
+    except RecipeError:
+        if fresh and {p.name for p in run_dir.iterdir()} <= {MARKER}:
+            shutil.rmtree(run_dir)  # refused before any work: leave no empty run folder behind
+        raise
 
 
 def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, where: list, shown) -> Path:
@@ -135,6 +141,7 @@ def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, wh
     ctx = RunContext(recipe=recipe, run_dir=run_dir, dataset=ds, model_source=recipe.model, devices=devices, log=log)
     if not _is_zoo(recipe.model):
         ctx.model_flavor = detect(Path(recipe.model)).flavor  # give results back in the user's Keras
+    _check_layer_names(recipe, recipe_path, ctx)
     ctx.metrics = {
         "schema_version": METRICS_SCHEMA_VERSION,
         "run": {"name": recipe.name, "recipe_path": str(recipe_path), "started": dt.datetime.now().isoformat(timespec="seconds")},
@@ -179,6 +186,16 @@ def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, wh
     where[0] = "finishing the run"
     log(f"done in {ctx.metrics['run']['seconds']:.0f} s: {run_dir}")
     return run_dir
+
+
+def _check_layer_names(recipe, recipe_path, ctx) -> None:
+    """Before any step runs: every layer name or pattern in the steps' settings names a layer of the model."""
+    specs = recipe.step_specs()
+    if not any(getattr(spec, k, None) for _, spec in specs for k in ("protect", "keep_float", "skip_layers", "overrides")):
+        return
+    problems = layer_problems(specs, initial_model(ctx))
+    if problems:
+        raise located_problems(recipe_path, problems)
 
 
 def recipe_dataset(recipe):

@@ -335,6 +335,11 @@ def load_recipe(path) -> Recipe:
 
     recipe.model = beside_recipe(path, recipe.model)
     recipe.dataset.name = beside_recipe(path, recipe.dataset.name, names=dataset_names())
+    from edgeprune.recipe.plan_check import plan_problems  # no TensorFlow either
+
+    problems = plan_problems(recipe, recipe.step_specs())
+    if problems:
+        raise _located(path, tree, problems)
     return recipe
 
 
@@ -352,6 +357,11 @@ def beside_recipe(recipe_path, value: str, names=()) -> str:
     if path.suffix or len(path.parts) > 1 or beside.exists():
         return os.path.abspath(beside)
     return value
+
+
+def located_problems(path, problems: list[tuple[tuple, str]]) -> RecipeError:
+    """Problems found after loading (they needed the model), with their lines in the recipe file."""
+    return _located(path, yaml.compose(Path(path).read_text()), problems)
 
 
 def _located(path, tree, problems: list[tuple[tuple, str]]) -> RecipeError:

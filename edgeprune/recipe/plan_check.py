@@ -1,0 +1,134 @@
+"""What can be known about a recipe before any work: criteria, devices, datasets, step order, stages.
+
+`plan_problems` returns every problem at once as (key path, message); :func:`load_recipe` reports
+them with their lines. It needs no TensorFlow, so a misspelt device or a benchmark placed before the
+export is refused in a fraction of a second, before the run directory exists and before anything
+trains. Layer names (``protect``, ``keep_float``, ``overrides``) need the model: the steps check them
+when they read it, before they change anything.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeprune.errors import EdgepruneError
+
+# the stage each step leaves its model in (recipe/steps.py); the model source is the "baseline"
+STAGE_OF_STEP = {"train": "baseline", "sparsity_train": "sparse", "prune": "pruned", "search": "pruned",
+                 "finetune": "finetuned"}
+
+
+def plan_problems(recipe, specs) -> list[tuple[tuple, str]]:
+    """Every problem of the plan that needs neither TensorFlow nor the model."""
+    problems = _dataset_problems(recipe.dataset.name)
+    known, broken = _devices()
+    stages = {"baseline"}
+    exported_at = [i for i, (kind, _) in enumerate(specs) if kind == "export"]
+    for i, (kind, spec) in enumerate(specs):
+        at = ("steps", i, kind)
+        criterion = getattr(spec, "criterion", None)
+        if criterion is not None:
+            problems += _criterion_problems(at + ("criterion",), criterion)
+        for key, names in _device_fields(kind, spec):
+            problems += [(at + (key,), _device_message(n, known, broken)) for n in names if n not in known]
+        if kind == "benchmark" and not any(e < i for e in exported_at):
+            problems.append((at, "benchmark measures exported files: put an export step before it"))
+        if kind == "quantize" and spec.mode == "qat":
+            if exported_at and not any(e > i for e in exported_at):
+                problems.append((at, "the QAT model is never exported: put the quantize step before export"))
+            stages.add("qat")
+        if kind == "export" and spec.stages:
+            problems += [(at + ("stages", s), f"no step before this export makes stage '{s}' "
+                          f"(made so far: {', '.join(sorted(stages))})") for s in spec.stages if s not in stages]
+        if kind in STAGE_OF_STEP:
+            stages.add(STAGE_OF_STEP[kind])
+        if kind == "report" and i != len(specs) - 1:
+            problems.append((at, "the report is written from what the steps before it measured: make it the last step"))
+    return problems
+
+
+def device_problems(names) -> list[str]:
+    """One message per unknown or broken device among `names` (the command line's --device)."""
+    known, broken = _devices()
+    return [_device_message(n, known, broken) for n in names if n not in known]
+
+
+def _dataset_problems(name: str) -> list[tuple[tuple, str]]:
+    from edgeprune.data.sources import LOADERS  # numpy only
+
+    if name in LOADERS or Path(name).exists():
+        return []
+    if Path(name).suffix or "/" in name:
+        return [(("dataset", "name"), f"dataset file or folder '{name}' does not exist (a relative path is read "
+                                      "from the recipe's folder)")]
+    return [(("dataset", "name"), f"unknown dataset '{name}' (built in: {', '.join(sorted(LOADERS))}; "
+                                  "or a .npz file, or a folder of images by class)")]
+
+
+def _criterion_problems(loc: tuple, name: str) -> list[tuple[tuple, str]]:
+    from edgeprune.criterion_names import parse_criterion
+
+    try:
+        parse_criterion(name)
+    except EdgepruneError as e:
+        return [(loc, f"{e.problem} ({e.fix})")]
+    return []
+
+
+def _device_fields(kind: str, spec) -> list[tuple[str, list[str]]]:
+    """(key, device names) of the settings of one step that name devices."""
+    fields = []
+    if kind == "benchmark":
+        fields.append(("devices", spec.devices))
+    if kind == "export" and spec.devices:
+        fields.append(("devices", spec.devices))
+    if kind in ("prune", "search") and getattr(spec, "device", None):
+        fields.append(("device", [spec.device]))
+    return fields
+
+
+def _devices():
+    from edgeprune.harness.profiles import load_profiles
+
+    broken: dict = {}
+    return load_profiles(broken=broken), broken
+
+
+def _device_message(name: str, known: dict, broken: dict) -> str:
+    if name in broken:
+        return f"device profile '{name}' does not validate: {broken[name].problem}"
+    return f"unknown device '{name}' (known: {', '.join(known)}; `edgeprune devices` lists them)"
+
+
+def layer_problems(specs, model) -> list[tuple[tuple, str]]:
+    """Layer names and patterns in the steps' settings that match no layer of `model` (the run's input
+    model: pruning keeps layer names, so the later stages have the same ones)."""
+    import re
+
+    names = _layer_names(model)
+    problems = []
+    for i, (kind, spec) in enumerate(specs):
+        for key in ("protect", "keep_float", "skip_layers", "overrides"):
+            entries = getattr(spec, key, None) or []
+            for entry in entries:
+                try:
+                    rx = re.compile(entry)
+                except re.error as err:
+                    problems.append((("steps", i, kind, key), f"'{entry}' is not a valid regular expression ({err})"))
+                    continue
+                if not any(n == entry or rx.fullmatch(n) for n in names):
+                    problems.append((("steps", i, kind, key), f"'{entry}' matches no layer of model '{model.name}' "
+                                                              f"(its layers: {_sample(names)})"))
+    return problems
+
+
+def _layer_names(model) -> list[str]:
+    names, todo = [], list(model.layers)
+    while todo:
+        layer = todo.pop(0)
+        names.append(layer.name)
+        todo += list(getattr(layer, "layers", []) or [])  # nested models' own layers
+    return names
+
+
+def _sample(names: list[str], most: int = 12) -> str:
+    return ", ".join(names[:most]) + (f", ... ({len(names)} in all)" if len(names) > most else "")
