@@ -75,9 +75,10 @@ def resolve_target(profile: DeviceProfile, host: str | None = None) -> SshTarget
 
 
 def _where_to_set_host(profile: DeviceProfile) -> str:
-    """A shipped profile is part of the installed package: the user's own copy is the place for host:."""
-    package = Path(__file__).resolve().parents[1]
-    if profile.source and not Path(profile.source).resolve().is_relative_to(package):
+    """A shipped profile is part of the installed package (or the source): the user's own copy is the place for host:."""
+    from edgeprune.harness.shipped_devices import SHIPPED_DIR
+
+    if profile.source and not Path(profile.source).resolve().is_relative_to(SHIPPED_DIR):
         return f"add host: to {profile.source}"
     return f"copy {profile.source} to ~/.config/edgeprune/devices/{profile.name}.yaml and set host: user@host there"
 
