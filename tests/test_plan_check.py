@@ -106,3 +106,25 @@ def test_run_refuses_unknown_layer_before_training_and_leaves_no_folder(tmp_path
     with pytest.raises(RecipeError, match=r"r.yaml:6: 'steps\[1\].prune.protect': 'nosuchlayer' matches no layer"):
         run_recipe(path, out_dir=out, log=lambda *a: None)
     assert not out.exists()
+
+
+def test_run_refuses_a_device_it_cannot_reach_before_anything(tmp_path, monkeypatch):
+    from edgeprune.errors import DeviceError, EdgepruneError
+    from edgeprune.recipe import run_recipe
+
+    monkeypatch.delenv("RPI_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no user profiles with a host
+    path = _recipe(tmp_path, """\
+        name: board
+        model: lenet5
+        dataset: mnist
+        steps:
+          - train: {epochs: 50}
+          - export: {formats: [tflite]}
+          - benchmark: {devices: [host, rpi4]}
+        """)
+    with pytest.raises(DeviceError, match="no SSH host for device 'rpi4'"):
+        run_recipe(path, out_dir=tmp_path / "run", log=lambda *a: None)
+    with pytest.raises(EdgepruneError, match="--device: unknown device 'hots'"):
+        run_recipe(path, out_dir=tmp_path / "run", devices=["hots"], log=lambda *a: None)
+    assert not (tmp_path / "run").exists()

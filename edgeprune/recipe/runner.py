@@ -118,6 +118,7 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
     lock_recipe = resolved_recipe(recipe)
     if devices:
         lock_recipe["devices_override"] = list(devices)
+    _check_devices(recipe, devices)
     fresh = not run_dir.exists()
     prepare_run_dir(run_dir, lock_recipe, overwrite)
 
@@ -186,6 +187,26 @@ def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, wh
     where[0] = "finishing the run"
     log(f"done in {ctx.metrics['run']['seconds']:.0f} s: {run_dir}")
     return run_dir
+
+
+def _check_devices(recipe, devices) -> None:
+    """Before anything is written or trained: every device the benchmark will use is known and can be
+    reached as configured (an SSH board has a host); one that needs a long set-up (the emulated board
+    not built) stops the run here unless the benchmark step may skip it."""
+    from edgeprune.harness.backends import backend_for
+    from edgeprune.harness.profiles import get_profile
+    from edgeprune.recipe.plan_check import device_problems
+
+    problems = device_problems(devices or [])
+    if problems:
+        raise EdgepruneError(f"--device: {'; '.join(problems)}", "use a device `edgeprune devices` lists")
+    for spec in (s for k, s in recipe.step_specs() if k == "benchmark"):
+        for name in devices or spec.devices:
+            profile = get_profile(name)
+            backend = backend_for(profile)
+            backend.check(profile, None)
+            if not spec.skip_unavailable:
+                backend.ready(profile)
 
 
 def _check_layer_names(recipe, recipe_path, ctx) -> None:
