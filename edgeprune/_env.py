@@ -29,6 +29,7 @@ NATIVE_LOG_LINE = re.compile(
 QUIET_LOGGERS = ("tensorflow", "absl", "tf2onnx", "h5py", "jax", "onnxruntime")
 
 _filter = None
+_line_sink = [None]  # while a live progress display is shown: where forwarded lines go (edgeprune.progress)
 
 
 def own_process() -> None:
@@ -72,6 +73,23 @@ def real_stderr_fd() -> int | None:
     return _filter[0] if _filter is not None else None
 
 
+def set_line_sink(sink) -> None:
+    """While `sink` (a function of text) is set, the lines the filter keeps go to it instead of straight
+    to the terminal: a live display prints them above its rows, which a direct write would break."""
+    _line_sink[0] = sink
+
+
+def _forward(real: int, kept: bytes) -> None:
+    sink = _line_sink[0]
+    if sink is not None:
+        try:
+            sink(kept.decode(errors="replace"))
+            return
+        except Exception:  # the display is gone (stopped while this line was on its way): write it plainly
+            pass
+    os.write(real, kept)
+
+
 def _pump(read_end: int, real: int) -> None:
     pending = b""
     while True:
@@ -85,9 +103,9 @@ def _pump(read_end: int, real: int) -> None:
         *lines, pending = pending.split(b"\n")
         kept = b"".join(line + b"\n" for line in lines if not NATIVE_LOG_LINE.match(line))
         if kept:
-            os.write(real, kept)
+            _forward(real, kept)
     if pending and not NATIVE_LOG_LINE.match(pending):
-        os.write(real, pending)
+        _forward(real, pending)
     os.close(read_end)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from edgeprune import _env
 from edgeprune.errors import EdgepruneError, Interrupted
@@ -29,7 +30,41 @@ from edgeprune.prune_cli import criterion_help
 from edgeprune.report.cli import app as report_app
 from edgeprune.strategies.cli import search_cmd
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+class _PlainHelp(TyperGroup):
+    """The root group; it writes --help as click does: ``MODEL`` on usage lines and nothing after a
+    flag, where typer (0.2x) writes ``{model}`` and ``<bool>`` (which reads as if a flag took a value)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _plain_help(self)
+
+
+def _plain_help(command) -> None:
+    for param in command.params:
+        _plain_param(param)
+    help_option = command.get_help_option
+
+    def plain_help_option(ctx):
+        option = help_option(ctx)
+        if option is not None:
+            _plain_param(option)
+        return option
+
+    command.get_help_option = plain_help_option
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
+def _plain_param(param) -> None:
+    if getattr(param, "is_flag", False) and param.metavar is None:
+        param.metavar = ""  # typer shows the metavar, when set, instead of <bool>
+    elif param.param_type_name == "argument":
+        name = (param.metavar or param.name).upper() + ("..." if param.nargs != 1 else "")
+        piece = name if param.required else f"[{name}]"
+        param.get_usage_pieces = lambda ctx, piece=piece: [piece]
+
+
+app = typer.Typer(cls=_PlainHelp, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Prune Keras models structurally, quantize, export TFLite/ONNX, and measure them on devices.")
 
 
@@ -109,8 +144,9 @@ def prune_cmd(
     round_to: Annotated[int, typer.Option(help="Keep channel counts multiples of N (SIMD-friendly).")] = 1,
     min_channels: Annotated[int, typer.Option(help="Never keep fewer channels than this in a group.")] = 1,
     protect: Annotated[Optional[List[str]], typer.Option(help="Layer name/regex whose channels stay (repeatable).")] = None,
-    no_protect_first: Annotated[bool, typer.Option("--no-protect-first", help="Allow pruning the first conv/dense.")] = False,
-    data: Annotated[Optional[str], typer.Option(help="Dataset for data-driven criteria and --verify inputs.")] = None,
+    protect_first: Annotated[bool, typer.Option("--protect-first", help="Keep the first conv/dense whole even where that pins a group shared with other layers (by default it is kept only where it pins none; with --budget it is pruned).")] = False,
+    no_protect_first: Annotated[bool, typer.Option("--no-protect-first", help="Prune the first conv/dense like any other layer.")] = False,
+    data: Annotated[Optional[str], typer.Option(help="Dataset for data-driven criteria and --verify inputs. A :raw or :symmetric suffix (e.g. my.npz:raw) changes how uint8 pixels are scaled (default :unit, pixel/255 in [0, 1]); float data are used as stored.")] = None,
     plan: Annotated[Optional[Path], typer.Option(help="Replay a saved plan instead of scoring.")] = None,
     plan_out: Annotated[Optional[Path], typer.Option(help="Write the prune plan (JSON).")] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Check the pruned model against the zeroed original (logits, ≤1e-4 of their scale; on --data when given).")] = False,
@@ -137,6 +173,9 @@ def prune_cmd(
     if weigh not in ("score", "accuracy") or (weigh == "accuracy" and not data):
         raise EdgepruneError(f"--weigh {weigh} needs to be 'score', or 'accuracy' with --data",
                              "e.g. --weigh accuracy --data mnist")
+    if protect_first and no_protect_first:
+        raise EdgepruneError("--protect-first and --no-protect-first contradict each other", "pass one of them")
+    first_layer = True if protect_first else False if no_protect_first else None  # None: prune decides (pruning.api)
     from edgeprune.prune_cli import prune_features_file, prune_file
 
     if drop_features is not None:
@@ -150,7 +189,7 @@ def prune_cmd(
         device_cost = {"device": device, "budget": parse_budget(budget or [], device), "precision": precision,
                        "keep_float": keep_float or [], "weigh": weigh, "best_effort": best_effort}
     prune_file(model, output, ratio=ratio, criterion=criterion, global_pruning=global_pruning, round_to=round_to,
-               min_channels=min_channels, protect=protect or [], protect_first=not no_protect_first and not device_cost,
+               min_channels=min_channels, protect=protect or [], protect_first=first_layer,
                data=data, plan_path=plan, plan_out=plan_out, verify=verify, strict=strict, device_cost=device_cost)
 
 

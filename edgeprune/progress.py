@@ -9,9 +9,13 @@ Three modes, chosen once per process:
 * ``quiet``: ``edgeprune --quiet``.  Nothing but the final table and errors.
 
 Tasks nest (a search trial fine-tunes a model): each one is a row of the same display, or in
-plain mode prints its lines indented by depth.  ``Task.report`` prints one line in both modes
+plain mode prints its lines indented by depth.  A task opened inside another is one unit of it: as
+the inner task advances (epochs, batches, benchmark runs), the outer row advances within that unit,
+so a run's overall row and its ETA move during a long step, not only between steps.  ``Task.report`` prints one line in both modes
 (above the bars on a terminal, so the scrollback keeps a record); ``Task.update`` only moves the
-live display.  Keras is reached through :func:`fit_callback`, a callback given to ``fit``; Keras's
+live display.  While the rows are shown, every other line written to the terminal (stdout, Python's
+stderr, native log lines that pass the CLI's filter on fd 2) is printed above them, never across
+them, and the rows are cleared when the last task closes, before the line that follows.  Keras is reached through :func:`fit_callback`, a callback given to ``fit``; Keras's
 own progress bar stays off (``verbose=0``).
 """
 from __future__ import annotations
@@ -78,10 +82,12 @@ def _duration(seconds: float) -> str:
 class Task:
     """One piece of long work: ``total`` units (None: unknown), of which ``completed`` are done."""
 
-    def __init__(self, label: str, total: float | None, depth: int):
-        self.label, self.total, self.depth = label, total, depth
+    def __init__(self, label: str, total: float | None, depth: int, parent: "Task | None" = None):
+        self.label, self.total, self.depth, self.parent = label, total, depth, parent
         self.completed = 0.0
+        self.within = 0.0  # how far into its current unit, from the task open inside it (0..1)
         self.started = time.monotonic()
+        self.closed = False
         self._row = None  # rich task id in live mode
 
     # -- what callers use --------------------------------------------------------------------
@@ -90,11 +96,36 @@ class Task:
         """Move the live display (nothing is printed in plain mode)."""
         if total is not None:
             self.total = total
+        before = self.completed
         self.completed = completed if completed is not None else self.completed + advance
+        if self.completed != before:
+            self.within = 0.0  # a new unit begins
+        self._redraw(note)
+        if self.parent is not None:
+            self.parent._inner_moved(self)
+
+    @property
+    def fraction(self) -> float | None:
+        """Share done, counting the part of the current unit that the inner task reports; None: no total."""
+        if not self.total:
+            return None
+        return min(1.0, (self.completed + self.within) / self.total)
+
+    def _inner_moved(self, inner: "Task") -> None:
+        done = inner.fraction
+        if done is None or not self.total or self.completed >= self.total or done <= self.within:
+            return  # never backwards within a unit: a second inner task starts at 0
+        self.within = done
+        self._redraw(None)
+        if self.parent is not None:
+            self.parent._inner_moved(self)
+
+    def _redraw(self, note: str | None) -> None:
         progress = _live["progress"]
         if progress is not None and self._row is not None:
             fields = {} if note is None else {"note": note}
-            progress.update(self._row, completed=self.completed, total=self.total, **fields)
+            shown = self.completed if not self.total else min(self.total, self.completed + self.within)
+            progress.update(self._row, completed=shown, total=self.total, **fields)
 
     def report(self, text: str, *, completed: float | None = None, advance: float = 0.0) -> None:
         """One finished unit: a line on stderr (plain) or above the bars (live), with elapsed and ETA."""
@@ -121,6 +152,7 @@ def _emit(line: str) -> None:
 
 
 def _start_live():
+    from edgeprune import _env
     from rich.console import Console
     from rich.progress import (BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
@@ -129,15 +161,31 @@ def _start_live():
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24), TaskProgressColumn(),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
         console=Console(file=_live_stream()), transient=True,
-        # prints to stdout go above the bars only when stdout is this terminal too
-        redirect_stdout=sys.stdout.isatty(), redirect_stderr=False)
+        # prints to stdout go above the bars only when stdout is this terminal too; Python's stderr too,
+        # unless the CLI filters fd 2: then the filter hands its lines to the display (_env.set_line_sink)
+        redirect_stdout=sys.stdout.isatty(), redirect_stderr=_env.real_stderr_fd() is None)
     progress.start()
+    if _env.real_stderr_fd() is not None:
+        _env.set_line_sink(lambda text: _print_above(progress, text))
     return progress
+
+
+def _print_above(progress, text: str) -> None:
+    for line in text.splitlines():
+        progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _stop_live(progress) -> None:
+    """Clear the rows (the display is transient) before anything else is printed."""
+    from edgeprune import _env
+
+    _env.set_line_sink(None)
+    progress.stop()
 
 
 def open_task(label: str, total: float | None = None) -> Task:
     """Start a task (prefer the :func:`task` context manager; Keras callbacks cannot use one)."""
-    task = Task(label, total, depth=len(_live["tasks"]))
+    task = Task(label, total, depth=len(_live["tasks"]), parent=_live["tasks"][-1] if _live["tasks"] else None)
     _live["tasks"].append(task)
     if mode() == "live":
         if _live["progress"] is None:
@@ -147,7 +195,10 @@ def open_task(label: str, total: float | None = None) -> Task:
 
 
 def close_task(task: Task, summary: str | None = None) -> None:
-    """End a task; `summary` is printed as its last line (both modes)."""
+    """End a task; `summary` is printed as its last line (both modes).  Closing a closed task does nothing;
+    closing the last open one clears the live rows, so the next line prints where they were."""
+    if task.closed:
+        return
     if summary:
         task.report(summary)
     stack = _live["tasks"]
@@ -160,10 +211,10 @@ def close_task(task: Task, summary: str | None = None) -> None:
     for t in ending:
         if progress is not None and t._row is not None:
             progress.remove_task(t._row)
-        t._row = None
+        t._row, t.closed = None, True
     if progress is not None and not stack:
-        progress.stop()
         _live["progress"] = None
+        _stop_live(progress)
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
 
-from edgeprune.criterion_names import CRITERIA, DATA_CRITERIA  # no TensorFlow: --help stays fast
+from edgeprune.criterion_names import CRITERIA, DATA_CRITERIA, parse_criterion  # no TensorFlow: --help stays fast
 
 
 def criterion_help(needs: str = "data") -> str:
@@ -14,8 +14,15 @@ def criterion_help(needs: str = "data") -> str:
             f"{', '.join(DATA_CRITERIA)} need {needs}.")
 
 
-def _read_inputs(model_path: Path, output: Path, data: str | None):
-    """(loaded model, dataset or None), after refusing an output name no Keras can read back."""
+def reduction(before: int, after: int) -> str:
+    """How much smaller, as the report writes it: "−73.1%" (edgeprune.report.sections)."""
+    return f"−{(1 - after / before) * 100:.1f}%" if before else "−0.0%"
+
+
+def _read_inputs(model_path: Path, output: Path, data: str | None, criterion: str | None = None):
+    """(loaded model, dataset or None), after refusing an output name no Keras can read back.
+
+    A model with several outputs may take --data for --verify's inputs (not for a data-driven criterion)."""
     from edgeprune.modelio import read_model
 
     if output.suffix not in (".keras", ".h5"):
@@ -27,12 +34,17 @@ def _read_inputs(model_path: Path, output: Path, data: str | None):
         from edgeprune.data.check import check_fits
 
         dataset = load_dataset(data)
-        check_fits(loaded.model, dataset, "prune --data")
+        if len(loaded.model.outputs) > 1 and criterion is not None and parse_criterion(criterion)[0] not in DATA_CRITERIA:
+            from edgeprune.data.check import check_inputs
+
+            check_inputs(loaded.model, dataset.x_train, f"dataset {dataset.name}", "prune --data", single_output=False)
+        else:
+            check_fits(loaded.model, dataset, "prune --data")
     return loaded, dataset
 
 
 def prune_file(model_path: Path, output: Path, *, ratio: float, criterion: str, global_pruning: bool, round_to: int,
-               min_channels: int, protect: list[str], protect_first: bool, data: str | None,
+               min_channels: int, protect: list[str], protect_first: bool | None, data: str | None,
                plan_path: Path | None, plan_out: Path | None, verify: bool, strict: bool = False,
                device_cost: dict | None = None) -> dict:
     import sys
@@ -40,11 +52,11 @@ def prune_file(model_path: Path, output: Path, *, ratio: float, criterion: str, 
     from edgeprune.modelio import save_model
     from edgeprune.pruning import PrunePlan, model_stats, prune, verify_inputs, verify_pruning
 
-    loaded, dataset = _read_inputs(model_path, output, data)
-    if verify:  # refuse before the work, not after it
+    loaded, dataset = _read_inputs(model_path, output, data, None if device_cost else criterion)
+    if verify:  # refuse before the work, not after it; several outputs are checked one by one
         from edgeprune.data.check import require_single_io
 
-        require_single_io(loaded.model, "prune --verify")
+        require_single_io(loaded.model, "prune --verify", single_output=False)
     plan = PrunePlan.load(plan_path) if plan_path else None
     if device_cost:  # channels per group from the device's measured per-op cost (edgeprune.profiling)
         from edgeprune.profiling.cli import allocate_for_cli
@@ -54,6 +66,9 @@ def prune_file(model_path: Path, output: Path, *, ratio: float, criterion: str, 
     pruned, plan = prune(loaded.model, ratio, criterion=criterion, global_pruning=global_pruning, round_to=round_to,
                          min_channels=min_channels, protect=protect, protect_first=protect_first, dataset=dataset,
                          plan=plan, strict=strict)
+    first_layer = plan.settings.get("first_layer")  # what the default (protect_first unset) did about it
+    if first_layer and not any(n["kind"] == "protect_first" for n in plan.kept):  # else the warning says it
+        print(f"note: {first_layer['message']}", file=sys.stderr)
     for note in plan.kept:
         print(f"warning: {note['message']}", file=sys.stderr)
     result = {"before": model_stats(loaded.model), "after": model_stats(pruned), "kept": plan.kept}
@@ -67,13 +82,16 @@ def prune_file(model_path: Path, output: Path, *, ratio: float, criterion: str, 
         plan.save(plan_out)
     b, a = result["before"], result["after"]
     print(f"{model_path} → {output} ({loaded.flavor}): params {b['params']:,} → {a['params']:,} "
-          f"({a['params'] / b['params']:.1%}), MACs {b['macs']:,} → {a['macs']:,} ({a['macs'] / max(b['macs'], 1):.1%}), "
+          f"({reduction(b['params'], a['params'])}), MACs {b['macs']:,} → {a['macs']:,} ({reduction(b['macs'], a['macs'])}), "
           f"{plan.removed_channels} channels removed in {sum(1 for g in plan.groups if g['kept'] < g['channels'])} groups")
     if verify:
         v = result["verify"]
+        outputs = v.get("outputs") or []
+        worst = (f" (the worst of {len(outputs)} outputs, each checked against its own scale: "
+                 f"'{v['worst_output']}')" if len(outputs) > 1 else "")
         print(f"equivalence with the zeroed original on {v['samples']} {v['inputs']}: {v['compared']} differ by "
-              f"{v['relative_diff']:.1e} of their scale (≤ {v['rtol']:g}); final outputs max |Δ| = "
-              f"{v['output_max_abs_diff']:.2e}")
+              f"{v['relative_diff']:.1e} of their scale {v['output_scale']:.1e} (≤ {v['rtol']:g}){worst}; "
+              f"final outputs max |Δ| = {v['output_max_abs_diff']:.2e}{'; weak check' if v['weak'] else ''}")
         if v["weak"]:
             print(f"warning: {v['note']}", file=sys.stderr)
     return result

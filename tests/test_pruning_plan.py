@@ -47,8 +47,8 @@ def test_min_channels_and_overrides(resnet8):
     assert pruned.get_layer("block1a_conv").filters >= 12
 
 
-def test_first_layer_protected_by_default(resnet8):
-    pruned, _ = prune(resnet8, 0.5)
+def test_first_layer_protected_when_asked(resnet8):
+    pruned, _ = prune(resnet8, 0.5, protect_first=True)  # even though the stem is in the residual trunk's group
     assert pruned.get_layer("stem_conv").filters == 16
     pruned, _ = prune(resnet8, 0.5, protect_first=False)
     assert pruned.get_layer("stem_conv").filters == 8
@@ -57,7 +57,7 @@ def test_first_layer_protected_by_default(resnet8):
 def test_global_pruning_removes_the_requested_share(resnet8):
     an = analyse(resnet8, protect=["stem_conv"])
     total = sum(g.size for g in an.groups if g.prunable)
-    _, plan = prune(resnet8, 0.5, global_pruning=True)
+    _, plan = prune(resnet8, 0.5, global_pruning=True, protect_first=True)
     assert abs(plan.removed_channels - 0.5 * total) <= 1
     sizes = {tuple(g["sources"]): g["kept"] / g["channels"] for g in plan.groups if g["prunable"]}
     assert len(set(round(v, 3) for v in sizes.values())) > 1, "global pruning should give groups different ratios"

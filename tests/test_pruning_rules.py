@@ -255,7 +255,7 @@ def _se_resnet(x):
 
 def test_protection_pinning_a_third_of_the_macs_is_named_with_the_option_that_frees_it():
     m = _model(_se_resnet)
-    pruned, plan = prune(m, 0.5)   # protect_first pins the stem, and with it the whole residual trunk
+    pruned, plan = prune(m, 0.5, protect_first=True)   # pins the stem, and with it the whole residual trunk
     note, = [n for n in plan.kept if n["kind"] == "protect_first"]
     assert note["layers"] == ["stem"] and note["macs_share"] > 1 / 3 and note["option"] == "--no-protect-first"
     assert "--no-protect-first" in note["message"] and "stem" in note["message"]
@@ -264,6 +264,66 @@ def test_protection_pinning_a_third_of_the_macs_is_named_with_the_option_that_fr
     assert not [n for n in plan.kept if n["kind"] == "protect_first"]
     assert pruned.get_layer("b0_c2").filters == pruned.get_layer("stem").filters == 8
     assert pruned.get_layer("b0_se_shape").target_shape == (1, 1, 8)
+
+
+def _small_resnet(x):
+    """The first conv feeds the residual trunk: a wide stem, one cheap bottleneck block, a classifier."""
+    x = layers.Conv2D(16, 3, padding="same", name="stem")(x)
+    y = layers.Conv2D(4, 1, activation="relu", name="c1")(x)
+    y = layers.Conv2D(16, 1, name="c2")(y)
+    return _head(layers.Add(name="add")([x, y]))
+
+
+def test_by_default_a_first_conv_in_the_residual_trunk_is_pruned_with_it_and_the_plan_says_so():
+    m = _model(_small_resnet)
+    pruned, plan, before, after = prune_and_check(m, X, ratio=0.3)
+    assert pruned.get_layer("stem").filters == pruned.get_layer("c2").filters < 16  # the trunk shrank
+    assert after["macs"] < 0.8 * before["macs"]
+    first = plan.settings["first_layer"]
+    assert first["layer"] == "stem" and not first["protected"] and first["shared_with"] == ["c2"]
+    assert "'stem' left prunable" in first["message"] and "--protect-first" in first["message"]
+    assert not plan.settings["protect_first"] and "stem" not in plan.settings["protect"]
+
+    pruned, plan = prune(m, 0.3, protect_first=True)  # asked for: today's meaning, the trunk stays whole
+    assert pruned.get_layer("stem").filters == pruned.get_layer("c2").filters == 16
+    assert pruned.get_layer("c1").filters < 4 and plan.settings["first_layer"] is None
+    assert plan.settings["protect_first"] and "stem" in plan.settings["protect"]
+
+
+def test_by_default_a_first_conv_with_a_group_of_its_own_stays_and_an_only_group_is_pruned():
+    def plain(x):
+        x = layers.Conv2D(8, 3, name="c1")(x)
+        return _head(layers.Conv2D(8, 3, name="c2")(x))
+
+    pruned, plan = prune(_model(plain), 0.5)
+    assert pruned.get_layer("c1").filters == 8 and pruned.get_layer("c2").filters == 4
+    assert plan.settings["first_layer"]["protected"] and plan.settings["protect_first"]
+
+    inp = keras.Input((10, 4))
+    lstm = keras.Model(inp, layers.Dense(3, name="out")(layers.LSTM(8, name="lstm")(inp)))
+    pruned, plan = prune(lstm, 0.3)  # protecting the LSTM would leave nothing to prune
+    assert pruned.get_layer("lstm").units < 8 and plan.settings["first_layer"]["reason"] == "only_group"
+
+
+def test_the_printed_pinned_share_is_the_share_of_prunable_macs_protection_holds(tmp_path, capsys):
+    from edgeprune.cli import run_command
+    from edgeprune.pruning import model_stats
+
+    m = _model(_small_resnet)
+    m.save(tmp_path / "m.keras")
+    assert run_command(["prune", str(tmp_path / "m.keras"), "--ratio", "0.3", "--protect-first",
+                        "-o", str(tmp_path / "p.keras")]) == 0
+    out, err = capsys.readouterr()
+    macs = {r["name"]: r["macs"] for r in model_stats(m)["layers"]}
+    after = model_stats(keras.models.load_model(tmp_path / "p.keras"))["macs"]
+    total_macs = model_stats(m)["macs"]  # the reduction, as the report writes it (not the share kept)
+    assert f"MACs {total_macs:,} → {after:,} (−{(1 - after / total_macs) * 100:.1f}%)" in out, out
+    # the stem's output is the trunk, all pinned; c1 reads it and c2 writes it, each with a prunable other
+    # side (half pinned); the classifier reads the trunk (half: its outputs are pinned by another cause)
+    pinned = macs["stem"] + (macs["c1"] + macs["c2"] + macs["out"]) / 2
+    share = pinned / sum(macs[n] for n in ("stem", "c1", "c2", "out"))
+    assert 0.34 < share < 0.99  # not the 100% every layer touching the trunk would make
+    assert f"pinning {share:.0%} of the prunable MACs — --no-protect-first" in err, err
 
 
 def test_recurrent_macs_are_counted():

@@ -39,7 +39,7 @@ def test_defaults_are_filled(tmp_path):
     kinds = [k for k, _ in recipe.step_specs()]
     assert kinds == ["train", "prune", "export"]
     prune = recipe.step_specs()[1][1]
-    assert prune.round_to == 1 and prune.protect_first is True
+    assert prune.round_to == 1 and prune.protect_first is None  # unset: pruning decides (pruning.api.analyse)
 
 
 @pytest.mark.parametrize("old,new,expected", [
@@ -105,3 +105,18 @@ def test_relative_model_and_dataset_paths_resolve_from_the_recipes_folder(tmp_pa
     missing = load_recipe(_write(tmp_path, "model: gone.keras\nsteps:\n  - train: {}\n"))
     with pytest.raises(RecipeError, match=str(tmp_path / "gone.keras")):
         check_model_file(missing.model)
+
+
+@pytest.mark.parametrize("scaling", ["unit", "raw", "symmetric"])
+def test_dataset_scaling_is_accepted(tmp_path, scaling):
+    recipe = load_recipe(_write(tmp_path, GOOD.replace("  name: fashion_mnist\n", f"  name: fashion_mnist\n  scaling: {scaling}\n")))
+    assert recipe.dataset.scaling == scaling
+    assert load_recipe(_write(tmp_path, GOOD)).dataset.scaling is None  # the default: unit for 8-bit pixels
+
+
+def test_unknown_dataset_scaling_is_one_line_naming_the_valid_ones(tmp_path):
+    with pytest.raises(RecipeError) as e:
+        load_recipe(_write(tmp_path, GOOD.replace("  name: fashion_mnist\n", "  name: fashion_mnist\n  scaling: imagenet\n")))
+    message = str(e.value)
+    assert "r.yaml:5: 'dataset.scaling'" in message and "'unit', 'raw' or 'symmetric'" in message
+    assert "\n" not in message

@@ -51,3 +51,16 @@ def test_report_names_the_bad_key_of_a_drifted_metrics_json(tmp_path):
                                                        "stages": {"baseline": {**STAGE, "file_bytes": "big"}}}))
     with pytest.raises(EdgepruneError, match="stages.baseline.file_bytes"):
         build_report(tmp_path)
+
+
+def test_a_setting_a_newer_version_adds_is_not_a_different_recipe():
+    from edgeprune.recipe.runner import same_recipe
+
+    old = {"name": "r", "dataset": {"name": "mnist"}, "steps": [{"prune": {"ratio": 0.5}}, {"export": {"formats": ["tflite"]}}]}
+    new = {"name": "r", "dataset": {"name": "mnist", "scaling": None},
+           "steps": [{"prune": {"ratio": 0.5, "protect_first": None}}, {"export": {"formats": ["tflite"]}}]}
+    assert same_recipe(old, new)
+    assert not same_recipe(old, {**new, "steps": [{"prune": {"ratio": 0.6}}, {"export": {"formats": ["tflite"]}}]})
+    assert not same_recipe(old, {**new, "steps": [{"search": {"ratio": 0.5}}, {"export": {"formats": ["tflite"]}}]})
+    assert not same_recipe(old, {**new, "steps": new["steps"][:1]})
+    assert not same_recipe(old, {**new, "dataset": {"name": "fashion_mnist"}})

@@ -35,18 +35,21 @@ def check_arrays(name: str, x: np.ndarray, y: np.ndarray, split: str) -> None:
         raise DataMismatchError(f"dataset {name}: x_{split} holds NaN/Inf values", "clean the data")
 
 
-def require_single_io(model, what: str) -> None:
-    """Refuse, in one line naming the limit, what only works with one input and one output tensor."""
+def require_single_io(model, what: str, *, single_output: bool = True) -> None:
+    """Refuse, in one line naming the limit, what only works with one input (and one output) tensor."""
     n_in, n_out = len(model.inputs), len(model.outputs)
-    if n_in != 1 or n_out != 1:
+    if single_output and (n_in != 1 or n_out != 1):
         raise DataMismatchError(f"{what} handles models with one input and one output; this one has "
                                 f"{n_in} input(s) and {n_out} output(s)",
                                 "prune, export and benchmark a single-input, single-output model (or omit this option)")
+    if n_in != 1:
+        raise DataMismatchError(f"{what} handles models with one input; this one has {n_in} input(s)",
+                                "use a single-input model (or omit this option)")
 
 
-def check_inputs(model, x: np.ndarray, source: str, what: str = "the model") -> None:
+def check_inputs(model, x: np.ndarray, source: str, what: str = "the model", *, single_output: bool = True) -> None:
     """Samples `x` fit the model's (single) input."""
-    require_single_io(model, what)
+    require_single_io(model, what, single_output=single_output)
     want = tuple(model.inputs[0].shape[1:])
     got = tuple(x.shape[1:])
     if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want, got)):

@@ -9,7 +9,10 @@ import numpy as np
 
 @dataclass
 class Dataset:
-    """Images as float32 in [0, 1], NHWC; labels as int64 class indices.
+    """Images as float32, NHWC; labels as int64 class indices.
+
+    8-bit (uint8) images are scaled as ``scaling`` says (:data:`SCALINGS`; by default pixel / 255, in
+    [0, 1]); float images are used as stored (``scaling`` None).
 
     The test split is only ever used for reporting; fine-tuning decisions (early stopping,
     sensitivity, budget search) use the validation split, carved from the training data by seed.
@@ -24,7 +27,23 @@ class Dataset:
     y_test: np.ndarray
     class_names: list[str] = field(default_factory=list)
     source: str = ""
-    pixel_scale: float | None = None   # inputs are 8-bit pixels / pixel_scale; None: not 8-bit pixels
+    scaling: str | None = None   # how 8-bit pixels became the inputs (a SCALINGS key); None: not 8-bit pixels
+
+    @property
+    def normalization(self) -> tuple[float, float] | None:
+        """(mean, std) with inputs = (pixel - mean) / std, for 8-bit pixels; None for float data."""
+        return SCALINGS[self.scaling] if self.scaling else None
+
+    @property
+    def pixel_scale(self) -> float | None:
+        """The std of :attr:`normalization` (255 for the default scaling); None for float data."""
+        return self.normalization[1] if self.scaling else None
+
+    def describe_scaling(self) -> str:
+        """One phrase for logs and reports, e.g. ``uint8 pixels / 255 → [0, 1] (scaling: unit)``."""
+        if not self.scaling:
+            return "float inputs used as stored (no scaling)"
+        return f"uint8 pixels {SCALING_FORMULAS[self.scaling]} (scaling: {self.scaling})"
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -49,7 +68,7 @@ class Dataset:
             x_train=self.x_train[:train], y_train=self.y_train[:train],
             x_val=self.x_val[:val], y_val=self.y_val[:val],
             x_test=self.x_test[:test], y_test=self.y_test[:test],
-            class_names=self.class_names, source=self.source, pixel_scale=self.pixel_scale,
+            class_names=self.class_names, source=self.source, scaling=self.scaling,
         )
 
     def calibration_samples(self, n: int = 200, seed: int = 0) -> np.ndarray:
@@ -68,21 +87,56 @@ def split_train_val(x, y, val_fraction: float, seed: int):
     return x[train], y[train], x[val], y[val]
 
 
-def make_dataset(name, x_train, y_train, x_test, y_test, *, val_fraction, seed, class_names=(), source=""):
-    pixel_scale = PIXEL_SCALE if np.asarray(x_train).dtype == np.uint8 else None
-    x_train = _as_images(x_train)
-    x_test = _as_images(x_test)
+def make_dataset(name, x_train, y_train, x_test, y_test, *, val_fraction, seed, class_names=(), source="",
+                 scaling: str | None = None):
+    """A Dataset from train/test arrays; uint8 images are scaled by `scaling` (default ``unit``: pixel / 255)."""
+    scaling = resolve_scaling(name, np.asarray(x_train).dtype, scaling)
+    x_train = _as_images(x_train, scaling)
+    x_test = _as_images(x_test, scaling)
     xt, yt, xv, yv = split_train_val(x_train, np.asarray(y_train, np.int64), val_fraction, seed)
-    return Dataset(name, xt, yt, xv, yv, x_test, np.asarray(y_test, np.int64), list(class_names), source, pixel_scale)
+    return Dataset(name, xt, yt, xv, yv, x_test, np.asarray(y_test, np.int64), list(class_names), source, scaling)
 
 
-PIXEL_SCALE = 255.0  # 8-bit images become float32 pixel / 255 (what mobile metadata calls std 255)
+# How 8-bit pixels become float32 inputs: name -> (mean, std), input = (pixel - mean) / std (the mobile metadata's
+# NormalizationOptions).  Float arrays are never rescaled, whatever the scaling.
+SCALINGS = {
+    "unit": (0.0, 255.0),          # [0, 1]: the default
+    "raw": (0.0, 1.0),             # 0..255 as stored: models that rescale inside (Keras MobileNetV3, EfficientNet)
+    "symmetric": (127.5, 127.5),   # [-1, 1]: MobileNetV2-style
+}
+SCALING_FORMULAS = {"unit": "/ 255 → [0, 1]", "raw": "as stored, 0..255", "symmetric": "/ 127.5 − 1 → [−1, 1]"}
+DEFAULT_SCALING = "unit"
+PIXEL_SCALE = SCALINGS[DEFAULT_SCALING][1]  # the default: 8-bit images become float32 pixel / 255 (metadata std 255)
 
 
-def _as_images(x: np.ndarray) -> np.ndarray:
+def check_scaling(scaling: str | None) -> None:
+    if scaling is not None and scaling not in SCALINGS:
+        from edgeprune.errors import EdgepruneError
+
+        raise EdgepruneError(f"unknown input scaling '{scaling}' (known: {', '.join(SCALINGS)})",
+                             "unit: pixel/255 → [0, 1] (default); raw: 0..255 as stored; symmetric: pixel/127.5 − 1")
+
+
+def resolve_scaling(name: str, dtype, scaling: str | None) -> str | None:
+    """The scaling a dataset of `dtype` images gets: `scaling` (default unit) for uint8, None (as stored) for
+    float or other integer data; asking to rescale such data is refused rather than silently ignored."""
+    check_scaling(scaling)
+    if np.dtype(dtype) == np.uint8:
+        return scaling or DEFAULT_SCALING
+    if scaling not in (None, "raw"):
+        from edgeprune.errors import EdgepruneError
+
+        raise EdgepruneError(f"dataset {name} holds {np.dtype(dtype)} inputs, which are used as stored; scaling "
+                             f"'{scaling}' applies to 8-bit (uint8) pixels only",
+                             "leave scaling out (or use raw), or save the images as uint8")
+    return None
+
+
+def _as_images(x: np.ndarray, scaling: str | None = DEFAULT_SCALING) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype == np.uint8:
-        x = x.astype(np.float32) / PIXEL_SCALE
+        mean, std = SCALINGS[scaling or DEFAULT_SCALING]
+        x = (x.astype(np.float32) - np.float32(mean)) / np.float32(std)
     x = x.astype(np.float32)
     if x.ndim == 3:
         x = x[..., None]

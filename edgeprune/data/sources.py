@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeprune.data.dataset import Dataset, make_dataset
+from edgeprune.data.dataset import SCALINGS, Dataset, check_scaling, make_dataset
 from edgeprune.errors import EdgepruneError
 
 FASHION_DIRS = [Path("/usr/share/datasets/fashion-mnist")]
@@ -80,14 +80,14 @@ def _fashion_file(name: str) -> Path:
     return _download(FASHION_URL + name, cache_dir() / "datasets" / "fashion-mnist" / name)
 
 
-def load_fashion_mnist(*, val_fraction: float, seed: int) -> Dataset:
+def load_fashion_mnist(*, val_fraction: float, seed: int, scaling: str | None = None) -> Dataset:
     arrays = {name: _parse_idx(_read_verified_gz(_fashion_file(name), sha)) for name, sha in FASHION_FILES.items()}
     return make_dataset(
         "fashion_mnist",
         arrays["train-images-idx3-ubyte.gz"], arrays["train-labels-idx1-ubyte.gz"],
         arrays["t10k-images-idx3-ubyte.gz"], arrays["t10k-labels-idx1-ubyte.gz"],
         val_fraction=val_fraction, seed=seed, class_names=FASHION_CLASSES,
-        source=str(_fashion_file("t10k-labels-idx1-ubyte.gz").parent),
+        source=str(_fashion_file("t10k-labels-idx1-ubyte.gz").parent), scaling=scaling,
     )
 
 
@@ -122,18 +122,19 @@ def _mnist_from_npz():
         return d["x_train"], d["y_train"], d["x_test"], d["y_test"], str(dest)
 
 
-def load_mnist(*, val_fraction: float, seed: int) -> Dataset:
+def load_mnist(*, val_fraction: float, seed: int, scaling: str | None = None) -> Dataset:
     found = _mnist_from_hub() or _mnist_from_npz()
     x_train, y_train, x_test, y_test, source = found
     return make_dataset("mnist", x_train, y_train, x_test, y_test, val_fraction=val_fraction, seed=seed,
-                        class_names=[str(i) for i in range(10)], source=source)
+                        class_names=[str(i) for i in range(10)], source=source, scaling=scaling)
 
 
-def load_digits(*, val_fraction: float, seed: int) -> Dataset:
+def load_digits(*, val_fraction: float, seed: int, scaling: str | None = None) -> Dataset:
     try:
         from sklearn.datasets import load_digits as sk_digits
     except ImportError:
-        raise EdgepruneError("dataset 'digits' needs scikit-learn", "pip install scikit-learn") from None
+        raise EdgepruneError("dataset 'digits' needs scikit-learn, a dependency of edgeprune missing from this "
+                             "environment", "pip install 'scikit-learn>=1.3,<2' (or re-run `make setup`)") from None
     d = sk_digits()
     x = (d.images / 16.0).astype(np.float32)
     rng = np.random.default_rng(seed)
@@ -141,11 +142,14 @@ def load_digits(*, val_fraction: float, seed: int) -> Dataset:
     n_test = len(x) // 5
     te, tr = order[:n_test], order[n_test:]
     return make_dataset("digits", x[tr], d.target[tr], x[te], d.target[te], val_fraction=val_fraction,
-                        seed=seed, class_names=[str(i) for i in range(10)], source="sklearn.datasets.load_digits")
+                        seed=seed, class_names=[str(i) for i in range(10)], source="sklearn.datasets.load_digits",
+                        scaling=scaling)  # float data (pixel / 16): used as stored
 
 
-def load_npz(path: Path, *, val_fraction: float, seed: int) -> Dataset:
-    """A user's .npz with x_train, y_train, x_test, y_test (and optional x_val, y_val)."""
+def load_npz(path: Path, *, val_fraction: float, seed: int, scaling: str | None = None) -> Dataset:
+    """A user's .npz with x_train, y_train, x_test, y_test (and optional x_val, y_val).
+
+    uint8 arrays are scaled by `scaling` (default unit: pixel / 255); float arrays are used as stored."""
     from edgeprune.data.check import check_arrays
 
     try:
@@ -165,12 +169,12 @@ def load_npz(path: Path, *, val_fraction: float, seed: int) -> Dataset:
                 raise EdgepruneError(f"{path} has x_{split} but no y_{split}", "save both")
             check_arrays(path.name, arrays[f"x_{split}"], arrays[f"y_{split}"], split)
     ds = make_dataset(path.stem, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                      val_fraction=val_fraction, seed=seed, source=str(path))
+                      val_fraction=val_fraction, seed=seed, source=str(path), scaling=scaling)
     if "x_val" in arrays:
         ds.x_train = np.concatenate([ds.x_train, ds.x_val])
         ds.y_train = np.concatenate([ds.y_train, ds.y_val])
         ds.x_val = make_dataset("v", arrays["x_val"], arrays["y_val"], arrays["x_val"][:1], arrays["y_val"][:1],
-                                val_fraction=0.0, seed=seed).x_train
+                                val_fraction=0.0, seed=seed, scaling=scaling).x_train
         ds.y_val = np.asarray(arrays["y_val"], np.int64)
     return ds
 
@@ -178,7 +182,8 @@ def load_npz(path: Path, *, val_fraction: float, seed: int) -> Dataset:
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
 
-def load_image_folder(root: Path, *, val_fraction: float, seed: int, test_fraction: float = 0.2) -> Dataset:
+def load_image_folder(root: Path, *, val_fraction: float, seed: int, test_fraction: float = 0.2,
+                      scaling: str | None = None) -> Dataset:
     """A folder of images by class (``root/<class>/*.png``), or with ``train/`` and ``test/`` below it."""
     from PIL import Image
 
@@ -211,7 +216,7 @@ def load_image_folder(root: Path, *, val_fraction: float, seed: int, test_fracti
         x_test, y_test = x[order[:n_test]], y[order[:n_test]]
         x_train, y_train = x[order[n_test:]], y[order[n_test:]]
     return make_dataset(root.name, x_train, y_train, x_test, y_test, val_fraction=val_fraction, seed=seed,
-                        class_names=classes, source=str(root))
+                        class_names=classes, source=str(root), scaling=scaling)
 
 
 LOADERS = {
@@ -225,16 +230,40 @@ def dataset_names() -> list[str]:
     return sorted(LOADERS)
 
 
-def load_dataset(name: str, *, val_fraction: float = 0.1, seed: int = 0) -> Dataset:
-    """Load a built-in dataset by name, or the user's own data from a .npz file or image folder."""
+def split_scaling(spec: str) -> tuple[str, str | None]:
+    """``NAME:SCALING`` (e.g. ``photos.npz:raw``) → (NAME, SCALING); a spec without the suffix → (spec, None).
+
+    A colon is only read as the suffix when what precedes it is a dataset (a built-in name or an existing
+    path) and the whole spec is not; an unknown scaling after such a colon is refused naming the known ones."""
+    head, sep, tail = spec.rpartition(":")
+    if not sep or not head or Path(spec).expanduser().exists():
+        return spec, None
+    if head in LOADERS or Path(head).expanduser().exists():
+        check_scaling(tail)
+        return head, tail
+    return spec, None
+
+
+def load_dataset(name: str, *, val_fraction: float = 0.1, seed: int = 0, scaling: str | None = None) -> Dataset:
+    """Load a built-in dataset by name, or the user's own data from a .npz file or image folder.
+
+    `scaling` (or a ``NAME:SCALING`` suffix) says how 8-bit pixels become inputs: ``unit`` (pixel / 255,
+    the default), ``raw`` (0..255 as stored) or ``symmetric`` (pixel / 127.5 - 1); float data are used as stored."""
+    name, suffix = split_scaling(name)
+    check_scaling(scaling)
+    if suffix and scaling and suffix != scaling:
+        raise EdgepruneError(f"dataset {name}: scaling '{suffix}' in its name and '{scaling}' given",
+                             "give the scaling once")
+    scaling = scaling or suffix
     if name in LOADERS:
-        return LOADERS[name](val_fraction=val_fraction, seed=seed)
+        return LOADERS[name](val_fraction=val_fraction, seed=seed, scaling=scaling)
     path = Path(name).expanduser()
     if path.suffix == ".npz" and path.is_file():
-        return load_npz(path, val_fraction=val_fraction, seed=seed)
+        return load_npz(path, val_fraction=val_fraction, seed=seed, scaling=scaling)
     if path.is_dir():
-        return load_image_folder(path, val_fraction=val_fraction, seed=seed)
+        return load_image_folder(path, val_fraction=val_fraction, seed=seed, scaling=scaling)
     raise EdgepruneError(
         f"unknown dataset '{name}'",
-        f"use one of {', '.join(sorted(LOADERS))}, a .npz file, or a folder of images by class",
+        f"use one of {', '.join(sorted(LOADERS))}, a .npz file, or a folder of images by class "
+        f"(optionally with :{'|'.join(SCALINGS)} for the input scaling)",
     )

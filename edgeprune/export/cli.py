@@ -49,10 +49,13 @@ def _npz_arrays(path: Path) -> dict:
 
 
 def load_calibration(spec: str, n: int = DEFAULT_CALIBRATION_SAMPLES):
-    """Representative samples from a dataset name, a dataset .npz (x_train...) or a .npz of inputs."""
+    """Representative samples from a dataset name, a dataset .npz (x_train...) or a .npz of inputs
+    (any with a ``:SCALING`` suffix for uint8 pixels, see edgeprune.data.load_dataset)."""
     from edgeprune.data import load_dataset
+    from edgeprune.data.sources import split_scaling
 
-    path = Path(spec).expanduser()
+    name, scaling = split_scaling(spec)
+    path = Path(name).expanduser()
     if path.suffix == ".npz" and path.is_file():
         arrays = _npz_arrays(path)
         if "x_train" not in arrays:
@@ -64,7 +67,7 @@ def load_calibration(spec: str, n: int = DEFAULT_CALIBRATION_SAMPLES):
                                      "save it as np.savez(path, x=samples) or as a dataset with x_train")
             from edgeprune.data.dataset import _as_images
 
-            return _as_images(arrays[key])[:n]
+            return _as_images(arrays[key], scaling)[:n]
     return load_dataset(spec).calibration_samples(n)
 
 
@@ -73,7 +76,9 @@ def parity_inputs(spec: Optional[str], model, samples: int):
     import numpy as np
 
     if spec:
-        path = Path(spec).expanduser()
+        from edgeprune.data.sources import split_scaling
+
+        path = Path(split_scaling(spec)[0]).expanduser()
         is_inputs_npz = path.suffix == ".npz" and path.is_file() and "x_test" not in _npz_arrays(path)
         if not is_inputs_npz:
             from edgeprune.data import load_dataset
@@ -90,7 +95,7 @@ def export_cmd(
     format: Annotated[str, typer.Option("--format", "-f", help="An export target: tflite, onnx, or ort (ONNX Runtime Mobile, with its operators config).")] = "tflite",
     quant: Annotated[str, typer.Option(help="Precision; tflite: none|int8|fp16|dynamic|mixed; onnx and ort: none|int8.")] = "none",
     keep_float: Annotated[Optional[List[str]], typer.Option("--keep-float", help="Layer kept float in a mixed file (repeat).")] = None,
-    calib_data: Annotated[Optional[str], typer.Option(help="Dataset name or .npz for int8 calibration.")] = None,
+    calib_data: Annotated[Optional[str], typer.Option(help="Dataset name or .npz for int8 calibration. A :raw or :symmetric suffix (e.g. my.npz:raw) changes how uint8 pixels are scaled (default :unit, pixel/255 in [0, 1]); float data are used as stored.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (default: next to the model).")] = None,
     int8_io: Annotated[bool, typer.Option("--int8-io", help="TFLite int8 input/output tensors.")] = False,
     parity_data: Annotated[Optional[str], typer.Option(help="Dataset for the parity check (default: --calib-data).")] = None,

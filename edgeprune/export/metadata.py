@@ -16,8 +16,11 @@ So the metadata is written *beside* the model, in the form those tools use:
 * ``<name>.labels.txt``: one label per line, in output order (the ``TENSOR_AXIS_LABELS`` file
   the JSON names), when the dataset has class names.
 
-Normalization follows the metadata convention ``input = (pixel - mean) / std`` on 8-bit pixels;
-it is only stated when the dataset came as 8-bit images (edgeprune feeds them as pixel / 255).
+Normalization follows the metadata convention ``input = (pixel - mean) / std`` on 8-bit pixels and
+follows the dataset's input scaling (``dataset: {scaling: ...}``, edgeprune.data.dataset.SCALINGS):
+unit (pixel / 255) → mean 0, std 255; symmetric (pixel / 127.5 - 1) → mean 127.5, std 127.5; raw
+(0..255 as stored) → mean 0, std 1.  It is only stated when the dataset came as 8-bit images: float
+data are used as stored, and the description says to scale inputs as during training.
 """
 from __future__ import annotations
 
@@ -46,18 +49,25 @@ def outputs_probabilities(model, x) -> bool:
     return bool((y >= 0).all() and np.allclose(y.sum(axis=-1), 1.0, atol=1e-3))
 
 
-def model_metadata(*, name: str, input_shape, class_names, pixel_scale: float | None, probabilities: bool,
-                   description: str = "") -> dict:
-    """The ``ModelMetadata`` table (metadata_schema.fbs) as a JSON-ready dict."""
+def model_metadata(*, name: str, input_shape, class_names, normalization: tuple[float, float] | None,
+                   probabilities: bool, description: str = "", scaling: str | None = None) -> dict:
+    """The ``ModelMetadata`` table (metadata_schema.fbs) as a JSON-ready dict.
+
+    `normalization` is (mean, std) of the 8-bit pixels (None: the inputs were not 8-bit pixels); `scaling`
+    names it (unit, raw, symmetric) in the input's description."""
     channels = int(input_shape[-1]) if len(input_shape) == 3 else None
     image = {"name": "image", "description": "Input image, NHWC, float32 (or int8 with the tensor's own quantization)."}
     if channels in (1, 3):
         image["content"] = {"content_properties_type": "ImageProperties",
                             "content_properties": {"color_space": "GRAYSCALE" if channels == 1 else "RGB"}}
-    if pixel_scale:
+    if normalization:
+        mean, std = (float(v) for v in normalization)
+        n = channels or 1
         image["process_units"] = [{"options_type": "NormalizationOptions",
-                                   "options": {"mean": [0.0] * (channels or 1), "std": [float(pixel_scale)] * (channels or 1)}}]
-        image["stats"] = {"max": [1.0] * (channels or 1), "min": [0.0] * (channels or 1)}
+                                   "options": {"mean": [mean] * n, "std": [std] * n}}]
+        image["stats"] = {"max": [(255.0 - mean) / std] * n, "min": [(0.0 - mean) / std] * n}
+        named = f" (input scaling {scaling})" if scaling else ""
+        image["description"] += f" Fed as (pixel - {mean:g}) / {std:g} of 8-bit pixels{named}."
     else:
         image["description"] += " The training data were not 8-bit pixels: scale inputs as during training."
     output = {"name": "probability" if probabilities else "logits",
@@ -88,7 +98,8 @@ def write_tflite_metadata(tflite_path, model, dataset) -> dict:
     if class_names and len(class_names) != n_out:
         class_names = []  # labels that do not match the outputs would mislabel every prediction
     meta = model_metadata(name=tflite_path.stem, input_shape=tuple(model.inputs[0].shape[1:]),
-                          class_names=class_names, pixel_scale=getattr(dataset, "pixel_scale", None),
+                          class_names=class_names, normalization=getattr(dataset, "normalization", None),
+                          scaling=getattr(dataset, "scaling", None),
                           probabilities=outputs_probabilities(model, dataset.x_test if len(dataset.x_test) else dataset.x_train))
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     if class_names:

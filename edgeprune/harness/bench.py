@@ -24,11 +24,19 @@ def eval_arrays(data: str, eval_samples: int) -> tuple[np.ndarray, np.ndarray, s
     """
     if eval_samples < 1:
         raise EdgepruneError("--eval-samples must be at least 1", "pass a positive number")
-    path = Path(data).expanduser()
+    from edgeprune.data.sources import split_scaling
+
+    name, scaling = split_scaling(data)
+    path = Path(name).expanduser()
     if path.suffix == ".npz" and path.is_file():
         with np.load(path) as d:
             if "x" in d and "y" in d:
                 x, y = d["x"][:eval_samples], d["y"][:eval_samples]
+                if scaling and x.dtype == np.uint8:  # an eval .npz is fed as stored unless a :SCALING is given
+                    from edgeprune.data.dataset import SCALINGS
+
+                    mean, std = SCALINGS[scaling]
+                    x = (x.astype(np.float32) - np.float32(mean)) / np.float32(std)
                 return np.asarray(x, np.float32), np.asarray(y).astype(np.int64), f"{path} (x, y)"
     ds = load_dataset(data)
     return ds.x_test[:eval_samples], ds.y_test[:eval_samples], f"{data} test split"

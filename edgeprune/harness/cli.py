@@ -13,7 +13,7 @@ import typer
 def bench_cmd(
     model_file: Annotated[List[Path], typer.Argument(help="Exported .tflite/.onnx/.ort files to measure.")],
     device: Annotated[List[str], typer.Option("--device", "-d", help="Device profile name or YAML path; repeat for several (see `edgeprune devices`).")] = ["host"],  # noqa: B006
-    data: Annotated[Optional[str], typer.Option(help="Dataset name or .npz for on-device accuracy (first --eval-samples test images).")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Dataset name or .npz for on-device accuracy (first --eval-samples test images). A :raw or :symmetric suffix (e.g. my.npz:raw) changes how uint8 pixels are scaled (default :unit, pixel/255 in [0, 1]); float data are used as stored.")] = None,
     runs: Annotated[int, typer.Option(help="Timed inferences per model and device.")] = 50,
     warmup: Annotated[int, typer.Option(help="Untimed inferences before timing.")] = 5,
     eval_samples: Annotated[int, typer.Option(help="Test images used for accuracy.")] = 1000,

@@ -174,7 +174,7 @@ def excess(costs: dict, limits: dict) -> float:
 
 
 def allocate(model, device: str, budget: dict, *, precision: str = "int8", criterion: str = "l1", dataset=None,
-             calibration=None, protect=(), protect_first: bool = False, min_channels: int = 1,
+             calibration=None, protect=(), protect_first: bool | None = None, min_channels: int = 1,
              max_group_ratio: float = 0.95, step: int = 4, aggregate: str = "mean", seed: int = 0,
              keep_float=(), template: bytes | None = None, executor=None, host: str | None = None,
              weigh: str = "score", run_dir=None, best_effort: bool = False, log=None) -> Allocation:
@@ -189,7 +189,8 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
     score; or ``accuracy``, the validation accuracy lost when that group alone is cut to the count
     (:func:`edgeprune.strategies.sensitivity.count_sensitivity`: one trial per group and count, through
     `executor`, kept under `run_dir`).
-    The plan replays with :func:`edgeprune.pruning.prune` (``plan=``).
+    The plan replays with :func:`edgeprune.pruning.prune` (``plan=``).  protect_first: only True
+    protects the first layer; unset (None) here means False, the measured cost decides about it too.
     A budget no channel counts reach raises :class:`BudgetNotMet`, naming the cheapest reachable cost and
     the layers that hold it; ``best_effort=True`` returns that cheapest allocation instead (``met`` False).
     """
@@ -207,6 +208,7 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
     profile = get_profile(device)
     table = CostTable(profile)
     limits = budget_limits(budget, table.metric)
+    protect_first = bool(protect_first)  # device cost: only an explicit True protects the first layer
     an = analyse(model, protect=list(protect), protect_first=protect_first)
     g = an.graph
     scores = compute_scores(g, criterion, dataset=dataset, aggregate=aggregate, seed=seed)

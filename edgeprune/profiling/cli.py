@@ -12,7 +12,7 @@ def profile_cmd(
     model: Annotated[Path, typer.Argument(help="A .tflite file, or a Keras model (.keras/.h5) exported per --precision.")],
     device: Annotated[str, typer.Option("--device", "-d", help="Device profile name (see `edgeprune devices`).")] = "host",
     precision: Annotated[Optional[List[str]], typer.Option(help="float32, float16 or int8 (repeatable; Keras models only).")] = None,
-    data: Annotated[Optional[str], typer.Option(help="Dataset for int8 calibration (Keras models).")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Dataset for int8 calibration (Keras models). A :raw or :symmetric suffix (e.g. my.npz:raw) changes how uint8 pixels are scaled (default :unit, pixel/255 in [0, 1]); float data are used as stored.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full profile (every op) as JSON.")] = None,
     executor: Annotated[str, typer.Option(help="inprocess or ray: where the measurement trials run.")] = "inprocess",
     host: Annotated[Optional[str], typer.Option(help="SSH boards: user@host (overrides the profile).")] = None,

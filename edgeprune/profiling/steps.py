@@ -21,11 +21,9 @@ def device_cost_prune(ctx, spec, model):
 
     ds = ctx.dataset
     calibration = ds.calibration_samples(CALIBRATION_SAMPLES, seed=ctx.recipe.seed)
-    # protect_first only when the recipe says so: here the measured cost decides about the first layer
-    protect_first = spec.protect_first if "protect_first" in spec.model_fields_set else False
     executor = get_executor()
     alloc = allocate(model, spec.device, dict(spec.budget), precision=spec.precision, criterion=spec.criterion,
-                     dataset=ds, calibration=calibration, protect=spec.protect, protect_first=protect_first,
+                     dataset=ds, calibration=calibration, protect=spec.protect, protect_first=spec.protect_first,
                      min_channels=spec.min_channels, max_group_ratio=spec.max_group_ratio, aggregate=spec.aggregate,
                      seed=ctx.recipe.seed, keep_float=spec.keep_float, executor=executor, weigh=spec.weigh,
                      run_dir=ctx.run_dir, best_effort=spec.best_effort,

@@ -2,8 +2,12 @@
 
 Two kinds of pins are worth a user's attention: a layer the engine cannot follow (its channels
 are kept intact instead of stopping the run) and protection (the first weight layer, ``--protect``
-patterns, the model outputs) that pins a large share of the prunable MACs.  The share is the MACs
-of the layers touching the kept groups over the MACs of the layers touching any group.
+patterns, the model outputs) that pins a large share of the prunable MACs.  The share weighs each
+layer touching a group by the part of its channels the cause keeps: a layer's MACs grow with its input
+and its output channels, so each side counts half (a BatchNorm or depthwise layer has one side), and a
+side counts by the channels of its groups that the cause keeps whole.  A conv that reads a pinned
+residual trunk but writes a prunable group of its own is half pinned, not pinned.  The total is the
+MACs of the layers touching any group.
 """
 from __future__ import annotations
 
@@ -17,8 +21,25 @@ def _layers_of(groups) -> set[str]:
     return {name for grp in groups for name, roles in grp.members.items() if roles != {"pass"}}
 
 
-def _share(layers: set[str], macs: dict[str, int], total: int) -> float:
-    return sum(macs.get(n, 0) for n in layers) / total if total else 0.0
+def _pinned_macs(kept: list[Group], groups: list[Group], macs: dict[str, int]) -> float:
+    """MACs that the `kept` groups hold: per layer, the kept share of its channels, input and output
+    side weighing half each (see the module docstring)."""
+    kept_ids = {grp.id for grp in kept}
+    sides: dict[str, dict[str, list[Group]]] = {}
+    for grp in groups:
+        for name, roles in grp.members.items():
+            if roles & {"in", "channel"}:
+                sides.setdefault(name, {}).setdefault("in", []).append(grp)
+            if roles & {"out", "channel"}:
+                sides.setdefault(name, {}).setdefault("out", []).append(grp)
+    total = 0.0
+    for name in _layers_of(kept):
+        layer_sides = list(sides.get(name, {}).values())
+        fractions = [sum(g.size for g in side if g.id in kept_ids) / max(sum(g.size for g in side), 1)
+                     for side in layer_sides]
+        if fractions:
+            total += macs.get(name, 0) * sum(fractions) / len(fractions)
+    return total
 
 
 def _sources(groups, limit: int = 4) -> str:
@@ -43,7 +64,7 @@ def kept_notes(g: ChannelGraph, groups: list[Group], macs: dict[str, int], first
 
     def note(kind, layers, reasons, message, option, always=False):
         kept = kept_by(reasons)
-        share = _share(_layers_of(kept), macs, total)
+        share = _pinned_macs(kept, groups, macs) / total if total else 0.0
         if not (always or (kept and share > PROTECTION_SHARE)):
             return
         notes.append({"kind": kind, "layers": layers, "groups": [grp.id for grp in kept],

@@ -60,6 +60,27 @@ RUN_ENTRIES = (MARKER, "recipe.lock.yaml", "metrics.json", "metrics.json.tmp", S
                "report.html")
 
 
+def same_recipe(previous, current) -> bool:
+    """Whether two resolved recipes (``resolved_recipe``) are the same run: the same steps in the same
+    order with the same settings. A setting only one side has is one that one edgeprune version resolves
+    and the other does not know (every default is written out), not a change the user made: it is
+    skipped, so an upgrade does not turn a run directory into "a different recipe"."""
+    if not isinstance(previous, dict) or not isinstance(current, dict):
+        return previous == current
+    steps_before, steps_now = previous.get("steps") or [], current.get("steps") or []
+    if [next(iter(s)) for s in steps_before] != [next(iter(s)) for s in steps_now]:
+        return False
+    rest = lambda d: {k: v for k, v in d.items() if k != "steps"}  # noqa: E731
+    return _same_settings(rest(previous), rest(current)) and all(
+        _same_settings(next(iter(a.values())), next(iter(b.values()))) for a, b in zip(steps_before, steps_now))
+
+
+def _same_settings(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return all(_same_settings(a[k], b[k]) for k in a.keys() & b.keys())
+    return a == b
+
+
 def prepare_run_dir(run_dir: Path, lock_recipe: dict, overwrite: bool) -> None:
     """Resume the same recipe; refuse to mix two recipes; never delete a folder edgeprune did not create.
 
@@ -80,7 +101,7 @@ def prepare_run_dir(run_dir: Path, lock_recipe: dict, overwrite: bool) -> None:
             clear_run_dir(run_dir)
         elif lock.exists():
             previous = yaml.safe_load(lock.read_text()) or {}
-            if previous.get("recipe") != lock_recipe:
+            if not same_recipe(previous.get("recipe"), lock_recipe):
                 raise EdgepruneError(f"run directory {run_dir} holds a run of a different recipe",
                                      "pass --out NEW_DIR, or --overwrite to replace that run")
     try:
@@ -138,7 +159,8 @@ def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, wh
     started = time.perf_counter()
     log(f"edgeprune run {recipe.name}: model {recipe.model}, dataset {recipe.dataset.name} → {run_dir}")
     ds = recipe_dataset(recipe)
-    log(f"  dataset {ds.name}: {len(ds.x_train)} train / {len(ds.x_val)} val / {len(ds.x_test)} test ({ds.source})")
+    log(f"  dataset {ds.name}: {len(ds.x_train)} train / {len(ds.x_val)} val / {len(ds.x_test)} test ({ds.source}); "
+        f"inputs: {ds.describe_scaling()}")
     ctx = RunContext(recipe=recipe, run_dir=run_dir, dataset=ds, model_source=recipe.model, devices=devices, log=log)
     if not _is_zoo(recipe.model):
         ctx.model_flavor = detect(Path(recipe.model)).flavor  # give results back in the user's Keras
@@ -149,7 +171,8 @@ def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, wh
         "environment": environment(),
         "seed": recipe.seed,
         "dataset": {"name": ds.name, "train": len(ds.x_train), "val": len(ds.x_val), "test": len(ds.x_test),
-                    "source": ds.source, "fingerprint": ds.fingerprint()},
+                    "source": ds.source, "fingerprint": ds.fingerprint(), "scaling": ds.scaling or "none",
+                    "inputs": ds.describe_scaling()},
         "stages": {}, "steps": [], "exports": [], "benchmarks": [],
     }
     lock = {"recipe": lock_recipe, "versions": versions(), "seed": recipe.seed, "dataset_fingerprint": ds.fingerprint()}
@@ -185,6 +208,7 @@ def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, wh
         ctx.metrics["run"]["seconds"] = round(time.perf_counter() - started, 1)
         ctx.write_metrics()
     where[0] = "finishing the run"
+    progress.close_task(shown)  # the live rows go before the last line, not left above it
     log(f"done in {ctx.metrics['run']['seconds']:.0f} s: {run_dir}")
     return run_dir
 
@@ -221,7 +245,8 @@ def _check_layer_names(recipe, recipe_path, ctx) -> None:
 
 def recipe_dataset(recipe):
     """The dataset a recipe names, split and limited as it says."""
-    ds = load_dataset(recipe.dataset.name, val_fraction=recipe.dataset.val_fraction, seed=recipe.seed)
+    ds = load_dataset(recipe.dataset.name, val_fraction=recipe.dataset.val_fraction, seed=recipe.seed,
+                      scaling=recipe.dataset.scaling)
     return ds.subset(train=recipe.dataset.max_train_samples, test=recipe.dataset.test_samples)
 
 

@@ -27,6 +27,10 @@ class DatasetSpec(Strict):
     val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
     max_train_samples: Optional[int] = Field(None, gt=0)
     test_samples: Optional[int] = Field(None, gt=0, description="limit the test split (default: all of it)")
+    scaling: Optional[Literal["unit", "raw", "symmetric"]] = Field(
+        None, description="how 8-bit (uint8) pixels become inputs: unit, pixel/255 in [0, 1] (the default); raw, "
+                          "0..255 as stored (models that rescale inside, e.g. Keras MobileNetV3); symmetric, "
+                          "pixel/127.5 - 1 in [-1, 1] (MobileNetV2-style). Float data are used as stored")
 
 
 class TrainStep(Strict):
@@ -51,7 +55,9 @@ class PruneStep(Strict):
     round_to: int = Field(1, ge=1, le=256)
     min_channels: int = Field(1, ge=1)
     protect: list[str] = []
-    protect_first: bool = True
+    protect_first: Optional[bool] = Field(None, description="keep the first weight layer whole: true always, false "
+                                          "never; unset: only when that pins no group shared with other layers "
+                                          "(device-cost allocation: unset means false)")
     overrides: dict[str, float] = {}
     aggregate: Literal["sum", "mean", "max"] = "mean"
     schedule: Literal["oneshot", "linear", "polynomial"] = "oneshot"
@@ -119,7 +125,8 @@ class SearchStep(Strict):
     round_to: Optional[int] = Field(None, ge=1, le=256, description="default: the device profile's")
     sensitivity: bool = True
     protect: list[str] = []
-    protect_first: bool = True
+    protect_first: Optional[bool] = Field(None, description="keep the first weight layer whole: true always, false "
+                                          "never; unset: only when that pins no group shared with other layers")
     runs: int = Field(50, ge=1)
     max_train_samples: Optional[int] = Field(10000, gt=0, description="training images per candidate's fine-tuning")
     executor: Literal["inprocess", "ray"] = "inprocess"

@@ -180,6 +180,9 @@ def step_prune(ctx: RunContext, spec) -> dict:
     elif spec.schedule == "oneshot":
         pruned, plan = prune(model, spec.ratio, **kwargs)
         steps = []
+        first_layer = plan.settings.get("first_layer")  # what protect_first unset did about the first layer
+        if first_layer and not any(n["kind"] == "protect_first" for n in plan.kept):
+            ctx.log(f"      note: {first_layer['message']}")
         for note in plan.kept:  # groups kept whole (a layer the engine cannot follow, heavy protection)
             ctx.log(f"warning: {note['message']}")
         if spec.verify:

@@ -27,6 +27,7 @@ class _DefaultToBuild(TyperGroup):
 
 
 app = typer.Typer(cls=_DefaultToBuild, add_completion=False, no_args_is_help=True,
+                  subcommand_metavar="RUN_DIR | COMMAND [ARGS]...",
                   help="`edgeprune report RUN_DIR` rebuilds a run's report.json/.md/.html; "
                        "`edgeprune report compare RUN_A RUN_B ...` puts runs side by side.")
 
@@ -36,7 +37,7 @@ def report_cmd(
     run_dir: Annotated[Path, typer.Argument(help="Run directory written by `edgeprune run`.")],
     format: Annotated[str, typer.Option("--format", "-f", help="all, json, md or html.")] = "all",
 ) -> None:
-    """Rebuild report.json / report.md / report.html from the run directory (nothing is re-measured)."""
+    """Rebuild report.json/.md/.html from the run directory, nothing re-measured (`report RUN_DIR` for short)."""
     from edgeprune.report import FORMATS, summary_table, write_reports
     from edgeprune.report.build import build_report
 

@@ -41,8 +41,9 @@ def summary(report: dict) -> Table:
 def headline(report: dict) -> str:
     run, ds = report["run"], report.get("dataset", {})
     recipe = report.get("recipe") or {}
+    inputs = f", inputs {ds['inputs']}" if ds.get("inputs") else ""  # runs before the scaling option lack it
     return (f"Model {recipe.get('model', '?')} on {ds.get('name', '?')} ({fmt_int(ds.get('train'))} train / "
-            f"{fmt_int(ds.get('val'))} val / {fmt_int(ds.get('test'))} test), seed {report.get('seed')}, "
+            f"{fmt_int(ds.get('val'))} val / {fmt_int(ds.get('test'))} test{inputs}), seed {report.get('seed')}, "
             f"started {run.get('started') or '?'}, {run.get('seconds') or 0:.0f} s.")
 
 
@@ -247,6 +248,7 @@ def environment(report: dict) -> Section:
     ds = report.get("dataset") or {}
     rows = [[k, str(v)] for k, v in env.items()]
     rows += [["dataset source", str(ds.get("source", DASH))], ["dataset fingerprint", str(ds.get("fingerprint", DASH))],
+             ["input scaling", str(ds.get("inputs", DASH))],
              ["seed", str(report.get("seed"))], ["recipe", str(report["run"].get("recipe_path") or DASH)]]
     return Section("environment", "Environment and reproducibility",
                    "The resolved recipe is in recipe.lock.yaml and in report.json (\"recipe\").",

@@ -25,7 +25,7 @@ def search_cmd(
     budget: Annotated[str, typer.Option(help="One limit: latency_ms=X (p50 on the device; estimated board time on emulated boards), size_kb=Y (exported file), macs=Z, or instructions=N (qemu).")],
     device: Annotated[str, typer.Option("--device", "-d", help="Device profile measured on (see `edgeprune devices`).")] = "host",
     max_drop: Annotated[float, typer.Option(help="Allowed validation-accuracy loss in points.")] = 0.5,
-    data: Annotated[Optional[str], typer.Option(help="Dataset the model was trained on: a name or a path (its validation split decides; test is never used). Required.")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Dataset the model was trained on: a name or a path (its validation split decides; test is never used). Required. A :raw or :symmetric suffix (e.g. my.npz:raw) changes how uint8 pixels are scaled (default :unit, pixel/255 in [0, 1]); float data are used as stored.")] = None,
     out: Annotated[Path, typer.Option(help="Run directory: search/ trials, sensitivity.json, best model.")] = Path("runs/search"),
     criterion: Annotated[str, typer.Option(help=criterion_help("the validation split of --data"))] = "l1",
     ratios: Annotated[str, typer.Option(help="Comma-separated global ratios tried first (then bisection).")] = "0.2,0.4,0.6,0.8",

@@ -30,7 +30,7 @@ def cumulative_ratio(step: int, steps: int, target: float, schedule: str = "line
     return target * (t if schedule == "linear" else 1.0 - (1.0 - t) ** 3)
 
 
-def group_widths(model, protect=(), protect_first: bool = True) -> dict[str, int]:
+def group_widths(model, protect=(), protect_first: bool | None = None) -> dict[str, int]:
     """first source layer of each prunable group -> its channel count."""
     from edgeprune.pruning import analyse
 
@@ -65,7 +65,7 @@ def gradual_prune(model, dataset, *, target_ratio: float, steps: int, schedule: 
     cumulative_ratio(1, steps, target_ratio, schedule)  # validates the schedule name
     user_overrides = dict(prune_kwargs.pop("overrides", None) or {})
     global_pruning = bool(prune_kwargs.get("global_pruning", False))
-    protect, protect_first = prune_kwargs.get("protect", ()), prune_kwargs.get("protect_first", True)
+    protect, protect_first = prune_kwargs.get("protect", ()), prune_kwargs.get("protect_first")
     prune_kwargs.pop("ratio", None)
 
     from edgeprune.pruning import analyse

@@ -65,7 +65,7 @@ def measure_file(path: Path, device: str, *, runs: int, warmup: int) -> dict:
 
 
 def candidate_trial(*, model_path: str, data_path: str, out_dir: str, index: int, ratio: float, overrides: dict,
-                    criterion: str, round_to: int, protect: list, protect_first: bool, metric: str, device: str,
+                    criterion: str, round_to: int, protect: list, protect_first: bool | None, metric: str, device: str,
                     quant: str, finetune_epochs: int, learning_rate: float, batch_size: int, runs: int, warmup: int,
                     seed: int) -> dict:
     """Prune to `ratio` (per-group `overrides`), fine-tune, export and measure; writes trial-XXX.json."""
@@ -117,7 +117,7 @@ def budget_search(model, dataset, *, device: str = "host", budget: dict, max_dro
                   refine_steps: int = 2, sensitivity=None, use_sensitivity: bool = True,
                   sensitivity_ratios=(0.2, 0.4, 0.6, 0.8), quant: str = "none", finetune_epochs: int = 1,
                   learning_rate: float = 1e-3, batch_size: int = 128, max_train_samples: int | None = 10000,
-                  max_val_samples: int = 2000, runs: int = 50, warmup: int = 5, protect=(), protect_first: bool = True,
+                  max_val_samples: int = 2000, runs: int = 50, warmup: int = 5, protect=(), protect_first: bool | None = None,
                   seed: int = 0) -> SearchResult:
     """Find the smallest global ratio whose measured metric meets `budget` within `max_drop` points.
 

@@ -87,7 +87,7 @@ def _accuracy(x: float) -> float:
 
 
 def sensitivity_scan(model, dataset, *, ratios=DEFAULT_RATIOS, criterion: str = "l1", executor=None, run_dir=None,
-                     max_val_samples: int = 2000, protect=(), protect_first: bool = True, seed: int = 0) -> SensitivityResult:
+                     max_val_samples: int = 2000, protect=(), protect_first: bool | None = None, seed: int = 0) -> SensitivityResult:
     """Prune each dependency group alone at each ratio and measure validation accuracy (no fine-tuning).
 
     Writes ``run_dir/sensitivity.json`` and one JSON per trial under ``run_dir/sensitivity/``.
@@ -139,7 +139,7 @@ def count_sensitivity(model, dataset, counts: dict[str, list[int]], *, criterion
 class _Trials:
     """The model and a slice of the data saved for sensitivity trials (under run_dir/sensitivity/, or a temp dir)."""
 
-    def __init__(self, model, dataset, run_dir, max_val_samples: int, protect, protect_first: bool):
+    def __init__(self, model, dataset, run_dir, max_val_samples: int, protect, protect_first: bool | None):
         from edgeprune.pruning import analyse
 
         if len(dataset.x_val) == 0:
