@@ -242,14 +242,15 @@ def _metrics_text(logs: dict | None, keys=("loss", "accuracy", "val_loss", "val_
     return "  ".join(f"{k} {float(logs[k]):.4f}" for k in keys if k in logs)
 
 
-_callback_class = None
+_callback_classes: dict = {}  # keras module -> its FitProgress class
 
 
-def fit_callback(label: str):
-    """A Keras callback that shows epochs and batches of one ``fit`` as a task named `label`."""
-    global _callback_class
-    if _callback_class is None:
+def fit_callback(label: str, keras=None):
+    """A Keras callback that shows epochs and batches of one ``fit`` as a task named `label` (a tf-keras
+    callback, or one of the `keras` module given: Keras 3's ``fit`` takes only its own callbacks)."""
+    if keras is None:
         from edgeprune.keras import keras
+    if keras not in _callback_classes:
 
         class FitProgress(keras.callbacks.Callback):
             def __init__(self, label: str):
@@ -281,5 +282,5 @@ def fit_callback(label: str):
                     close_task(self.task)
                     self.task = None
 
-        _callback_class = FitProgress
-    return _callback_class(label)
+        _callback_classes[keras] = FitProgress
+    return _callback_classes[keras](label)

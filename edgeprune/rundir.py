@@ -123,6 +123,7 @@ class StepRecord(_Strict):
     history: Optional[dict[str, list[float]]] = None
     reused_from: Optional[str] = None
     mode: Optional[str] = None
+    backend: Optional[str] = None                  # quantize with mode qat: tfmot or native
     distill: Optional[bool] = None
     equivalence_max_abs_diff: Optional[float] = None
     bn_recalibrated_layers: Optional[int] = None
@@ -247,9 +248,10 @@ class FinetuneResult(StepResult):
 class QuantizeResult(StepResult):
     kind: Literal["quantize"] = "quantize"
     mode: Literal["ptq", "qat"]
+    backend: Literal["tfmot", "native"] = "tfmot"   # whose QAT made the qat stage
     ptq: dict[str, Any]                        # int8_io, calibration_samples: settings for the export step
     history: Optional[dict[str, list[float]]] = None
-    RECORDED: ClassVar = ("history", "mode")
+    RECORDED: ClassVar = ("history", "mode", "backend")
 
     def merge(self, ctx) -> None:
         super().merge(ctx)

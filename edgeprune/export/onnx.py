@@ -41,10 +41,16 @@ def convert_onnx(model, *, opset: int = 15):
 
     if opset not in OPSETS:
         raise EdgepruneError(f"ONNX opset {opset} is not supported", f"use {OPSETS.start}–{OPSETS.stop - 1} (default 15)")
+    from edgeprune.quantize.native_qat import is_native_qat_model, serving_function
+
     spec = tuple(tf.TensorSpec((None, *inp.shape[1:]), inp.dtype, name=inp.name.split(":")[0])
                  for inp in model.inputs)
     try:
-        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+        if is_native_qat_model(model):  # its fake-quant ranges become QuantizeLinear/DequantizeLinear pairs
+            fn, spec = serving_function(model)
+            proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
+        else:
+            proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
     except Exception as err:
         msg = str(err)
         m = re.search(r"(?:Unsupported ops?|not supported|Tensorflow op \[([^\]]+)\]).*?(\w+)", msg)
@@ -83,12 +89,13 @@ def export_onnx(model, path, *, quant: str = "none", calibration=None, opset: in
     from edgeprune.quantize.onnx_ptq import quantize_onnx_static
     from edgeprune.quantize.onnx_weights import store_int8_weights
     from edgeprune.quantize.ptq import check_calibration
+    from edgeprune.quantize.native_qat import is_native_qat_model
     from edgeprune.quantize.qat import is_qat_model
 
     if quant not in ONNX_QUANT_MODES:
         raise EdgepruneError(f"unknown ONNX quantization '{quant}'", f"use one of {', '.join(ONNX_QUANT_MODES)}")
     path = Path(path)
-    qat = is_qat_model(model)
+    qat = is_native_qat_model(model) or is_qat_model(model)
     cal = None
     if quant == "int8" and not qat:
         cal = check_calibration(calibration, tuple(model.inputs[0].shape), needed=True)

@@ -54,9 +54,15 @@ def convert_tflite(model, *, quant: str = "none", calibration=None, int8_io: boo
     """The flatbuffer bytes of `model` in the requested quantization mode (`keep_float`: layers of a mixed file)."""
     import tensorflow as tf
 
+    from edgeprune.quantize.native_qat import convert_native_tflite, is_native_qat_model
     from edgeprune.quantize.qat import is_qat_model
     from edgeprune.quantize.selective import check_keep_float, convert_mixed
 
+    if is_native_qat_model(model):  # Keras 3 QAT: full int8 from its own fake-quant ranges
+        if quant not in ("none", "int8") or keep_float:
+            raise EdgepruneError(f"a QAT model converts to int8, not '{quant}'" + (" with keep_float" if keep_float else ""),
+                                 "export its float parent stage for other precisions")
+        return convert_native_tflite(model, int8_io=int8_io)
     if quant == "mixed" and not keep_float:
         raise EdgepruneError("a mixed-precision export needs the layers to keep float",
                              "name them (keep_float: [conv1]) or export as int8")

@@ -17,6 +17,7 @@ STAGE_FILES = {
     "qat": "models/qat.h5",
 }
 FLOAT_STAGES = ("baseline", "sparse", "pruned", "finetuned")
+NATIVE_QAT_FILE = "models/qat.keras"  # the QAT stage of quantize {backend: native}: a Keras 3 file
 
 
 @dataclass
@@ -36,6 +37,8 @@ class RunContext:
         return self.run_dir / rel
 
     def stage_path(self, stage: str) -> Path:
+        if stage == "qat" and (self.run_dir / NATIVE_QAT_FILE).exists():
+            return self.run_dir / NATIVE_QAT_FILE
         return self.run_dir / STAGE_FILES[stage]
 
     def write_metrics(self) -> None:

@@ -167,9 +167,18 @@ class QuantizeStep(Strict):
     learning_rate: float = Field(1e-4, gt=0.0, lt=1.0)
     skip_layers: list[str] = []
     scheme: Literal["default", "prune_preserve"] = "default"
+    backend: Literal["tfmot", "native"] = Field(
+        "tfmot", description="tfmot: TF-MOT's QAT on tf-keras; native: edgeprune's Keras 3 QAT (full int8, .keras file)")
     int8_io: bool = False
     calibration_samples: int = Field(200, ge=1, le=100000)
     distill: Optional[DistillSpec] = None
+
+    @model_validator(mode="after")
+    def _native_settings(self):
+        if self.backend == "native" and (self.distill is not None or self.scheme != "default"):
+            raise ValueError("backend native fine-tunes on the labels with the default 8-bit scheme: drop distill "
+                             "and scheme, or use backend tfmot")
+        return self
 
 
 def _export_format(v: str) -> str:

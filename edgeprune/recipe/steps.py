@@ -28,7 +28,7 @@ from edgeprune.pruning.histograms import weight_histograms
 from edgeprune.pruning.recalibrate import batchnorm_layers, recalibrate_batchnorm
 from edgeprune.quantize.qat import load_qat, quantize_qat, save_qat
 from edgeprune.recipe.cache import trained_model_cache
-from edgeprune.recipe.context import FLOAT_STAGES, RunContext, STAGE_FILES
+from edgeprune.recipe.context import FLOAT_STAGES, NATIVE_QAT_FILE, RunContext, STAGE_FILES
 from edgeprune.report import write_reports
 from edgeprune.rundir import WEIGHTS_FILE, WeightsFile
 from edgeprune.strategies.schedule import gradual_prune
@@ -44,6 +44,10 @@ from edgeprune.train import evaluate, fit
 
 
 def load_stage_model(ctx: RunContext, stage: str):
+    if stage == "qat" and ctx.stage_path(stage) == ctx.path(NATIVE_QAT_FILE):
+        from edgeprune.quantize.native_qat import load_native
+
+        return load_native(ctx.stage_path(stage))
     if stage == "qat":
         return load_qat(ctx.stage_path(stage))
     return load_model(ctx.stage_path(stage))
@@ -53,6 +57,10 @@ def save_stage_model(ctx: RunContext, stage: str, model) -> Path:
     path = ctx.stage_path(stage)
     path.parent.mkdir(parents=True, exist_ok=True)
     if stage == "qat":
+        from edgeprune.quantize.native_qat import is_native_qat_model, save_native
+
+        if is_native_qat_model(model):
+            return save_native(model, ctx.path(NATIVE_QAT_FILE))
         return save_qat(model, path)
     return save_model(model, path, flavor=ctx.model_flavor)
 
@@ -273,6 +281,8 @@ def step_quantize(ctx: RunContext, spec) -> dict:
     if spec.mode == "ptq":
         return {"kind": "quantize", "mode": "ptq", "ptq": _ptq_settings(spec)}
     float_model = current_model(ctx)
+    if spec.backend == "native":
+        return _native_qat(ctx, spec, float_model)
     qat = quantize_qat(float_model, skip_layers=spec.skip_layers, scheme=spec.scheme)
     history = {}
     if spec.epochs:
@@ -285,6 +295,27 @@ def step_quantize(ctx: RunContext, spec) -> dict:
     ctx.current_stage = "qat"
     return {"kind": "quantize", "mode": "qat", "history": history, "stage": "qat", "ptq": _ptq_settings(spec),
             "stage_metrics": stage_metrics(ctx, "qat", qat)}
+
+
+def _native_qat(ctx: RunContext, spec, float_model) -> dict:
+    """quantize {mode: qat, backend: native}: the float stage carried to Keras 3, quantization-aware
+    layers of edgeprune's own (no tfmot), fine-tuned with Keras 3's fit, saved as models/qat.keras."""
+    import keras
+
+    from edgeprune.losses import output_kind
+    from edgeprune.modelio.tfkeras_to_keras3 import to_keras3
+    from edgeprune.quantize.native_qat import fine_tune_native, quantize_native
+
+    qat = quantize_native(to_keras3(float_model), skip_layers=spec.skip_layers)
+    history = {}
+    if spec.epochs:
+        history = fine_tune_native(qat, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate,
+                                   batch_size=spec.batch_size, from_logits=output_kind(float_model) == "logits",
+                                   seed=ctx.recipe.seed, callbacks=[fit_callback("QAT", keras=keras)])
+    save_stage_model(ctx, "qat", qat)
+    ctx.current_stage = "qat"
+    return {"kind": "quantize", "mode": "qat", "backend": "native", "history": history, "stage": "qat",
+            "ptq": _ptq_settings(spec), "stage_metrics": stage_metrics(ctx, "qat", qat)}
 
 
 def _ptq_settings(spec) -> dict:
