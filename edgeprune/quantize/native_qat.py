@@ -20,7 +20,10 @@ from edgeprune.errors import EdgepruneError, ModelLoadError
 from edgeprune.quantize import native_layers as nl
 from edgeprune.quantize.native_layers import keras
 
-SKIP_FIX = "add it to quantize.skip_layers to keep it float"
+SKIP_FIX = "add it to quantize.skip_layers to keep it float, or quantize after training (quantize: {mode: ptq})"
+BN_FIX = ("QAT folds a BatchNormalization into the conv/dense layer right before it: put the BN before the "
+          "activation (conv → BN → ReLU), keep it float (quantize.skip_layers), or quantize after training "
+          "(quantize: {mode: ptq})")
 COMPUTE = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv1D", "Dense"}
 QUANT_CLASS = {"Conv2D": nl.QuantConv2D, "DepthwiseConv2D": nl.QuantDepthwiseConv2D, "Conv1D": nl.QuantConv1D,
                "Dense": nl.QuantDense}
@@ -139,7 +142,7 @@ def quantize_native(model, skip_layers: Iterable[str] = (), *, ema_decay: float 
                 raise EdgepruneError(
                     f"native QAT cannot quantize layer '{layer.name}' (BatchNormalization): only a BN right after "
                     "a linear Conv2D/DepthwiseConv2D/SeparableConv2D/Conv1D/Dense that feeds nothing else is folded",
-                    SKIP_FIX)
+                    BN_FIX)
             fold[src.name] = layer
         if kind == "compute":
             act = nl.activation_name(layer.activation)

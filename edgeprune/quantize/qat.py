@@ -21,7 +21,10 @@ from edgeprune.errors import EdgepruneError, ModelLoadError
 from edgeprune.keras import keras
 from edgeprune.quantize import QAT_SCHEMES
 
-SKIP_FIX = "add it to quantize.skip_layers to keep it float"
+SKIP_FIX = "add it to quantize.skip_layers to keep it float, or quantize after training (quantize: {mode: ptq})"
+BN_FIX = ("QAT folds a BatchNormalization into the conv/dense layer right before it: put the BN before the "
+          "activation (conv → BN → ReLU), keep it float (quantize.skip_layers), or quantize after training "
+          "(quantize: {mode: ptq})")
 # Not in tfmot's registry but quantized through its graph transforms (folded into the conv before them).
 TRANSFORM_HANDLED = {"BatchNormalization", "SyncBatchNormalization", "SeparableConv1D", "SeparableConv2D"}
 
@@ -165,7 +168,9 @@ def quantize_qat(model, *, skip_layers: Iterable[str] = (), scheme: str = "defau
     except (RuntimeError, ValueError, TypeError, AttributeError) as err:
         m = re.search(r"Layer (\S+?):<class '[\w.]*?(\w+)'>", str(err)) or re.search(r"Layer (\w+) (?:is )?not supported", str(err))
         where = f"layer '{m.group(1)}'" + (f" ({m.group(2)})" if m.lastindex and m.lastindex > 1 else "") if m else "a layer"
-        raise EdgepruneError(f"tfmot cannot quantize {where}: {str(err).splitlines()[0][:200]}", SKIP_FIX) from err
+        detail = "" if m else f": {str(err).splitlines()[0][:200]}"  # a named layer says it all
+        raise EdgepruneError(f"tfmot cannot quantize {where}{detail}",
+                             BN_FIX if "BatchNormalization" in where else SKIP_FIX) from err
 
 
 def save_qat(model, path) -> Path:
