@@ -54,7 +54,7 @@ def convert_tflite(model, *, quant: str = "none", calibration=None, int8_io: boo
     """The flatbuffer bytes of `model` in the requested quantization mode (`keep_float`: layers of a mixed file)."""
     import tensorflow as tf
 
-    from edgeprune.quantize.native_qat import convert_native_tflite, is_native_qat_model
+    from edgeprune.quantize.native_qat import is_native_qat_model
     from edgeprune.quantize.qat import is_qat_model
     from edgeprune.quantize.selective import check_keep_float, convert_mixed
 
@@ -62,7 +62,7 @@ def convert_tflite(model, *, quant: str = "none", calibration=None, int8_io: boo
         if quant not in ("none", "int8") or keep_float:
             raise EdgepruneError(f"a QAT model converts to int8, not '{quant}'" + (" with keep_float" if keep_float else ""),
                                  "export its float parent stage for other precisions")
-        return convert_native_tflite(model, int8_io=int8_io)
+        return _convert_native(model, int8_io=int8_io)
     if quant == "mixed" and not keep_float:
         raise EdgepruneError("a mixed-precision export needs the layers to keep float",
                              "name them (keep_float: [conv1]) or export as int8")
@@ -79,6 +79,40 @@ def convert_tflite(model, *, quant: str = "none", calibration=None, int8_io: boo
         raise
     except Exception as err:  # ConverterError, ValueError, RuntimeError from MLIR
         raise converter_error(model, err) from err
+
+
+def _convert_native(model, *, int8_io: bool = False) -> bytes:
+    """Flatbuffer bytes of a native (Keras 3) QAT model, full int8 (float or int8 input/output), checked.
+
+    It converts from a concrete function without the trackable object: the converter then freezes the
+    variables first and reads the fake-quant ranges (and the BN-folded kernels) as constants; through the
+    SavedModel path it keeps them as variables and refuses every FakeQuant op.
+    """
+    import logging
+    import warnings
+
+    import tensorflow as tf
+
+    from edgeprune.quantize.native_qat import check_full_int8, serving_function
+    from edgeprune.quantize.ptq import configure_converter
+
+    fn, spec = serving_function(model)
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)  # its "consider providing the trackable_obj" warning is this choice
+    try:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(*spec)])
+    finally:
+        absl.setLevel(level)
+    configure_converter(converter, quant="none", int8_io=int8_io, qat=True)
+    try:
+        with warnings.catch_warnings():  # the ranges are in the fake-quant ops, not in input statistics
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+            data = converter.convert()
+    except Exception as err:  # ConverterError, ValueError, RuntimeError from MLIR
+        raise converter_error(model, err) from err
+    check_full_int8(model, data)
+    return data
 
 
 def export_tflite(model, path, *, quant: str = "none", calibration=None, int8_io: bool = False,

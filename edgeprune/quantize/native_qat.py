@@ -5,14 +5,13 @@
 get int8 fake-quantized weights, a SeparableConv2D becomes a depthwise + a 1x1 conv (as TFLite runs it),
 a BatchNormalization right after one of them is folded into it, and an activation fake-quant follows
 every tensor TFLite holds in int8 (model inputs, conv/dense/Add/Concatenate/global-pooling outputs,
-after the ReLU TFLite fuses into them).  Fine-tune it with ``fit``; ``export_native_tflite`` writes the
-int8 file.  ``save_native`` / ``load_native`` keep it as ``.keras``: any process that has imported this
+after the ReLU TFLite fuses into them).  Fine-tune it with ``fit``; ``edgeprune.export.tflite.export_tflite(model, path, quant="int8")``
+writes the int8 file.  ``save_native`` / ``load_native`` keep it as ``.keras``: any process that has imported this
 module (which registers the layers) can also read the file with plain ``keras.models.load_model``.
 """
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -342,58 +341,14 @@ def fine_tune_native(model, dataset, *, epochs: int, learning_rate: float, batch
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
-def convert_native_tflite(model, *, int8_io: bool = False) -> bytes:
-    """Flatbuffer bytes of a native QAT model, full int8 (float or int8 input/output).
-
-    Unless the model keeps layers float (skip_layers), every conv / fully-connected / add op must come out
-    int8, or this raises.
-    """
-    import tensorflow as tf
-
-    from edgeprune.export.tflite import converter_error
-    from edgeprune.quantize.ptq import configure_converter
-
-    if not is_native_qat_model(model):
-        raise EdgepruneError(f"model '{model.name}' is not a native QAT model", "make it with quantize_native first")
-    fn, spec = serving_function(model)
-    # Without the trackable object the converter freezes the variables first, which is what lets it read
-    # the fake-quant ranges (and the BN-folded kernels) as constants; through the SavedModel path it keeps
-    # them as variables and refuses every FakeQuant op.
-    import logging
-
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)  # its "consider providing the trackable_obj" warning is this choice
-    try:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(*spec)])
-    finally:
-        absl.setLevel(level)
-    configure_converter(converter, quant="none", int8_io=int8_io, qat=True)
-    try:
-        with warnings.catch_warnings():  # the ranges are in the fake-quant ops, not in input statistics
-            warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-            data = converter.convert()
-    except Exception as err:  # ConverterError, ValueError, RuntimeError from MLIR
-        raise converter_error(model, err) from err
+def check_full_int8(model, data: bytes) -> None:
+    """Unless the model keeps layers float (skip_layers), every conv / fully-connected / add op of its TFLite
+    file `data` must be int8, or this raises."""
     if all(isinstance(l, nl.QUANT_LAYERS) or _kind(l) in ("pass", "relu", "fixed", "merge") for l in model.layers):
         floats = [op["op"] for op in tflite_ops(data) if op["op"] in TFLITE_INT8_OPS and "float32" in op["inputs"]]
         if floats:
             raise EdgepruneError(f"the int8 conversion left float ops: {', '.join(sorted(set(floats)))}",
                                  "report it with the model; keep those layers float with quantize.skip_layers meanwhile")
-    return data
-
-
-def export_native_tflite(model, path, *, int8_io: bool = False) -> Path:
-    """Convert and write a native QAT model to `path` atomically (the file must load in LiteRT)."""
-    from edgeprune.export.atomic import atomic_path
-    from edgeprune.export.tflite import _check_loads
-
-    path = Path(path)
-    data = convert_native_tflite(model, int8_io=int8_io)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-        _check_loads(tmp)
-    return path
 
 
 def tflite_ops(data: bytes) -> list[dict]:
