@@ -7,7 +7,7 @@ RECIPE ?= recipes/quickstart.yaml
 # Debian packages: the data set, the ARM emulator and its build tools, sshd and Chromium for tests
 APT_PACKAGES := dataset-fashion-mnist qemu-user debootstrap debian-archive-keyring gcc libc6-dev dpkg-dev openssh-server openssh-client chromium
 
-.PHONY: setup system-packages qemu-rootfs demo test test-fast bench bench-boards bench-criteria bench-engine deploy-rpi clean
+.PHONY: setup system-packages qemu-rootfs demo test test-fast bench bench-boards bench-criteria bench-engine bench-qat deploy-rpi clean
 
 setup: $(STAMP) system-packages
 
@@ -61,6 +61,10 @@ bench-boards: setup qemu-rootfs
 # importance criteria side by side → bench/CRITERIA.md
 bench-criteria: setup
 	$(BIN)/python -m edgeprune.bench_suite.criteria
+
+# native (Keras 3) QAT vs TF-MOT QAT, recipes/bench/qat/ → bench/results/qat-backends.json and bench/QAT_BACKENDS.md
+bench-qat: setup
+	$(BIN)/python -m edgeprune.bench_suite.qat_backends
 
 # engine speed: prune --ratio 0.5 --global --verify on MobileNetV2 and DenseNet121 (96x96), per stage
 bench-engine: setup
