@@ -269,20 +269,20 @@ def _quant_compute(layer, x, bn, *, quantize_output: bool, ema_decay: float, uni
             "activity_regularizer": cfg["activity_regularizer"], "kernel_constraint": cfg["pointwise_constraint"],
             "bias_constraint": cfg["bias_constraint"], "trainable": cfg["trainable"], "dtype": cfg["dtype"],
             "name": layer.name, **extra})
-        out = pw(mid)
-        pw.kernel.assign(layer.pointwise_kernel)
-        if layer.use_bias:
-            pw.bias.assign(layer.bias)
-        _set_bn(pw, bn)
-        return out
+        return _built_with(pw, mid, layer.pointwise_kernel, layer.bias if layer.use_bias else None, bn)
     for k in ("lora_rank", "lora_alpha", "quantization_config"):
         cfg.pop(k, None)
     q = QUANT_CLASS[cls].from_config({**cfg, **extra})
-    out = q(x)
-    q.kernel.assign(layer.kernel)
-    if layer.use_bias:
-        q.bias.assign(layer.bias)
-    _set_bn(q, bn)
+    return _built_with(q, x, layer.kernel, layer.bias if layer.use_bias else None, bn)
+
+
+def _built_with(qlayer, x, kernel, bias, bn):
+    """`qlayer` called on `x` (which builds it), then given the float layer's kernel, bias and folded BN."""
+    out = qlayer(x)
+    qlayer.kernel.assign(kernel)
+    if bias is not None:
+        qlayer.bias.assign(bias)
+    _set_bn(qlayer, bn)
     return out
 
 
