@@ -24,13 +24,18 @@ def broken_conv_surgery(monkeypatch):
     monkeypatch.setattr(rule, "shrink", wrong)
 
 
-def tiny_classifier():
-    """Untrained (Keras' default initialisers), softmax output."""
+def _trunk():
+    """(input, pooled features) of two untrained convs (Keras' default initialisers, seeded)."""
     keras.utils.set_random_seed(0)
     inp = keras.Input((12, 12, 3))
     x = layers.Conv2D(8, 3, activation="relu", name="c1")(inp)
     x = layers.Conv2D(8, 3, activation="relu", name="c2")(x)
-    x = layers.GlobalAveragePooling2D()(x)
+    return inp, layers.GlobalAveragePooling2D()(x)
+
+
+def tiny_classifier():
+    """Untrained, softmax output."""
+    inp, x = _trunk()
     return keras.Model(inp, layers.Dense(4, activation="softmax", name="out")(x))
 
 
@@ -118,11 +123,7 @@ def test_tiny_outputs_make_a_weak_check_though_they_depend_on_the_input(tmp_path
 
 
 def two_output_model():
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((12, 12, 3))
-    x = layers.Conv2D(8, 3, activation="relu", name="c1")(inp)
-    x = layers.Conv2D(8, 3, activation="relu", name="c2")(x)
-    x = layers.GlobalAveragePooling2D()(x)
+    inp, x = _trunk()
     return keras.Model(inp, [layers.Dense(4, activation="softmax", name="cls")(x), layers.Dense(2, name="box")(x)])
 
 
