@@ -1,7 +1,8 @@
 """The run directory's own files, typed and versioned (report.json has :mod:`edgeprune.report.schema`).
 
-metrics.json is :class:`RunMetrics`; each step's result (cached in ``.state/``) is one of the
-``*Result`` models, told apart by ``kind``, and knows how it merges into the metrics; weights.json
+metrics.json is :class:`RunMetrics`; each step's result (cached in ``.state/``) is a
+:class:`StepResult` (each step's own model lives in its module under ``edgeprune/recipe/steps/``,
+told apart by ``kind``) and knows how it merges into the metrics; weights.json
 is :class:`WeightsFile`.  Steps write these; the report reads them and nothing else (no model
 files, no TensorFlow).  Extra keys are refused, so a file that drifts from this module fails
 validation instead of silently growing undocumented fields.
@@ -10,9 +11,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Optional, Union
+from typing import Any, ClassVar, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edgeprune import fileio
 from edgeprune.report.schema import WeightHistogram
@@ -166,7 +167,8 @@ def read_metrics(path: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# step results: what each step returns; the runner caches them and merges them into metrics.json
+# step results: what each step returns; the runner caches them and merges them into metrics.json.
+# The base: each step's own result model is in its module (edgeprune/recipe/steps/).
 
 
 class StepResult(_Strict):
@@ -187,122 +189,6 @@ class StepResult(_Strict):
     def artifacts(self) -> list[str]:
         """Files (relative to the run dir) that must still exist for a cached copy of this result to count."""
         return [self.stage_metrics.model_path] if self.stage_metrics else []
-
-
-class TrainResult(StepResult):
-    kind: Literal["train"] = "train"
-    history: Optional[dict[str, list[float]]] = None
-    reused_from: Optional[str] = None          # the content-addressed cache the baseline came from
-    RECORDED: ClassVar = ("history", "reused_from")
-
-
-class SparsityTrainResult(StepResult):
-    kind: Literal["sparsity_train"] = "sparsity_train"
-    history: dict[str, list[float]] = {}
-    RECORDED: ClassVar = ("history",)
-
-
-class _PruneLike(StepResult):
-    weights_path: Optional[str] = None
-    sensitivity_path: Optional[str] = None     # a sensitivity scan ran: the report plots its curves
-
-    def merge(self, ctx) -> None:
-        super().merge(ctx)
-        if self.sensitivity_path:
-            ctx.metrics.setdefault("pruning", {})["sensitivity_path"] = self.sensitivity_path
-
-    def artifacts(self) -> list[str]:
-        return super().artifacts() + ([self.weights_path] if self.weights_path else [])
-
-
-class PruneResult(_PruneLike):
-    kind: Literal["prune"] = "prune"
-    pruning: PruningInfo
-    equivalence_max_abs_diff: Optional[float] = None
-    verify: Optional[dict[str, Any]] = None      # the equivalence check's details (inputs used, weak or not)
-    device_cost: Optional[dict[str, Any]] = None  # allocation: device_cost — the profile it allocated by
-    bn_recalibrated_layers: int = 0
-    RECORDED: ClassVar = ("equivalence_max_abs_diff", "bn_recalibrated_layers", "device_cost")
-
-    def merge(self, ctx) -> None:
-        ctx.metrics["pruning"] = self.pruning.model_dump(mode="json", exclude_none=True)
-        super().merge(ctx)
-
-
-class SearchResult(_PruneLike):
-    kind: Literal["search"] = "search"
-    search: SearchInfo
-
-    def merge(self, ctx) -> None:
-        ctx.metrics["search"] = self.search.model_dump(mode="json", exclude_none=True)
-        super().merge(ctx)
-
-
-class FinetuneResult(StepResult):
-    kind: Literal["finetune"] = "finetune"
-    history: dict[str, list[float]] = {}
-    distill: bool = False
-    RECORDED: ClassVar = ("history", "distill")
-
-
-class QuantizeResult(StepResult):
-    kind: Literal["quantize"] = "quantize"
-    mode: Literal["ptq", "qat"]
-    backend: Literal["tfmot", "native"] = "tfmot"   # whose QAT made the qat stage
-    ptq: dict[str, Any]                        # int8_io, calibration_samples: settings for the export step
-    history: Optional[dict[str, list[float]]] = None
-    RECORDED: ClassVar = ("history", "mode", "backend")
-
-    def merge(self, ctx) -> None:
-        super().merge(ctx)
-        ctx.ptq = self.ptq
-
-
-class ExportResult(StepResult):
-    kind: Literal["export"] = "export"
-    exports: list[ExportRow]
-    precision: Optional[dict[str, Any]] = None  # precision: auto|list — mode, shipped stages, budget, mixed plans
-
-    def merge(self, ctx) -> None:
-        ctx.metrics["exports"] = [e.model_dump(mode="json") for e in self.exports]
-        if self.precision is not None:
-            ctx.metrics["precision"] = self.precision
-
-    def artifacts(self) -> list[str]:
-        return [e.path for e in self.exports]
-
-
-class BenchmarkResult(StepResult):
-    kind: Literal["benchmark"] = "benchmark"
-    benchmarks: list[BenchmarkRow]
-    skipped_devices: list[SkippedDevice] = []
-    RECORDED: ClassVar = ("skipped_devices",)
-
-    def merge(self, ctx) -> None:
-        ctx.metrics["benchmarks"] = [b.model_dump(mode="json") for b in self.benchmarks]
-        ctx.metrics["skipped_devices"] = [d.model_dump(mode="json") for d in self.skipped_devices]
-
-    def artifacts(self) -> list[str]:
-        return [b.raw for b in self.benchmarks]
-
-
-class ReportResult(StepResult):
-    kind: Literal["report"] = "report"
-    report_files: list[str]
-
-    def merge(self, ctx) -> None:
-        ctx.metrics["report_files"] = list(self.report_files)
-
-
-AnyStepResult = Annotated[Union[TrainResult, SparsityTrainResult, PruneResult, SearchResult, FinetuneResult,  # noqa: UP007
-                                QuantizeResult, ExportResult, BenchmarkResult, ReportResult],
-                          Field(discriminator="kind")]
-_STEP_RESULT = TypeAdapter(AnyStepResult)
-
-
-def step_result(data) -> StepResult:
-    """A step's result (a model already, or the dict a step returned or the state cache held), validated."""
-    return data if isinstance(data, StepResult) else _STEP_RESULT.validate_python(data)
 
 
 class WeightsFile(_Strict):

@@ -10,7 +10,7 @@ from edgeprune.export import parity, runtime, targets
 from edgeprune.export.targets import ExportOptions, ExportTarget, get_target, target_for_file
 from edgeprune.harness.profiles import DeviceProfile
 from edgeprune.harness.runner_io import check_model_file, interpreter_for
-from edgeprune.recipe.schema import ExportStep
+from edgeprune.recipe.steps.export import ExportStep
 
 W = np.array([[1.0, -1.0], [0.5, 2.0]], np.float32)
 

@@ -75,7 +75,8 @@ def test_a_valid_plan_passes(tmp_path):
 
 def test_layer_names_match_the_model():
     from edgeprune.keras import keras
-    from edgeprune.recipe.schema import PruneStep, QuantizeStep
+    from edgeprune.recipe.steps.prune import PruneStep
+    from edgeprune.recipe.steps.quantize import QuantizeStep
 
     inp = keras.Input((8, 8, 1))
     x = keras.layers.Conv2D(4, 3, name="conv1")(inp)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from edgeprune.recipe import run_recipe
-from edgeprune.recipe.schema import ExportStep
+from edgeprune.recipe.steps.export import ExportStep
 
 RECIPE = Path(__file__).resolve().parent / "data" / "precision_recipe.yaml"
 

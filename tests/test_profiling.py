@@ -310,7 +310,7 @@ def test_report_shows_where_the_time_goes(tmp_path):
 def test_recipe_refuses_incomplete_device_cost_settings(settings, message):
     from pydantic import ValidationError
 
-    from edgeprune.recipe.schema import PruneStep
+    from edgeprune.recipe.steps.prune import PruneStep
 
     with pytest.raises(ValidationError, match=message):
         PruneStep.model_validate(settings)

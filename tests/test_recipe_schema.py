@@ -62,7 +62,7 @@ def test_invalid_yaml_names_the_line(tmp_path):
 
 
 def test_lr_schedule_cosine_decays_to_zero_over_the_steps_epochs():
-    from edgeprune.recipe.schema import TrainStep
+    from edgeprune.recipe.steps.train import TrainStep
     from edgeprune.train import learning_rate_schedule
 
     assert TrainStep().lr_schedule == "constant" and TrainStep(lr_schedule="cosine").lr_schedule == "cosine"

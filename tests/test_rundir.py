@@ -7,7 +7,10 @@ import pytest
 from edgeprune.errors import EdgepruneError
 from edgeprune.recipe.context import RunContext
 from edgeprune.report.build import build_report
-from edgeprune.rundir import PruneResult, QuantizeResult, metrics_text, read_metrics, step_result
+from edgeprune.recipe.steps import step_result
+from edgeprune.recipe.steps.prune import PruneResult
+from edgeprune.recipe.steps.quantize import QuantizeResult
+from edgeprune.rundir import metrics_text, read_metrics
 
 STAGE = {"model_path": "models/pruned.keras", "file_bytes": 10, "params": 5, "macs": 7, "val_accuracy": 0.5,
          "test_accuracy": 0.6, "layers": []}

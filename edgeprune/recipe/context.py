@@ -3,21 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeprune import fileio
-from edgeprune.recipe.schema import Recipe
 from edgeprune.rundir import METRICS_FILE, metrics_text
 
-# stage name -> where its model file lives (relative to the run dir)
-STAGE_FILES = {
-    "baseline": "models/baseline.keras",
-    "sparse": "models/sparse.keras",
-    "pruned": "models/pruned.keras",
-    "finetuned": "models/finetuned.keras",
-    "qat": "models/qat.h5",
-}
-FLOAT_STAGES = ("baseline", "sparse", "pruned", "finetuned")
-NATIVE_QAT_FILE = "models/qat.keras"  # the QAT stage of quantize {backend: native}: a Keras 3 file
+if TYPE_CHECKING:
+    from edgeprune.recipe.schema import Recipe
 
 
 @dataclass
@@ -35,11 +27,6 @@ class RunContext:
 
     def path(self, rel: str) -> Path:
         return self.run_dir / rel
-
-    def stage_path(self, stage: str) -> Path:
-        if stage == "qat" and (self.run_dir / NATIVE_QAT_FILE).exists():
-            return self.run_dir / NATIVE_QAT_FILE
-        return self.run_dir / STAGE_FILES[stage]
 
     def write_metrics(self) -> None:
         fileio.write_text(self.run_dir / METRICS_FILE, metrics_text(self.metrics))

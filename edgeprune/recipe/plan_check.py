@@ -11,39 +11,43 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
-
-# the stage each step leaves its model in (recipe/steps.py); the model source is the "baseline"
-STAGE_OF_STEP = {"train": "baseline", "sparsity_train": "sparse", "prune": "pruned", "search": "pruned",
-                 "finetune": "finetuned"}
-
+from edgeprune.recipe.steps import EXPORTS, MODEL_STAGES, STEPS
 
 def plan_problems(recipe, specs) -> list[tuple[tuple, str]]:
-    """Every problem of the plan that needs neither TensorFlow nor the model."""
+    """Every problem of the plan that needs neither TensorFlow nor the model, from what each step
+    declares it reads and writes (edgeprune.recipe.steps)."""
     problems = _dataset_problems(recipe.dataset.name)
     known, broken = _devices()
-    stages = {"baseline"}
+    made = {"baseline"}  # the recipe's model is the baseline stage
     exported_at = [i for i, (kind, _) in enumerate(specs) if kind == "export"]
     for i, (kind, spec) in enumerate(specs):
-        at = ("steps", i, kind)
+        step, at = STEPS[kind], ("steps", i, kind)
         criterion = getattr(spec, "criterion", None)
         if criterion is not None:
             problems += _criterion_problems(at + ("criterion",), criterion)
-        for key, names in _device_fields(kind, spec):
+        for key, names in step.devices_named(spec):
             problems += [(at + (key,), _device_message(n, known, broken)) for n in names if n not in known]
-        if kind == "benchmark" and not any(e < i for e in exported_at):
-            problems.append((at, "benchmark measures exported files: put an export step before it"))
-        if kind == "quantize" and spec.mode == "qat":
-            if exported_at and not any(e > i for e in exported_at):
-                problems.append((at, "the QAT model is never exported: put the quantize step before export"))
-            stages.add("qat")
-        if kind == "export" and spec.stages:
-            problems += [(at + ("stages", s), f"no step before this export makes stage '{s}' "
-                          f"(made so far: {', '.join(sorted(stages))})") for s in spec.stages if s not in stages]
-        if kind in STAGE_OF_STEP:
-            stages.add(STAGE_OF_STEP[kind])
-        if kind == "report" and i != len(specs) - 1:
-            problems.append((at, "the report is written from what the steps before it measured: make it the last step"))
+        problems += [_missing(at, kind, spec, need, made) for need in step.reads(spec) if need not in made]
+        writes = step.writes(spec)
+        if exported_at and i > exported_at[-1]:
+            problems += [(at, f"the {_stage_name(w)} model is never exported: put the {kind} step before export")
+                         for w in writes if w in MODEL_STAGES]
+        made |= set(writes)
+        if step.last and i != len(specs) - 1:
+            problems.append((at, f"the {kind} is written from what the steps before it measured: make it the last step"))
     return problems
+
+
+def _missing(at: tuple, kind: str, spec, need: str, made: set) -> tuple[tuple, str]:
+    if need == EXPORTS:
+        return at, f"{kind} measures exported files: put an export step before it"
+    if kind == "export" and spec.stages and need in spec.stages:
+        at = at + ("stages", need)
+    return at, f"no step before this {kind} makes stage '{need}' (made so far: {', '.join(sorted(made & set(MODEL_STAGES)))})"
+
+
+def _stage_name(stage: str) -> str:
+    return "QAT" if stage == "qat" else stage
 
 
 def device_problems(names) -> list[str]:
@@ -74,18 +78,6 @@ def _criterion_problems(loc: tuple, name: str) -> list[tuple[tuple, str]]:
     return []
 
 
-def _device_fields(kind: str, spec) -> list[tuple[str, list[str]]]:
-    """(key, device names) of the settings of one step that name devices."""
-    fields = []
-    if kind == "benchmark":
-        fields.append(("devices", spec.devices))
-    if kind == "export" and spec.devices:
-        fields.append(("devices", spec.devices))
-    if kind in ("prune", "search") and getattr(spec, "device", None):
-        fields.append(("device", [spec.device]))
-    return fields
-
-
 def _devices():
     from edgeprune.harness.profiles import load_profiles
 
@@ -99,6 +91,11 @@ def _device_message(name: str, known: dict, broken: dict) -> str:
     return f"unknown device '{name}' (known: {', '.join(known)}; `edgeprune devices` lists them)"
 
 
+def layer_keys_set(specs) -> bool:
+    """Whether any step names layers (so the model must be read to check them)."""
+    return any(getattr(spec, key, None) for kind, spec in specs for key in STEPS[kind].layer_keys)
+
+
 def layer_problems(specs, model) -> list[tuple[tuple, str]]:
     """Layer names and patterns in the steps' settings that match no layer of `model` (the run's input
     model: pruning keeps layer names, so the later stages have the same ones)."""
@@ -107,7 +104,7 @@ def layer_problems(specs, model) -> list[tuple[tuple, str]]:
     names = _layer_names(model)
     problems = []
     for i, (kind, spec) in enumerate(specs):
-        for key in ("protect", "keep_float", "skip_layers", "overrides"):
+        for key in STEPS[kind].layer_keys:
             entries = getattr(spec, key, None) or []
             for entry in entries:
                 try:

@@ -20,10 +20,13 @@ from edgeprune.errors import EdgepruneError, Interrupted, RecipeError
 from edgeprune.modelio.detect import detect
 from edgeprune.recipe.cache import root_key, step_key
 from edgeprune.recipe.context import RunContext
-from edgeprune.recipe.plan_check import layer_problems
+from edgeprune.harness.backends import backend_for
+from edgeprune.harness.profiles import get_profile
+from edgeprune.recipe.plan_check import device_problems, layer_keys_set, layer_problems
 from edgeprune.recipe.schema import check_model_file, load_recipe, located_problems
-from edgeprune.recipe.steps import STEPS, initial_model
-from edgeprune.rundir import METRICS_SCHEMA_VERSION, StageMetrics, StepResult, step_result
+from edgeprune.recipe.steps import STEPS, step_result
+from edgeprune.recipe.steps.stages import initial_model
+from edgeprune.rundir import METRICS_SCHEMA_VERSION, StageMetrics, StepResult
 
 STATE_DIR = ".state"
 
@@ -183,10 +186,7 @@ def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, wh
     state_dir.mkdir(exist_ok=True)
     specs = recipe.step_specs()
     for i, (kind, spec) in enumerate(specs, start=1):
-        extra = devices if kind == "benchmark" else None
-        if kind == "export" and spec.precision is not None:  # a mixed file is chosen for the benchmarked devices
-            extra = devices or [s.devices for k, s in specs if k == "benchmark"]
-        key = step_key(key, kind, spec, extra=extra)
+        key = step_key(key, kind, spec, extra=STEPS[kind].cache_extra(spec, specs, devices))
         state_file = state_dir / f"{i:02d}-{kind}.json"
         t = time.perf_counter()
         where[0] = f"{i}/{len(specs)} ({kind})"
@@ -197,7 +197,7 @@ def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, wh
             log(f"[{i}/{len(specs)}] {kind}: cached")
         else:
             log(f"[{i}/{len(specs)}] {kind} ...")
-            result, status = step_result(STEPS[kind](ctx, spec)), "done"
+            result, status = step_result(STEPS[kind].run(ctx, spec)), "done"
         result.merge(ctx)
         seconds = round(time.perf_counter() - t, 2)
         ctx.metrics["steps"].append({"name": kind, "index": i, "status": status, "seconds": seconds, **result.record()})
@@ -217,10 +217,6 @@ def _check_devices(recipe, devices) -> None:
     """Before anything is written or trained: every device the benchmark will use is known and can be
     reached as configured (an SSH board has a host); one that needs a long set-up (the emulated board
     not built) stops the run here unless the benchmark step may skip it."""
-    from edgeprune.harness.backends import backend_for
-    from edgeprune.harness.profiles import get_profile
-    from edgeprune.recipe.plan_check import device_problems
-
     problems = device_problems(devices or [])
     if problems:
         raise EdgepruneError(f"--device: {'; '.join(problems)}", "use a device `edgeprune devices` lists")
@@ -236,7 +232,7 @@ def _check_devices(recipe, devices) -> None:
 def _check_layer_names(recipe, recipe_path, ctx) -> None:
     """Before any step runs: every layer name or pattern in the steps' settings names a layer of the model."""
     specs = recipe.step_specs()
-    if not any(getattr(spec, k, None) for _, spec in specs for k in ("protect", "keep_float", "skip_layers", "overrides")):
+    if not layer_keys_set(specs):
         return
     problems = layer_problems(specs, initial_model(ctx))
     if problems:

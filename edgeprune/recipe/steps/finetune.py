@@ -1,0 +1,48 @@
+"""finetune: train the current model further (the ``finetuned`` stage), optionally distilling from
+the baseline."""
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Optional
+
+from pydantic import Field
+
+from edgeprune.recipe.steps.base import Settings, StepType
+from edgeprune.recipe.steps.train import TrainStep
+from edgeprune.rundir import StepResult
+
+
+class DistillSpec(Settings):
+    temperature: float = Field(4.0, gt=0.0)
+    alpha: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class FinetuneStep(TrainStep):
+    epochs: int = Field(2, ge=1, le=1000)
+    learning_rate: float = Field(5e-4, gt=0.0, lt=1.0)
+    distill: Optional[DistillSpec] = None
+
+
+class FinetuneResult(StepResult):
+    kind: Literal["finetune"] = "finetune"
+    history: dict[str, list[float]] = {}
+    distill: bool = False
+    RECORDED: ClassVar = ("history", "distill")
+
+
+def run(ctx, spec: FinetuneStep) -> dict:
+    # TensorFlow loads when a step runs, not while the recipe is validated
+    from edgeprune.progress import fit_callback
+    from edgeprune.recipe.steps.stages import current_model, leave_stage, teacher
+    from edgeprune.train import fit
+
+    model = current_model(ctx)
+    d = spec.distill
+    fr = fit(model, ctx.dataset, epochs=spec.epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size,
+             patience=spec.patience, teacher=teacher(ctx) if d else None, temperature=d.temperature if d else 4.0,
+             alpha=d.alpha if d else 0.5, seed=ctx.recipe.seed, lr_schedule=spec.lr_schedule,
+             callbacks=[fit_callback("fine-tune")])
+    return {"kind": "finetune", "history": fr.history, "distill": bool(d), "stage": "finetuned",
+            "stage_metrics": leave_stage(ctx, "finetuned", model)}
+
+
+STEP = StepType("finetune", FinetuneStep, FinetuneResult, run, stage="finetuned")
