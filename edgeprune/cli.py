@@ -22,13 +22,17 @@ import typer
 from typer.core import TyperGroup
 
 from edgeprune import _env
+from edgeprune.budget import Budget, budget_help
+from edgeprune.criterion_names import criterion_help
+from edgeprune.deploy_cli import deploy_cmd
+from edgeprune.devicecost import ALLOCATION_KEYS
+from edgeprune.devicecost.cli import search_cmd
 from edgeprune.errors import EdgepruneError, Interrupted
 from edgeprune.export.cli import export_cmd
-from edgeprune.harness.cli import bench_cmd, deploy_cmd, devices_cmd
+from edgeprune.harness.cli import bench_cmd, devices_cmd
 from edgeprune.profiling.cli import profile_cmd
-from edgeprune.prune_cli import criterion_help
+from edgeprune.prune_options import PruneOptions
 from edgeprune.report.cli import app as report_app
-from edgeprune.strategies.cli import search_cmd
 
 class _PlainHelp(TyperGroup):
     """The root group; it writes --help as click does: ``MODEL`` on usage lines and nothing after a
@@ -153,12 +157,13 @@ def prune_cmd(
     strict: Annotated[bool, typer.Option("--strict", help="Stop at a layer the engine cannot follow instead of keeping its channels.")] = False,
     drop_features: Annotated[Optional[float], typer.Option(help="Dense-first models: drop this fraction of the input features instead of channels.")] = None,
     feature_method: Annotated[str, typer.Option(help="Input-feature ranking: weight_norm (first layer) or gradient (needs --data).")] = "weight_norm",
-    budget: Annotated[Optional[List[str]], typer.Option(help="Device-cost allocation: a limit KEY=VALUE (latency_ms: estimated board time on emulated boards, size_kb, reduction; repeatable) on --device.")] = None,
+    budget: Annotated[Optional[List[str]], typer.Option(help="Device-cost allocation: a limit KEY=VALUE on --device, all to be met (repeatable). " + budget_help(ALLOCATION_KEYS) + ".")] = None,
     device: Annotated[Optional[str], typer.Option(help="With --budget: the device whose measured per-op cost decides the channels (the first layer too: protect it with --protect NAME).")] = None,
     precision: Annotated[str, typer.Option(help="With --budget: the precision to cost (float32, float16, int8, mixed).")] = "int8",
     keep_float: Annotated[Optional[List[str]], typer.Option(help="With --precision mixed: a layer kept float (repeatable).")] = None,
     weigh: Annotated[str, typer.Option(help="With --budget: what a step loses, 'score' (the group's channel-score share) or 'accuracy' (validation accuracy with that group alone cut; needs --data).")] = "score",
     best_effort: Annotated[bool, typer.Option("--best-effort", help="With --budget: when no channel counts meet it, write the cheapest found instead of stopping.")] = False,
+    recalibrate_bn: Annotated[bool, typer.Option("--recalibrate-bn/--no-recalibrate-bn", help="With --data: re-estimate BatchNorm statistics on its training split after surgery (as a recipe's prune step does).")] = True,
 ) -> None:
     """Remove whole channels (or, with --drop-features, input features) and write the smaller model."""
     _require_file(model, "model file")
@@ -175,22 +180,31 @@ def prune_cmd(
                              "e.g. --weigh accuracy --data mnist")
     if protect_first and no_protect_first:
         raise EdgepruneError("--protect-first and --no-protect-first contradict each other", "pass one of them")
+    if (budget or device) and not (budget and device):
+        raise EdgepruneError("device-cost pruning needs both --device and --budget",
+                             "e.g. --device qemu-aarch64 --budget reduction=6 (or latency_ms=0.3)")
     first_layer = True if protect_first else False if no_protect_first else None  # None: prune decides (pruning.api)
+    device_cost = bool(budget or device)
+    limits = Budget.parse(budget).require(ALLOCATION_KEYS, "prune --budget") if device_cost else None
+    options = PruneOptions.checked(
+        PRUNE_FLAGS, ratio=ratio, criterion=criterion, global_pruning=global_pruning, round_to=round_to,
+        min_channels=min_channels, protect=protect or [], protect_first=first_layer, strict=strict,
+        recalibrate_bn=recalibrate_bn, **({"allocation": "device_cost", "device": device, "budget": limits,
+                                          "precision": precision, "keep_float": keep_float or [], "weigh": weigh,
+                                          "best_effort": best_effort} if device_cost else {}))
+    # deferred: prune_cli loads TensorFlow, after every option is checked
     from edgeprune.prune_cli import prune_features_file, prune_file
 
     if drop_features is not None:
         prune_features_file(model, output, ratio=drop_features, method=feature_method, data=data)
         return
+    prune_file(model, output, options=options, data=data, plan_path=plan, plan_out=plan_out, verify=verify)
 
-    device_cost = None
-    if budget or device:
-        from edgeprune.profiling.cli import parse_budget
 
-        device_cost = {"device": device, "budget": parse_budget(budget or [], device), "precision": precision,
-                       "keep_float": keep_float or [], "weigh": weigh, "best_effort": best_effort}
-    prune_file(model, output, ratio=ratio, criterion=criterion, global_pruning=global_pruning, round_to=round_to,
-               min_channels=min_channels, protect=protect or [], protect_first=first_layer,
-               data=data, plan_path=plan, plan_out=plan_out, verify=verify, strict=strict, device_cost=device_cost)
+# the CLI spelling of each prune option, for PruneOptions' error lines
+PRUNE_FLAGS = {"ratio": "--ratio", "global": "--global", "round_to": "--round-to", "min_channels": "--min-channels",
+               "precision": "--precision", "keep_float": "--keep-float", "weigh": "--weigh", "budget": "--budget",
+               "device": "--device", "": ""}
 
 
 # commands whose functions live in their own areas

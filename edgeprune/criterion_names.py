@@ -36,3 +36,9 @@ def parse_criterion(name: str) -> tuple[str, float | None]:
             return base, k
     known = list(CRITERIA) + [f"{THRESHOLD_PREFIX}<base>[:k=K]"]
     raise EdgepruneError(f"unknown criterion '{name}'", f"use one of {', '.join(known)}")
+
+
+def criterion_help(needs: str = "data") -> str:
+    """The --criterion help text: every registered criterion, and which of them need `needs`."""
+    return (f"Importance criterion: {', '.join(CRITERIA)}, or threshold_<base>[:k=K] (a group's outliers first); "
+            f"{', '.join(DATA_CRITERIA)} need {needs}.")

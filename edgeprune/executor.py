@@ -43,7 +43,7 @@ def _ray_trial(fn: Callable[..., dict], kwargs: dict, threads: int) -> dict:
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    import edgeprune  # noqa: F401  (quiets TensorFlow before it loads in the worker)
+    import edgeprune._env  # noqa: F401  (deferred to the worker: quiets TensorFlow before it loads there)
 
     return fn(**kwargs)
 

@@ -8,6 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from edgeprune.errors import EdgepruneError
+
 
 def current_umask() -> int:
     mask = os.umask(0o022)
@@ -46,6 +48,17 @@ def atomic_path(path, suffix: str | None = None):
             os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_output(path, suffix: str | None = None):
+    """:func:`atomic_path` keeping the target's suffix (converters look at it), refusing a writer that wrote
+    nothing: a failed export or save must leave no partial, or empty, file at the target."""
+    path = Path(path)
+    with atomic_path(path, suffix=suffix if suffix is not None else path.suffix) as tmp:
+        yield tmp
+        if not tmp.is_file() or tmp.stat().st_size == 0:
+            raise EdgepruneError(f"export wrote nothing to {path}", "see the converter messages above")
 
 
 def write_text(path, text: str) -> Path:

@@ -1,17 +1,22 @@
-"""`edgeprune prune` on files: load (any Keras), prune, verify, save back in the user's Keras."""
+"""`edgeprune prune` on files: load (any Keras), prune, verify, save back in the user's Keras.
+
+Loads TensorFlow on import: edgeprune/cli.py imports it inside the command, once the options are checked.
+"""
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
+from edgeprune.criterion_names import CRITERIA, DATA_CRITERIA, criterion_help, parse_criterion  # noqa: F401 (re-exported)
+from edgeprune.data import load_dataset
+from edgeprune.data.check import check_fits, check_inputs, require_single_io
+from edgeprune.devicecost.prune import prune_with_options, recalibrate
 from edgeprune.errors import EdgepruneError
-
-from edgeprune.criterion_names import CRITERIA, DATA_CRITERIA, parse_criterion  # no TensorFlow: --help stays fast
-
-
-def criterion_help(needs: str = "data") -> str:
-    """The --criterion help text: every registered criterion, and which of them need `needs`."""
-    return (f"Importance criterion: {', '.join(CRITERIA)}, or threshold_<base>[:k=K] (a group's outliers first); "
-            f"{', '.join(DATA_CRITERIA)} need {needs}.")
+from edgeprune.modelio import read_model, save_model
+from edgeprune.prune_options import PruneOptions
+from edgeprune.pruning import PrunePlan, model_stats, verify_inputs, verify_pruning
+from edgeprune.strategies.features import prune_input_features
 
 
 def reduction(before: int, after: int) -> str:
@@ -23,49 +28,29 @@ def _read_inputs(model_path: Path, output: Path, data: str | None, criterion: st
     """(loaded model, dataset or None), after refusing an output name no Keras can read back.
 
     A model with several outputs may take --data for --verify's inputs (not for a data-driven criterion)."""
-    from edgeprune.modelio import read_model
-
     if output.suffix not in (".keras", ".h5"):
         raise EdgepruneError(f"output {output} must end in .keras or .h5", "e.g. -o pruned.keras")
     loaded = read_model(model_path)
     dataset = None
     if data:
-        from edgeprune.data import load_dataset
-        from edgeprune.data.check import check_fits
-
         dataset = load_dataset(data)
         if len(loaded.model.outputs) > 1 and criterion is not None and parse_criterion(criterion)[0] not in DATA_CRITERIA:
-            from edgeprune.data.check import check_inputs
-
             check_inputs(loaded.model, dataset.x_train, f"dataset {dataset.name}", "prune --data", single_output=False)
         else:
             check_fits(loaded.model, dataset, "prune --data")
     return loaded, dataset
 
 
-def prune_file(model_path: Path, output: Path, *, ratio: float, criterion: str, global_pruning: bool, round_to: int,
-               min_channels: int, protect: list[str], protect_first: bool | None, data: str | None,
-               plan_path: Path | None, plan_out: Path | None, verify: bool, strict: bool = False,
-               device_cost: dict | None = None) -> dict:
-    import sys
-
-    from edgeprune.modelio import save_model
-    from edgeprune.pruning import PrunePlan, model_stats, prune, verify_inputs, verify_pruning
-
-    loaded, dataset = _read_inputs(model_path, output, data, None if device_cost else criterion)
+def prune_file(model_path: Path, output: Path, *, options: PruneOptions | None = None, data: str | None,
+               plan_path: Path | None, plan_out: Path | None, verify: bool, **settings) -> dict:
+    """Prune a model file by `options` (or by the :class:`PruneOptions` fields given as keywords, e.g.
+    ``ratio=0.5, criterion="l1"``), verify, recalibrate BatchNorm (with `data`), and save back in the user's Keras."""
+    options = options if options is not None else PruneOptions.checked(**settings)
+    loaded, dataset = _read_inputs(model_path, output, data, None if options.device_cost else options.criterion)
     if verify:  # refuse before the work, not after it; several outputs are checked one by one
-        from edgeprune.data.check import require_single_io
-
         require_single_io(loaded.model, "prune --verify", single_output=False)
     plan = PrunePlan.load(plan_path) if plan_path else None
-    if device_cost:  # channels per group from the device's measured per-op cost (edgeprune.profiling)
-        from edgeprune.profiling.cli import allocate_for_cli
-
-        plan = allocate_for_cli(loaded.model, dataset, criterion=criterion, protect=protect, min_channels=min_channels,
-                                protect_first=protect_first, **device_cost)
-    pruned, plan = prune(loaded.model, ratio, criterion=criterion, global_pruning=global_pruning, round_to=round_to,
-                         min_channels=min_channels, protect=protect, protect_first=protect_first, dataset=dataset,
-                         plan=plan, strict=strict)
+    pruned, plan = prune_with_options(loaded.model, options, dataset, plan=plan)
     first_layer = plan.settings.get("first_layer")  # what the default (protect_first unset) did about it
     if first_layer and not any(n["kind"] == "protect_first" for n in plan.kept):  # else the warning says it
         print(f"note: {first_layer['message']}", file=sys.stderr)
@@ -77,13 +62,17 @@ def prune_file(model_path: Path, output: Path, *, ratio: float, criterion: str, 
         summary = verify_pruning(loaded.model, pruned, plan, x, inputs=described)
         result["verify"] = summary
         result["equivalence_max_abs_diff"] = summary["output_max_abs_diff"]
+    # after the equivalence check, which compares the surgery itself with the zeroed original
+    result["bn_recalibrated_layers"] = recalibrate(pruned, options, dataset)
     save_model(pruned, output, flavor=loaded.flavor)
     if plan_out:
         plan.save(plan_out)
     b, a = result["before"], result["after"]
     print(f"{model_path} → {output} ({loaded.flavor}): params {b['params']:,} → {a['params']:,} "
           f"({reduction(b['params'], a['params'])}), MACs {b['macs']:,} → {a['macs']:,} ({reduction(b['macs'], a['macs'])}), "
-          f"{plan.removed_channels} channels removed in {sum(1 for g in plan.groups if g['kept'] < g['channels'])} groups")
+          f"{plan.removed_channels} channels removed in {sum(1 for g in plan.groups if g['kept'] < g['channels'])} groups"
+          + (f"; BatchNorm statistics recalibrated on --data in {result['bn_recalibrated_layers']} layers"
+             if result["bn_recalibrated_layers"] else ""))
     if verify:
         v = result["verify"]
         outputs = v.get("outputs") or []
@@ -99,12 +88,6 @@ def prune_file(model_path: Path, output: Path, *, ratio: float, criterion: str, 
 
 def prune_features_file(model_path: Path, output: Path, *, ratio: float, method: str, data: str | None) -> dict:
     """Drop the weakest input features of a Dense-first model; the kept ones go to OUTPUT.features.json."""
-    import json
-
-    from edgeprune.modelio import save_model
-    from edgeprune.pruning import model_stats
-    from edgeprune.strategies.features import prune_input_features
-
     loaded, dataset = _read_inputs(model_path, output, data)
     pruned, kept = prune_input_features(loaded.model, dataset, ratio=ratio, method=method)
     save_model(pruned, output, flavor=loaded.flavor)

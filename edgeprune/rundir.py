@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal, Optional
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edgeprune import fileio
-from edgeprune.report.schema import WeightHistogram
+from edgeprune.histogram_schema import WeightHistogram
 
 METRICS_FILE = "metrics.json"
 METRICS_SCHEMA_VERSION = 1

@@ -32,3 +32,11 @@ def rich_table(header: Sequence[str], rows: Iterable[Sequence[str]], *, right: I
 def console() -> Console:
     """Wide enough for the tables when the output is a log or a pipe, not a terminal."""
     return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def fmt_points(change: float) -> str:
+    """An accuracy change in points with its sign: "+0.35 pt" gained, "−1.20 pt" lost, "±0.00 pt" none."""
+    text = f"{abs(change):.2f}"
+    if text == "0.00":
+        return "±0.00 pt"
+    return f"{'+' if change > 0 else '−'}{text} pt"

@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-from edgeprune.harness.metric import TABLE_UNITS
+from edgeprune.device_metric import TABLE_UNITS
 
 
 def _f(x, fmt="{:.2f}"):

@@ -7,7 +7,7 @@ loss in points against the float32 reference (test accuracy of the exported file
 from __future__ import annotations
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.harness.metric import cost, row_metric
+from edgeprune.device_metric import cost, row_metric
 
 EPS = 1e-9  # accuracy deltas are sums of 1/n steps: 0.2 pt must count as within 0.2 pt
 
@@ -106,7 +106,7 @@ def _as_row(cell: dict) -> dict:
 
 
 def device_cost(cell: dict, metric) -> float | None:
-    """A file's cost on a device by the device's one metric (:mod:`edgeprune.harness.metric`)."""
+    """A file's cost on a device by the device's one metric (:mod:`edgeprune.device_metric`)."""
     return cost(_as_row(cell), metric)
 
 

@@ -121,7 +121,7 @@ def export_cmd(
 
     require_single_io(keras_model, "export (its parity check against the Keras model)")
 
-    from edgeprune.export.atomic import atomic_path
+    from edgeprune.fileio import atomic_output as atomic_path
     from edgeprune.export.parity import assert_parity, format_parity
     from edgeprune.export.parity import check_parity
     from edgeprune.quantize.qat import is_qat_model

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.export import runtime
-from edgeprune.export.atomic import atomic_path
+from edgeprune.fileio import atomic_output as atomic_path
 from edgeprune.export.targets import ExportOptions, ExportTarget
 from edgeprune.quantize import ONNX_QUANT_MODES
 

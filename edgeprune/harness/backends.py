@@ -10,6 +10,9 @@ A backend is a module with these names (see :func:`check_backend`):
     ready(profile)         raise DeviceError when the device cannot run now without a long set-up
                            (a recipe may skip such a device)
     run(profile, model_path, *, eval_npz, runs, warmup, host) -> the runner's result dict
+    run_batch(profile, paths, *, runs, warmup, host, timeout_s) -> one result dict per file, measured
+                           together where the kind can (one runner process, one emulator start)
+    runtime_version(profile) -> the interpreter version the device runs (part of its cost-table key)
 
 Adding a backend is one module plus one entry in :data:`BACKENDS`.
 """
@@ -21,7 +24,8 @@ from types import ModuleType
 from edgeprune.errors import DeviceError
 from edgeprune.harness import host_runner, qemu_runner, ssh_runner
 
-REQUIRED = {"KIND": str, "EMULATED": bool, "USES_HOST": bool, "check": callable, "ready": callable, "run": callable}
+REQUIRED = {"KIND": str, "EMULATED": bool, "USES_HOST": bool, "check": callable, "ready": callable, "run": callable,
+            "run_batch": callable, "runtime_version": callable}
 
 BACKENDS: dict[str, ModuleType] = {b.KIND: b for b in (host_runner, qemu_runner, ssh_runner)}
 
@@ -41,6 +45,16 @@ def backend_for(profile) -> ModuleType:
     except KeyError:
         raise DeviceError(f"device {profile.name}: unknown kind {profile.kind}",
                           f"use one of {', '.join(BACKENDS)}") from None
+
+
+def runtime_version(profile) -> str:
+    """The interpreter version `profile`'s device runs (host: installed; emulated: the guest's pinned packages)."""
+    return backend_for(profile).runtime_version(profile)
+
+
+def deterministic_cost(profile) -> bool:
+    """Whether the device's cost repeats exactly (an emulated board counts it) rather than being timed."""
+    return backend_for(profile).EMULATED
 
 
 def run_on_device(profile, model_path: Path, *, eval_npz: Path | None, runs: int, warmup: int,

@@ -20,8 +20,8 @@ from edgeprune.errors import DeviceError
 from edgeprune.harness import qemu
 from edgeprune.harness.board_time import estimate
 from edgeprune.harness.qemu.arches import get_arch
-from edgeprune.harness.runner_io import (RUNNER_SCRIPT, annotate, check_model_file, interpreter_for,
-                                         read_result, runner_args, runner_failure)
+from edgeprune.harness.runner_io import (RUNNER_SCRIPT, annotate, batch_args, check_model_file, interpreter_for,
+                                         read_result, runner_args, runner_failure, unpack_batch)
 
 if TYPE_CHECKING:
     from edgeprune.harness.profiles import DeviceProfile
@@ -142,3 +142,31 @@ def emulated_fields(profile: DeviceProfile, result: dict, counts: list[int], mix
         fields.update(board_time_ms=est.ms, board_time=est.as_dict(profile.board), instruction_mix=mixes[-1],
                       cache_misses_per_level=misses[-1] if misses else None)
     return fields
+
+
+def runtime_version(profile: DeviceProfile) -> str:
+    """The guest's pinned interpreter packages."""
+    return ",".join(get_arch(profile.arch).pip_requirements)
+
+
+def run_batch(profile: DeviceProfile, paths: list[Path], *, runs: int, warmup: int, host: str | None = None,
+              timeout_s: float = 3600) -> list[dict]:
+    """Several files measured in one guest run (one emulator start), each with its counted instructions."""
+    where = f"{profile.name} (qemu {profile.arch}, -cpu {profile.cpu})"
+    interpreter = interpreter_for(profile, paths[0])
+    env = qemu.ensure_env(profile.arch)
+    args = batch_args(profile, [p.name for p in paths], RESULT_NAME, runs, warmup, interpreter)
+    res = qemu.run_python(env, RUNNER_SCRIPT, args, cpu=profile.cpu, files=list(paths), timeout_s=timeout_s,
+                          cache=profile.board.cache_arg() if profile.board else None)
+    if res.returncode != 0:
+        raise runner_failure(res.returncode, res.stderr, where)
+    results = unpack_batch(_result_from(res, where), len(paths), where)
+    counts = [int(c) for c in res.region_instructions]
+    if len(counts) != runs * len(paths):
+        raise DeviceError(f"instruction counter on {where} saw {len(counts)} marked regions for "
+                          f"{runs} runs of {len(paths)} models", "rebuild the qemu env")
+    for i, r in enumerate(results):
+        part = slice(i * runs, (i + 1) * runs)
+        r.update(cpu=res.cpu or profile.cpu,
+                 **emulated_fields(profile, r, counts[part], res.region_mix[part], res.region_cache_misses[part]))
+    return results

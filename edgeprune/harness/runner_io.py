@@ -93,3 +93,18 @@ def annotate(result: dict, profile: DeviceProfile, model_path: Path) -> dict:
         model_bytes=Path(model_path).stat().st_size,
     )
     return result
+
+
+def batch_args(profile: DeviceProfile, models: list[str], out: str, runs: int, warmup: int, interpreter: str) -> list[str]:
+    """The runner's arguments for several model files measured in one process."""
+    args = runner_args(profile, models[0], out, eval_npz=None, runs=runs, warmup=warmup, interpreter=interpreter)
+    return [*models, *args[1:]]
+
+
+def unpack_batch(result: dict, n: int, where: str) -> list[dict]:
+    """The per-file results of a batch run (a single file's result is itself)."""
+    batch = result.get("batch") if n > 1 else [result]
+    if not isinstance(batch, list) or len(batch) != n:
+        raise DeviceError(f"the runner on {where} returned {len(batch or [])} results for {n} models",
+                          "use the runner shipped with this edgeprune")
+    return batch

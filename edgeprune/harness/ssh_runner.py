@@ -198,3 +198,14 @@ def run(profile: DeviceProfile, model_path: Path, *, eval_npz: Path | None = Non
             pass  # best effort; the original error matters more
     result["ssh_target"] = str(target)
     return annotate(result, profile, model_path)
+
+
+def runtime_version(profile: DeviceProfile) -> str:
+    """A board runs whatever is installed there."""
+    return f"{profile.interpreter.tflite} via {profile.python}"
+
+
+def run_batch(profile: DeviceProfile, paths: list[Path], *, runs: int, warmup: int, host: str | None = None,
+              timeout_s: float = 3600) -> list[dict]:
+    """Several files, one by one over SSH."""
+    return [run(profile, p, runs=runs, warmup=warmup, host=host) for p in paths]

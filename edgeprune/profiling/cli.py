@@ -60,7 +60,7 @@ def print_profile(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from edgeprune.harness.metric import TABLE_UNITS
+    from edgeprune.device_metric import TABLE_UNITS
     from edgeprune.profiling.profile import by_layer
 
     unit = TABLE_UNITS.get(result["metric"], result["metric"])
@@ -77,45 +77,3 @@ def print_profile(result: dict) -> None:
     console.print(f"parts + overhead {fmt(result['parts_sum'])} vs whole model {fmt(result['whole'])}: "
                   f"{result['parts_over_whole']:.3f} ({verdict}); {result['measured_now']} measured now, "
                   f"the rest from {result['cost_table']}")
-
-
-def parse_budget(items: list[str], device: str | None) -> dict[str, float]:
-    """``["instructions=300000", "size_kb=28"]`` → ``{"instructions": 300000.0, "size_kb": 28.0}``."""
-    from edgeprune.errors import EdgepruneError
-    from edgeprune.profiling.allocate import BUDGET_KEYS
-
-    if not device or not items:
-        raise EdgepruneError("device-cost pruning needs both --device and --budget",
-                             "e.g. --device qemu-aarch64 --budget reduction=6 (or latency_ms=0.3)")
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        try:
-            out[key.strip()] = float(value)
-        except ValueError:
-            out[key.strip()] = -1.0
-        if key.strip() not in BUDGET_KEYS or out[key.strip()] <= 0:
-            raise EdgepruneError(f"--budget {item!r} is not KEY=VALUE with a positive VALUE and KEY one of "
-                                 f"{', '.join(BUDGET_KEYS)}", "e.g. --budget latency_ms=0.3")
-    return out
-
-
-def allocate_for_cli(model, dataset, *, device: str, budget: dict, precision: str, criterion: str, protect,
-                     min_channels: int, protect_first: bool, keep_float=(), weigh: str = "score",
-                     best_effort: bool = False):
-    """The PrunePlan of a device-cost allocation, with a line per step and the predicted result."""
-    from edgeprune.errors import EdgepruneError
-    from edgeprune.profiling.allocate import allocate
-
-    calibration = None
-    if precision in ("int8", "mixed"):
-        if dataset is None:
-            raise EdgepruneError(f"costing {precision} needs calibration data", "pass --data, or --precision float32")
-        calibration = dataset.calibration_samples(200)
-    a = allocate(model, device, budget, precision=precision, criterion=criterion, dataset=dataset,
-                 calibration=calibration, protect=protect, protect_first=protect_first, min_channels=min_channels,
-                 keep_float=keep_float, weigh=weigh, best_effort=best_effort, log=print)
-    state = "met" if a.met else "NOT met (best effort: kept the cheapest channel counts found)"
-    print(f"device-cost allocation on {device} ({precision}): budget {a.limits} {state}; predicted {a.predicted} "
-          f"from {a.baseline}; channels kept {a.counts}")
-    return a.plan

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edgeprune import fileio
-from edgeprune.harness.metric import BOARD_TIME, INSTRUCTIONS, device_metric
+from edgeprune.device_metric import BOARD_TIME, INSTRUCTIONS, device_metric
+from edgeprune.harness import backends
 from edgeprune.harness.profiles import DeviceProfile
 
 TABLE_SCHEMA_VERSION = 1
@@ -32,7 +33,7 @@ def cost_dir() -> Path:
 
 
 def metric_for(profile: DeviceProfile) -> str:
-    """The table's name for the device metric (:func:`edgeprune.harness.metric.device_metric`):
+    """The table's name for the device metric (:func:`edgeprune.device_metric.device_metric`):
     emulated boards give the estimated board time (``board_ms``, deterministic; instructions where the
     profile has no board model); real ones time it (p50 after warm-up, ms)."""
     metric = device_metric(profile.emulated, profile.board is not None)
@@ -40,20 +41,8 @@ def metric_for(profile: DeviceProfile) -> str:
 
 
 def runtime_version(profile: DeviceProfile) -> str:
-    """The interpreter version the device runs (host: installed; emulated: the guest's pinned packages)."""
-    if profile.kind == "host":
-        from importlib.metadata import PackageNotFoundError, version
-
-        dist = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}[profile.interpreter.tflite]
-        try:
-            return f"{dist}=={version(dist)}"
-        except PackageNotFoundError:
-            return f"{dist}==missing"
-    if profile.kind == "qemu":
-        from edgeprune.harness.qemu.arches import get_arch
-
-        return ",".join(get_arch(profile.arch).pip_requirements)
-    return f"{profile.interpreter.tflite} via {profile.python}"  # a board: whatever is installed there
+    """The interpreter version the device runs, as its backend says (:func:`edgeprune.harness.backends.runtime_version`)."""
+    return backends.runtime_version(profile)
 
 
 def device_key(profile: DeviceProfile) -> dict:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from edgeprune.executor import get_executor
+from edgeprune.harness import backends, batch
 from edgeprune.harness.profiles import get_profile
 from edgeprune.profiling.cost_table import EMPTY_KEY, CostTable
 from edgeprune.profiling.tflite_ops import empty_model
@@ -24,16 +26,14 @@ BATCH_FILES = 400  # files per runner process (bounds one guest run's time)
 
 def measure_trial(device: str, files: dict[str, str], host: str | None = None) -> dict:
     """Trial body: ``{key: path}`` → ``{key: {"cost": ...}}`` measured on `device`."""
-    from edgeprune.harness.batch import run_batch
-
     profile = get_profile(device)
     keys, paths = list(files), [Path(files[k]) for k in files]
-    if profile.kind == "qemu":
-        res = run_batch(profile, paths, runs=QEMU_RUNS, warmup=QEMU_WARMUP, host=host)
+    if backends.deterministic_cost(profile):  # an emulated board counts: a few runs repeat exactly
+        res = batch.run_batch(profile, paths, runs=QEMU_RUNS, warmup=QEMU_WARMUP, host=host)
         field = "board_time_ms" if profile.board is not None else "instructions_per_inference"
         return {k: {"cost": float(r[field]), "instructions": r["instructions_per_inference"], "runs": QEMU_RUNS}
                 for k, r in zip(keys, res)}
-    rounds = [run_batch(profile, paths, runs=LATENCY_RUNS, warmup=LATENCY_WARMUP, host=host)
+    rounds = [batch.run_batch(profile, paths, runs=LATENCY_RUNS, warmup=LATENCY_WARMUP, host=host)
               for _ in range(LATENCY_ROUNDS)]
     out = {}
     for i, k in enumerate(keys):
@@ -45,8 +45,6 @@ def measure_trial(device: str, files: dict[str, str], host: str | None = None) -
 def measure_missing(table: CostTable, items: dict[str, bytes | Path], *, executor=None,
                     host: str | None = None) -> int:
     """Measure every key of `items` (bytes or a file) the table lacks, plus the empty model; returns how many."""
-    from edgeprune.executor import get_executor
-
     wanted = dict(items)
     if EMPTY_KEY not in table:
         wanted[EMPTY_KEY] = empty_model()

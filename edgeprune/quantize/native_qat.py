@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Iterable
 
+from edgeprune import fileio
 from edgeprune.errors import EdgepruneError, ModelLoadError
 from edgeprune.quantize import native_layers as nl
 from edgeprune.quantize.native_layers import keras
@@ -292,14 +293,19 @@ def is_native_qat_model(model) -> bool:
 
 def save_native(model, path) -> Path:
     """Write a native QAT model as ``.keras`` (atomically)."""
-    from edgeprune.export.atomic import atomic_path
-
     path = Path(path)
     if path.suffix != ".keras":
         raise EdgepruneError(f"a native QAT model is saved as .keras, not {path.name}", f"use {path.with_suffix('.keras').name}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        model.save(tmp)
+    # Keras 3 saves a compiled model's optimizer state (Adam: two slots per weight, the file 3x the
+    # weights) and has no include_optimizer; the file is for inference and export, so leave it out
+    optimizer = getattr(model, "optimizer", None)
+    model.optimizer = None
+    try:
+        with fileio.atomic_output(path) as tmp:
+            model.save(tmp)
+    finally:
+        model.optimizer = optimizer
     return path
 
 

@@ -24,6 +24,8 @@ class RunContext:
     current_stage: str | None = None   # stage whose model the next step starts from
     ptq: dict | None = None            # quantize(mode=ptq) settings for the export step
     log: object = print
+    stage_files: dict[str, str] = field(default_factory=dict)  # stage -> model file (from the steps' declarations)
+    float_stages: tuple[str, ...] = ()                          # the float ones, in the order a run makes them
 
     def path(self, rel: str) -> Path:
         return self.run_dir / rel

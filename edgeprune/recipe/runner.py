@@ -24,7 +24,7 @@ from edgeprune.harness.backends import backend_for
 from edgeprune.harness.profiles import get_profile
 from edgeprune.recipe.plan_check import device_problems, layer_keys_set, layer_problems
 from edgeprune.recipe.schema import check_model_file, load_recipe, located_problems
-from edgeprune.recipe.steps import STEPS, step_result
+from edgeprune.recipe.steps import FLOAT_STAGES, STAGE_FILES, STEPS, step_result
 from edgeprune.recipe.steps.stages import initial_model
 from edgeprune.rundir import METRICS_SCHEMA_VERSION, StageMetrics, StepResult
 
@@ -164,7 +164,8 @@ def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, wh
     ds = recipe_dataset(recipe)
     log(f"  dataset {ds.name}: {len(ds.x_train)} train / {len(ds.x_val)} val / {len(ds.x_test)} test ({ds.source}); "
         f"inputs: {ds.describe_scaling()}")
-    ctx = RunContext(recipe=recipe, run_dir=run_dir, dataset=ds, model_source=recipe.model, devices=devices, log=log)
+    ctx = RunContext(recipe=recipe, run_dir=run_dir, dataset=ds, model_source=recipe.model, devices=devices, log=log,
+                     stage_files=STAGE_FILES, float_stages=FLOAT_STAGES)
     if not _is_zoo(recipe.model):
         ctx.model_flavor = detect(Path(recipe.model)).flavor  # give results back in the user's Keras
     _check_layer_names(recipe, recipe_path, ctx)

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.harness.metric import cost, row_metric, ship_choice
+from edgeprune.device_metric import cost, row_metric, ship_choice
 from edgeprune.report.device_cost import device_cost_section
 from edgeprune.report.pareto import pareto_front
 from edgeprune.report.schema import REPORT_SCHEMA_VERSION, validate_report
@@ -170,7 +170,7 @@ def pareto_marks(rows: list[dict], idx: list[int]) -> dict[int, bool]:
 def recommendations(rows: list[dict], precision: dict | None = None) -> list[dict]:
     """Per device: the recommended row, the most accurate, the cheapest and the smallest.
 
-    Cost is the device metric (:mod:`edgeprune.harness.metric`): the estimated board time on
+    Cost is the device metric (:mod:`edgeprune.device_metric`): the estimated board time on
     emulated boards, p50 latency elsewhere. "recommended" is :func:`ship_choice` over the device's
     files within 1 point of the best; after ``precision: auto`` it is the choice among the
     precisions of the shipped stage within the recipe's accuracy budget (the file the run kept).

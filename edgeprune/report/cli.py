@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 
 from edgeprune import tables
 from edgeprune.errors import EdgepruneError
-from edgeprune.harness.metric import RULE
+from edgeprune.device_metric import RULE
 from edgeprune.tables import rich_table
 
 FORMAT_CHOICES = ("all", "json", "md", "html")

@@ -6,7 +6,7 @@ from html import escape
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.harness.metric import RULE
+from edgeprune.device_metric import RULE
 from edgeprune.report import plots
 from edgeprune.report.build import build_report, pareto_marks
 from edgeprune.report.html import figure_html, html_table, page

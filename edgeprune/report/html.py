@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from html import escape
 
-from edgeprune.harness.metric import RULE
+from edgeprune.device_metric import RULE
 from edgeprune.report import plots
 from edgeprune.report.sections import LEGEND, Section, Table, headline, sections, summary
 

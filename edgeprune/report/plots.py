@@ -11,7 +11,7 @@ import math
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from edgeprune.harness.metric import TABLE_UNITS, cost as device_cost, row_metric
+from edgeprune.device_metric import TABLE_UNITS, cost as device_cost, row_metric
 from edgeprune.report.pareto import pareto_front
 
 DPI = 100

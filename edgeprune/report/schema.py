@@ -10,6 +10,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgeprune.histogram_schema import WeightHistogram  # the run directory's weights.json uses it too
+
 REPORT_SCHEMA_VERSION = 1
 
 
@@ -127,20 +129,6 @@ class Pruning(_Strict):
     layers: list[LayerChange] = []
     groups: list[PrunedGroup] = []
     steps: list[dict[str, Any]] = []
-
-
-class WeightHistogram(_Strict):
-    """|w| of one layer's kernel: counts on shared bin edges; removed = before − after."""
-    layer: str
-    type: str
-    bin_edges: list[float]
-    before: list[int]
-    after: list[int]
-    removed: list[int]
-    count_before: int
-    count_after: int
-    mean_abs_before: float
-    mean_abs_after: Optional[float] = None
 
 
 class Weights(_Strict):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgeprune.harness.metric import BOARD_TIME, INSTRUCTIONS, RULE, TABLE_UNITS, cost, row_metric
+from edgeprune.device_metric import BOARD_TIME, INSTRUCTIONS, RULE, TABLE_UNITS, cost, row_metric
 from edgeprune.report.device_cost import fmt_cost as fmt_layer_cost
 from edgeprune.report.table import DASH, cells, columns, fmt_acc, fmt_device, fmt_format, fmt_int, fmt_ms
 

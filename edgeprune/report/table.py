@@ -1,7 +1,7 @@
 """The summary table's columns and cell text, shared by report.md, compare.md and the terminal."""
 from __future__ import annotations
 
-from edgeprune.harness.metric import RULE
+from edgeprune.device_metric import RULE
 from edgeprune.tables import rich_table
 
 DASH = "—"

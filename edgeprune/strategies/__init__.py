@@ -1,9 +1,8 @@
-"""Pruning strategies on top of the engine: schedules, sensitivity, sparsity training, budget search,
-input-feature pruning.  Submodules import TensorFlow lazily; import the one you need:
+"""Pruning strategies on top of the engine: schedules, sensitivity, sparsity training, input-feature
+pruning (the budget search, which exports and measures, is :mod:`edgeprune.devicecost.search`).  Submodules import TensorFlow lazily; import the one you need:
 
 - :mod:`edgeprune.strategies.schedule`    ``gradual_prune`` (one-shot is ``edgeprune.prune``)
 - :mod:`edgeprune.strategies.sensitivity` ``sensitivity_scan``, ``sensitivity_overrides``
 - :mod:`edgeprune.strategies.sparsity`    ``sparsity_train``
-- :mod:`edgeprune.strategies.search`      ``budget_search``
 - :mod:`edgeprune.strategies.features`    ``prune_input_features``, ``slice_features``
 """

@@ -12,7 +12,7 @@ from edgeprune import progress
 from edgeprune.errors import DeviceError, EdgepruneError
 from edgeprune.harness.backends import backend_for, run_on_device
 from edgeprune.harness.bench import result_line, write_eval_npz
-from edgeprune.harness.metric import ship_choice
+from edgeprune.device_metric import ship_choice
 from edgeprune.harness.profiles import get_profile
 from edgeprune.recipe.steps.base import EXPORTS, Settings, StepType
 from edgeprune.rundir import BenchmarkRow, SkippedDevice, StepResult

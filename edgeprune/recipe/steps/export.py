@@ -160,7 +160,7 @@ def _precision_devices(ctx, spec: ExportStep) -> list[str]:
 
 def _mixed_files(ctx, spec: ExportStep, model, calib) -> list[dict]:
     """{keep_float, devices (None: every device), tables} per mixed file to write."""
-    from edgeprune.export.precision import plan_mixed  # loads TensorFlow: only when the step runs
+    from edgeprune.devicecost.precision import plan_mixed  # loads TensorFlow: only when the step runs
     from edgeprune.harness.backends import backend_for
     from edgeprune.harness.profiles import get_profile
 

@@ -2,77 +2,28 @@
 
 Two allocations: ``ratio`` (the same share of every group, or per-layer overrides, or a global
 threshold; one shot or gradual) and ``device_cost`` (channels per group chosen from the device's
-measured per-op cost under a budget, edgeprune.profiling.steps)."""
+measured per-op cost under a budget, edgeprune.devicecost.prune)."""
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, Optional
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import Field
 
-from edgeprune.recipe.steps.base import Settings, StepType
+from edgeprune.prune_options import PruneOptions
+from edgeprune.recipe.steps.base import StepType
 from edgeprune.rundir import PruningInfo, StepResult
 
 
-class PruneStep(Settings):
-    ratio: float = Field(0.5, ge=0.0, lt=1.0)
-    criterion: str = "l1"
-    global_pruning: bool = Field(False, alias="global")
-    round_to: int = Field(1, ge=1, le=256)
-    min_channels: int = Field(1, ge=1)
-    protect: list[str] = []
-    protect_first: Optional[bool] = Field(None, description="keep the first weight layer whole: true always, false "
-                                          "never; unset: only when that pins no group shared with other layers "
-                                          "(device-cost allocation: unset means false)")
-    overrides: dict[str, float] = {}
-    aggregate: Literal["sum", "mean", "max"] = "mean"
+class PruneStep(PruneOptions):
+    """The prune options the CLI and the Python API share (edgeprune.prune_options), and what only a
+    recipe does: gradual schedules, a sensitivity scan, the equivalence check."""
+
     schedule: Literal["oneshot", "linear", "polynomial"] = "oneshot"
     steps: int = Field(1, ge=1, le=50)
     finetune_epochs: int = Field(1, ge=0, description="fine-tuning epochs between gradual steps")
     sensitivity: bool = Field(False, description="scan per-group sensitivity and give fragile groups lower ratios")
     verify: bool = True
-    strict: bool = Field(False, description="stop at a layer the engine cannot follow instead of keeping its groups whole")
-    recalibrate_bn: bool = Field(True, description="re-estimate BatchNorm moving statistics on training batches after surgery")
-    allocation: Literal["ratio", "device_cost"] = Field(
-        "ratio", description="ratio: the same ratio per group; device_cost: channels per group from measured device cost")
-    device: Optional[str] = Field(None, description="device_cost: the device whose per-op cost table decides")
-    budget: Optional[dict[Literal["instructions", "latency_ms", "size_kb", "reduction"], float]] = Field(
-        None, description="device_cost: limits all to be met, e.g. {latency_ms: 0.4, size_kb: 28} or {reduction: 6.0}; "
-                          "latency_ms is the estimated board time on an emulated board")
-    precision: Literal["float32", "float16", "int8", "mixed"] = Field("int8", description="device_cost: the precision to cost")
-    keep_float: list[str] = Field([], description="device_cost with precision mixed: the layers kept float")
-    max_group_ratio: float = Field(0.95, gt=0.0, lt=1.0, description="device_cost: most of a group that may go")
-    best_effort: bool = Field(False, description="device_cost: a budget no channel counts meet ships the cheapest found "
-                                                 "(marked in the report) instead of stopping the run before fine-tuning")
-    weigh: Literal["score", "accuracy"] = Field(
-        "score", description="device_cost: what a step loses — the share of its group's channel score, or the "
-                             "validation accuracy lost with that group alone cut to the count (one trial per count)")
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    @model_validator(mode="after")
-    def _device_cost_settings(self):
-        if self.allocation == "device_cost":
-            if not self.device or not self.budget:
-                raise ValueError("allocation device_cost needs device and budget, e.g. "
-                                 "{device: qemu-aarch64, budget: {reduction: 6.0}}")
-            if any(v <= 0 for v in self.budget.values()):
-                raise ValueError("budget limits must be positive")
-            if self.schedule != "oneshot" or self.sensitivity or self.global_pruning or self.overrides:
-                raise ValueError("allocation device_cost chooses every group's channels itself: "
-                                 "drop schedule, sensitivity, global and overrides")
-            if (self.precision == "mixed") != bool(self.keep_float):
-                raise ValueError("precision mixed and keep_float go together, e.g. {precision: mixed, keep_float: [conv1]}")
-        elif self.device or self.budget or self.keep_float or self.weigh != "score" or self.best_effort:
-            raise ValueError("device, budget, keep_float, weigh and best_effort belong to allocation: device_cost")
-        return self
-
-    @field_validator("overrides")
-    @classmethod
-    def _ratios_in_range(cls, v):
-        for k, r in v.items():
-            if not 0.0 <= r < 1.0:
-                raise ValueError(f"override '{k}': ratio {r} not in [0, 1)")
-        return v
+    DEVICE_COST_EXCLUDES: ClassVar[tuple[str, ...]] = ("schedule", "sensitivity", "global", "overrides")
 
 
 class PrunedStageResult(StepResult):
@@ -106,9 +57,9 @@ class PruneResult(PrunedStageResult):
 
 def run(ctx, spec: PruneStep) -> dict:
     # TensorFlow loads when a step runs, not while the recipe is validated
-    from edgeprune.profiling.steps import device_cost_prune
+    from edgeprune.devicecost.prune import device_cost_prune, recalibrate
     from edgeprune.pruning import prune, verify_inputs, verify_pruning
-    from edgeprune.pruning.recalibrate import batchnorm_layers, recalibrate_batchnorm
+    from edgeprune.pruning.recalibrate import batchnorm_layers
     from edgeprune.recipe.steps.stages import current_model, leave_stage, write_weight_histograms
     from edgeprune.strategies.schedule import gradual_prune
     from edgeprune.strategies.sensitivity import sensitivity_overrides, sensitivity_scan
@@ -135,7 +86,7 @@ def run(ctx, spec: PruneStep) -> dict:
         steps = []
         if spec.verify:
             verify(pruned, plan)
-        recalibrated = recalibrate_batchnorm(pruned, ds.x_train) if spec.recalibrate_bn else 0
+        recalibrated = recalibrate(pruned, spec, ds)
     elif spec.schedule == "oneshot":
         pruned, plan = prune(model, spec.ratio, **kwargs)
         steps = []
@@ -149,7 +100,7 @@ def run(ctx, spec: PruneStep) -> dict:
             if result["verify"]["weak"]:
                 ctx.log(f"warning: {result['verify']['note']}")
         # after the equivalence check, which compares the surgery itself with the zeroed original
-        recalibrated = recalibrate_batchnorm(pruned, ds.x_train) if spec.recalibrate_bn else 0
+        recalibrated = recalibrate(pruned, spec, ds)
     else:
         kwargs.pop("dataset")
         # between steps the pruned model recovers by distilling from the model before pruning

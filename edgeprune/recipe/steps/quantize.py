@@ -12,9 +12,6 @@ from edgeprune.recipe.steps.finetune import DistillSpec
 from edgeprune.rundir import StepResult
 
 
-NATIVE_QAT_FILE = "models/qat.keras"  # the qat stage of backend native: a Keras 3 file (tfmot's: models/qat.h5)
-
-
 class QuantizeStep(Settings):
     mode: Literal["qat", "ptq"] = "qat"
     epochs: int = Field(1, ge=0, le=1000)

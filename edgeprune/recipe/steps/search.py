@@ -8,18 +8,22 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator
 
+from edgeprune.budget import SEARCH_KEYS, budget_field
 from edgeprune.errors import EdgepruneError
 from edgeprune.recipe.steps.base import Settings, StepType
 from edgeprune.recipe.steps.prune import PrunedStageResult
 from edgeprune.rundir import SearchInfo
 
 
+SearchBudget = budget_field(SEARCH_KEYS, "the search step")
+
+
 class SearchStep(Settings):
     """Prune to a budget measured on a device (``edgeprune search`` as a step); its best model is the pruned stage."""
 
-    budget: dict[Literal["latency_ms", "size_kb", "macs", "instructions"], float] = Field(
-        description="one limit, e.g. {latency_ms: 0.05} (p50 on the device, estimated board time on an emulated "
-                    "board) or {macs: 1.0e6}")
+    budget: SearchBudget = Field(
+        description="limits all to be met, e.g. {latency_ms: 0.05} (p50 on the device, estimated board time on an "
+                    "emulated board) or {size_kb: 40, macs: 1.0e6}")
     device: str = "host"
     max_drop: float = Field(0.5, ge=0.0, description="allowed validation-accuracy loss in points")
     criterion: str = "l1"
@@ -35,15 +39,6 @@ class SearchStep(Settings):
     max_train_samples: Optional[int] = Field(10000, gt=0, description="training images per candidate's fine-tuning")
     executor: Literal["inprocess", "ray"] = "inprocess"
     ray_address: Optional[str] = None
-
-    @field_validator("budget")
-    @classmethod
-    def _one_limit(cls, v):
-        if len(v) != 1:
-            raise ValueError("give exactly one limit, e.g. {latency_ms: 0.05}")
-        if any(x <= 0 for x in v.values()):
-            raise ValueError("the limit must be positive")
-        return v
 
     @field_validator("ratios")
     @classmethod
@@ -67,7 +62,7 @@ def run(ctx, spec: SearchStep) -> dict:
     # TensorFlow loads when a step runs, not while the recipe is validated
     from edgeprune.executor import get_executor
     from edgeprune.recipe.steps.stages import current_model, leave_stage, write_weight_histograms
-    from edgeprune.strategies.search import budget_search
+    from edgeprune.devicecost.search import budget_search
     from edgeprune.strategies.trialio import fresh_model_file
 
     model = current_model(ctx)
@@ -77,9 +72,8 @@ def run(ctx, spec: SearchStep) -> dict:
                         use_sensitivity=spec.sensitivity, quant=spec.quant, finetune_epochs=spec.finetune_epochs,
                         max_train_samples=spec.max_train_samples, runs=spec.runs, protect=spec.protect,
                         protect_first=spec.protect_first, seed=ctx.recipe.seed)
-    (metric, limit), = spec.budget.items()
     if res.best is None:
-        raise EdgepruneError(f"search: no candidate met {metric} ≤ {limit:g} on {spec.device} "
+        raise EdgepruneError(f"search: no candidate met {spec.budget.describe()} on {spec.device} "
                              f"(largest ratio tried {max(spec.ratios)}; trials in {ctx.run_dir / 'search'})",
                              "add larger ratios, loosen the budget, or set quant: int8")
     best = fresh_model_file(ctx.run_dir / res.best["model_path"])
@@ -90,7 +84,7 @@ def run(ctx, spec: SearchStep) -> dict:
     stage_metrics = leave_stage(ctx, "pruned", best)
     weights_path = write_weight_histograms(ctx, before_stage, model, best)
     b = res.best
-    search = {"status": res.status, "summary_path": "search/summary.json", "budget": {metric: limit},
+    search = {"status": res.status, "summary_path": "search/summary.json", "budget": dict(spec.budget),
               "device": spec.device, "best_trial": b["trial"], "best_ratio": b["settings"]["ratio"],
               "best_measured": b["measured"], "trials": len(res.trials)}
     if res.status != "ok":

@@ -14,17 +14,18 @@ from edgeprune.pruning.histograms import weight_histograms
 from edgeprune.quantize.native_qat import is_native_qat_model, load_native, save_native
 from edgeprune.quantize.qat import load_qat, save_qat
 from edgeprune.recipe.context import RunContext
-from edgeprune.recipe.steps import FLOAT_STAGES, STAGE_FILES
-from edgeprune.recipe.steps.quantize import NATIVE_QAT_FILE
 from edgeprune.rundir import WEIGHTS_FILE, WeightsFile
 from edgeprune.train import evaluate
+
+
+NATIVE_QAT_FILE = "models/qat.keras"  # the qat stage of backend native: a Keras 3 file (tfmot's: models/qat.h5)
 
 
 def stage_path(ctx: RunContext, stage: str) -> Path:
     """Where the stage's model is: models/<stage>.keras (the qat stage: qat.h5 from TF-MOT, qat.keras native)."""
     if stage == "qat" and ctx.path(NATIVE_QAT_FILE).exists():
         return ctx.path(NATIVE_QAT_FILE)
-    return ctx.path(STAGE_FILES[stage])
+    return ctx.path(ctx.stage_files[stage])
 
 
 def load_stage_model(ctx: RunContext, stage: str):
@@ -101,7 +102,7 @@ def _bytes(path: Path) -> int:
 
 def float_parent(ctx: RunContext) -> str:
     """The latest float stage made so far (the one QAT wraps and the export ships)."""
-    for stage in reversed(FLOAT_STAGES):
+    for stage in reversed(ctx.float_stages):
         if stage in ctx.metrics["stages"]:
             return stage
     return "baseline"
@@ -115,6 +116,6 @@ def teacher(ctx: RunContext):
 def write_weight_histograms(ctx: RunContext, before_stage: str, before, after) -> str:
     """weights.json for the report, from the models in memory (the report itself needs no TensorFlow)."""
     layers, notes = weight_histograms(before, after)
-    hist = WeightsFile(before_stage=before_stage, after_stage="pruned", before_model=STAGE_FILES[before_stage],
-                       after_model=STAGE_FILES["pruned"], layers=layers, notes=notes)
+    hist = WeightsFile(before_stage=before_stage, after_stage="pruned", before_model=ctx.stage_files[before_stage],
+                       after_model=ctx.stage_files["pruned"], layers=layers, notes=notes)
     return rundir.write_model(ctx.run_dir, WEIGHTS_FILE, hist)

@@ -1,6 +1,7 @@
 """``edgeprune search``: prune until a measured budget is met (registered in edgeprune/cli.py).
 
-Nothing heavy at module top: TensorFlow loads inside the command.
+Nothing heavy at module top: TensorFlow loads inside the command, after the budget and paths are checked.
+(Moved from ``edgeprune.strategies.cli``.)
 """
 from __future__ import annotations
 
@@ -9,20 +10,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgeprune.prune_cli import criterion_help
-
-
-def fmt_points(change: float) -> str:
-    """An accuracy change in points with its sign: "+0.35 pt" gained, "−1.20 pt" lost, "±0.00 pt" none."""
-    text = f"{abs(change):.2f}"
-    if text == "0.00":
-        return "±0.00 pt"
-    return f"{'+' if change > 0 else '−'}{text} pt"
+from edgeprune.budget import Budget, budget_help
+from edgeprune.criterion_names import criterion_help
+from edgeprune.devicecost import SEARCH_KEYS
+from edgeprune.errors import EdgepruneError
+from edgeprune.executor import get_executor
+from edgeprune.tables import fmt_points
 
 
 def search_cmd(
     model: Annotated[str, typer.Argument(help="Trained model file (.keras/.h5, Keras 3 or tf-keras).")],
-    budget: Annotated[str, typer.Option(help="One limit: latency_ms=X (p50 on the device; estimated board time on emulated boards), size_kb=Y (exported file), macs=Z, or instructions=N (qemu).")],
+    budget: Annotated[str, typer.Option(help="Limits KEY=VALUE, all to be met (comma-separated: latency_ms=2,size_kb=40). " + budget_help(SEARCH_KEYS) + ".")],
     device: Annotated[str, typer.Option("--device", "-d", help="Device profile measured on (see `edgeprune devices`).")] = "host",
     max_drop: Annotated[float, typer.Option(help="Allowed validation-accuracy loss in points.")] = 0.5,
     data: Annotated[Optional[str], typer.Option(help="Dataset the model was trained on: a name or a path (its validation split decides; test is never used). Required. A :raw or :symmetric suffix (e.g. my.npz:raw) changes how uint8 pixels are scaled (default :unit, pixel/255 in [0, 1]); float data are used as stored.")] = None,
@@ -39,29 +37,25 @@ def search_cmd(
     seed: Annotated[int, typer.Option(help="Seed for data split, fine-tuning and random criteria.")] = 0,
 ) -> None:
     """Search pruning ratios for the most accurate model that meets a budget measured on a device."""
-    from edgeprune.errors import EdgepruneError
-
     try:
         ratio_list = [float(r) for r in ratios.split(",") if r.strip()]
     except ValueError:
         raise EdgepruneError(f"bad --ratios '{ratios}'", "pass comma-separated fractions, e.g. 0.2,0.4,0.6") from None
-    from edgeprune.strategies.search import parse_budget
-
-    budget_dict = parse_budget(budget)  # fail on a typo before loading TensorFlow
+    limits = Budget.parse(budget).require(SEARCH_KEYS, "search")  # fail on a typo before loading TensorFlow
     if not Path(model).exists():
         raise EdgepruneError(f"model file {model} does not exist",
                              "search a trained model file (e.g. models/finetuned.keras of a run; zoo models are untrained)")
-    from edgeprune.executor import get_executor
-
     trial_executor = get_executor(executor, address=ray_address)  # an unreachable cluster fails before any work
     if not data:
         raise EdgepruneError("search needs --data: the dataset the model was trained on (candidates are fine-tuned "
                              "and scored on its validation split)", "e.g. --data fashion_mnist, or --data my.npz")
+    # deferred: TensorFlow loads only once the budget, the model path, the executor and --data are checked
     from rich.console import Console
 
     from edgeprune.data import load_dataset
+    from edgeprune.data.check import check_fits
+    from edgeprune.devicecost.search import budget_search
     from edgeprune.modelio import read_model, save_model
-    from edgeprune.strategies.search import budget_search
     from edgeprune.strategies.trialio import load_model_file
     from edgeprune.zoo import MODELS
 
@@ -69,30 +63,30 @@ def search_cmd(
         raise EdgepruneError(f"'{model}' is an untrained zoo model", "search a trained model file (e.g. models/finetuned.keras of a run)")
     loaded = read_model(Path(model))
     dataset = load_dataset(data, seed=seed)
-    from edgeprune.data.check import check_fits
-
     check_fits(loaded.model, dataset, "search")
-    result = budget_search(loaded.model, dataset, device=device, budget=budget_dict, max_drop=max_drop, run_dir=out,
+    result = budget_search(loaded.model, dataset, device=device, budget=limits, max_drop=max_drop, run_dir=out,
                            executor=trial_executor, criterion=criterion, round_to=round_to,
                            ratios=ratio_list, use_sensitivity=not no_sensitivity, quant=quant,
                            finetune_epochs=finetune_epochs, runs=runs, seed=seed)
     console = Console()
-    (key, limit), = budget_dict.items()
+    wanted = limits.describe()
     for t in result.trials:
         m = t["measured"]
-        console.print(f"trial {t['index']:3d}  ratio {t['settings']['ratio']:.3f}  {key} {m[key]:,.4g}  "
+        shown = "  ".join(f"{key} {m[key]:,.4g}" for key in limits)
+        console.print(f"trial {t['index']:3d}  ratio {t['settings']['ratio']:.3f}  {shown}  "
                       f"val acc {m['val_accuracy']:.2%} ({fmt_points(-m['accuracy_drop_points'])})  "
                       f"{'meets budget' if m['meets_budget'] else 'over budget'}")
     if result.best is None:
-        raise EdgepruneError(f"no candidate met {key} ≤ {limit:g} on {device} (largest ratio tried: {max(ratio_list)})",
+        raise EdgepruneError(f"no candidate met {wanted} on {device} (largest ratio tried: {max(ratio_list)})",
                              "add larger --ratios, loosen the budget, or use --quant int8")
     best_out = out / f"best{Path(model).suffix if Path(model).suffix in ('.keras', '.h5') else '.keras'}"
     save_model(load_model_file(out / "search" / "best.keras"), best_out, flavor=loaded.flavor)
     b = result.best
-    console.print(f"best: trial {b['trial']} ratio {b['settings']['ratio']:.3f}: {key} {b['measured'][key]:,.4g} ≤ {limit:g}, "
+    reached = ", ".join(f"{key} {b['measured'][key]:,.4g}" for key in limits)
+    console.print(f"best: trial {b['trial']} ratio {b['settings']['ratio']:.3f}: {reached} ({wanted}), "
                   f"val acc {b['measured']['val_accuracy']:.2%} → {best_out} (summary {result.summary_path})")
     if result.status != "ok":
-        raise EdgepruneError(f"the best model within {key} ≤ {limit:g} loses {b['measured']['accuracy_drop_points']:.2f} "
+        raise EdgepruneError(f"the best model within {wanted} loses {b['measured']['accuracy_drop_points']:.2f} "
                              f"accuracy points (> --max-drop {max_drop:g})",
                              "fine-tune longer (--finetune-epochs), loosen the budget, or accept the drop")
 

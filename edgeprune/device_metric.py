@@ -7,6 +7,8 @@ counted instruction mix and simulated caches through the board's pipe model
 times.  An emulated profile without a board model falls back to instructions per inference.  The
 emulator's own wall time is never a metric.  Real devices (host, SSH boards) use the measured p50
 latency after warm-up.  A row that lacks its device's metric is not ranked.
+
+Plain Python, below every package: the harness measures it, the report and the rankings read it.
 """
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """Channels per dependency group from measured device cost (NetAdapt-style greedy), as a PrunePlan.
 
+(Moved from ``edgeprune.profiling.allocate``: the loop that measures and chooses sits above measurement.)
+
 Each group may keep one of its *candidate counts* (multiples of ``step``, and its full count); the
 table decides which of them the device's kernels like, since cost is not monotonic in channels
 (a first conv 1→8 costs fewer A72 instructions than 1→4 in float).  Starting from the full model,
@@ -16,12 +18,22 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
+from edgeprune.budget import Budget, resolve
+from edgeprune.devicecost import ALLOCATION_KEYS
 from edgeprune.errors import EdgepruneError
+from edgeprune.harness.profiles import get_profile
+from edgeprune.profiling.api import export_bytes, precision_name
 from edgeprune.profiling.cost_table import EMPTY_KEY, CostTable
 from edgeprune.profiling.measure import measure_missing, net_cost
+from edgeprune.profiling.profile import unit_label
 from edgeprune.profiling.tflite_ops import isolate, read_model, write_model
+from edgeprune.profiling.variants import Variants
+from edgeprune.prune_options import device_cost_first_layer
+from edgeprune.pruning.api import analyse, first_weight_layer
+from edgeprune.pruning.importance import compute_scores
+from edgeprune.pruning.plan import build_plan
+from edgeprune.strategies import sensitivity
 
-BUDGET_KEYS = ("instructions", "latency_ms", "size_kb", "reduction")
 GRID_LIMIT = 4000  # isolated-op variants measured up front in one batch; more are measured as needed
 
 
@@ -107,32 +119,10 @@ class CostModel:
         return value
 
 
-def budget_limits(budget: dict, device_metric: str) -> dict[str, float | tuple]:
-    """{metric: limit}; a reduction becomes ("reduction", r) on the device's metric, resolved once the baseline is known.
-
-    ``latency_ms`` limits the device's time: the measured p50 on a real device, the estimated board
-    time (``board_ms``) on an emulated board."""
-    if not budget:
-        raise EdgepruneError("the device budget is empty",
-                             "e.g. {latency_ms: 0.5}, {size_kb: 20} or {reduction: 6.0}")
-    limits: dict = {}
-    for key, value in budget.items():
-        if key not in BUDGET_KEYS or not value or value <= 0:
-            raise EdgepruneError(f"device budget {key}: {value} is not a positive limit of {', '.join(BUDGET_KEYS)}",
-                                 "e.g. {reduction: 6.0} (6× below the unpruned model at this precision)")
-        if key == "latency_ms" and device_metric == "board_ms":
-            key = "board_ms"
-        if key in ("instructions", "latency_ms", "board_ms") and key != device_metric:
-            asked = "latency_ms" if device_metric == "board_ms" else device_metric
-            what = {"board_ms": "the estimated board time (ms)", "latency_ms": "p50 latency (ms)",
-                    "instructions": "instructions"}[device_metric]
-            raise EdgepruneError(f"the device is costed by {what}, not {key}",
-                                 f"give the budget as {{{asked}: ...}} or {{reduction: r}}")
-        metric = device_metric if key == "reduction" else key
-        if metric in limits:
-            raise EdgepruneError(f"device budget {budget} limits {metric} twice", "keep one of the two")
-        limits[metric] = ("reduction", float(value)) if key == "reduction" else float(value)
-    return limits
+def budget_limits(budget, device_metric: str) -> dict[str, float | tuple]:
+    """{metric: limit} on a device costed by `device_metric` (:meth:`edgeprune.budget.Budget.device_limits`)."""
+    return (Budget.parse(budget).require(ALLOCATION_KEYS, "device-cost allocation")
+            .device_limits(device_metric))
 
 
 class BudgetNotMet(EdgepruneError):
@@ -141,8 +131,6 @@ class BudgetNotMet(EdgepruneError):
     @classmethod
     def at_floor(cls, cm: "CostModel", removed, cost: dict, limits: dict, device: str, precision: str,
                  channels: dict[str, tuple[int, int]], layer_names: list[str]) -> "BudgetNotMet":
-        from edgeprune.profiling.profile import unit_label
-
         over = [m for m, lim in limits.items() if cost[m] > lim]
         what = ", ".join(f"{m} {_fmt(cost[m])} > {_fmt(limits[m])}" for m in over)
         held = ""
@@ -173,7 +161,7 @@ def excess(costs: dict, limits: dict) -> float:
     return sum(max(0.0, costs[m] / lim - 1.0) for m, lim in limits.items())
 
 
-def allocate(model, device: str, budget: dict, *, precision: str = "int8", criterion: str = "l1", dataset=None,
+def allocate(model, device: str, budget, *, precision: str = "int8", criterion: str = "l1", dataset=None,
              calibration=None, protect=(), protect_first: bool | None = None, min_channels: int = 1,
              max_group_ratio: float = 0.95, step: int = 4, aggregate: str = "mean", seed: int = 0,
              keep_float=(), template: bytes | None = None, executor=None, host: str | None = None,
@@ -183,7 +171,8 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
     budget: one or more of ``latency_ms`` (the device's time: estimated board time on emulated
     boards, measured p50 elsewhere), ``instructions`` (emulated profiles without a board model),
     ``size_kb`` (file size) and ``reduction`` (r× below the unpruned model in the device's metric),
-    all to be met, e.g. ``{latency_ms: 0.4, size_kb: 28}``.  precision ``mixed``: int8 with the
+    all to be met, e.g. ``{latency_ms: 0.4, size_kb: 28}`` (a :class:`edgeprune.budget.Budget`, or anything
+    :meth:`~edgeprune.budget.Budget.parse` reads).  precision ``mixed``: int8 with the
     `keep_float` layers float.  template: the exported unpruned model to cost, if not `model`
     exported at `precision`.  weigh: what a step loses — ``score``, the share of its group's channel
     score; or ``accuracy``, the validation accuracy lost when that group alone is cut to the count
@@ -194,13 +183,7 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
     A budget no channel counts reach raises :class:`BudgetNotMet`, naming the cheapest reachable cost and
     the layers that hold it; ``best_effort=True`` returns that cheapest allocation instead (``met`` False).
     """
-    from edgeprune.harness.profiles import get_profile
-    from edgeprune.profiling.api import export_bytes, precision_name
-    from edgeprune.profiling.variants import Variants
-    from edgeprune.pruning.api import analyse
-    from edgeprune.pruning.importance import compute_scores
-    from edgeprune.pruning.plan import build_plan
-
+    budget = Budget.parse(budget).require(ALLOCATION_KEYS, "device-cost allocation")  # refused before any work
     log = log or (lambda *_: None)
     precision = precision_name(precision) if template is None else precision
     if not 0.0 < max_group_ratio < 1.0:
@@ -208,7 +191,7 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
     profile = get_profile(device)
     table = CostTable(profile)
     limits = budget_limits(budget, table.metric)
-    protect_first = bool(protect_first)  # device cost: only an explicit True protects the first layer
+    protect_first = device_cost_first_layer(protect_first)
     an = analyse(model, protect=list(protect), protect_first=protect_first)
     g = an.graph
     scores = compute_scores(g, criterion, dataset=dataset, aggregate=aggregate, seed=seed)
@@ -239,7 +222,7 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
     full = {grp.id: grp.size for grp in groups}
     _prefetch_grid(cm, groups, cands, full, removed_for)
     base = cm.cost(key(full), removed_for(full))
-    limits = {m: (base[m] / lim[1] if isinstance(lim, tuple) else lim) for m, lim in limits.items()}
+    limits = resolve(limits, base)
 
     counts, cost, steps = dict(full), base, []
     while excess(cost, limits) > 0:
@@ -280,8 +263,6 @@ def allocate(model, device: str, budget: dict, *, precision: str = "int8", crite
                 "min_channels": min_channels, "max_group_ratio": max_group_ratio, "protect": list(protect), "weigh": weigh,
                 "protect_first": protect_first, "seed": seed, "ratio": None, "round_to": step}
     if protect_first:
-        from edgeprune.pruning.api import first_weight_layer
-
         settings["protect"] = [*settings["protect"], first_weight_layer(model)]
     plan = build_plan(g, an.groups, chosen, scores, settings, model)
     by_id = groups_by_id(groups)
@@ -301,10 +282,8 @@ def _accuracy_lost(model, dataset, groups, cands, weigh: str, *, log, **scan) ->
         raise EdgepruneError(f"unknown allocation weigh '{weigh}'", "use score or accuracy")
     if dataset is None:
         raise EdgepruneError("weigh: accuracy needs the dataset's validation split", "give the allocation a dataset")
-    from edgeprune.strategies.sensitivity import count_sensitivity
-
     log(f"validation accuracy of {sum(len(c) - 1 for c in cands.values())} single-group cuts")
-    base, acc = count_sensitivity(model, dataset, {grp.sources[0]: cands[grp.id] for grp in groups}, **scan)
+    base, acc = sensitivity.count_sensitivity(model, dataset, {grp.sources[0]: cands[grp.id] for grp in groups}, **scan)
     out = {}
     for grp in groups:
         lost, worst = {grp.size: 0.0}, 0.0

@@ -1,7 +1,9 @@
 """Which layers a mixed-precision file keeps float on a device, decided from measured cost.
 
+(Moved from ``edgeprune.export.precision``: choosing per device measures on the device, above export.)
+
 The decision is a function of a per-layer cost table, ``{layer: float cost − int8 cost}`` on the
-device, in that device's metric (:mod:`edgeprune.harness.metric`): a layer stays float when float
+device, in that device's metric (:mod:`edgeprune.device_metric`): a layer stays float when float
 saves at least `MIN_SAVING` of the int8 model's cost. The table comes from
 :func:`edgeprune.profiling.layer_costs` (each layer isolated with its real shapes and precision,
 measured on the device, cached per device in the cost table). What isolation cannot see, the
@@ -11,7 +13,7 @@ the cheapest file within the accuracy budget.
 """
 from __future__ import annotations
 
-from edgeprune.profiling import layer_costs
+from edgeprune.profiling.api import layer_costs
 from edgeprune.quantize.selective import compute_layers
 
 MIN_SAVING = 0.01  # a layer stays float when that saves ≥ 1% of the int8 model's cost
