@@ -43,11 +43,15 @@ qemu-rootfs: setup
 demo: setup qemu-rootfs
 	$(BIN)/edgeprune run $(RECIPE)
 
+# tests in two tiers: tests/unit (no training, no subprocess; under a minute) and tests/e2e (real data,
+# recipe runs, CLI processes, emulated boards).  Both print the 25 slowest tests.  The markers still
+# select: make test PYTEST_ARGS='-m "not qemu"'
+PYTEST_ARGS ?=
 test: setup qemu-rootfs
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25 $(PYTEST_ARGS) tests
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow and not qemu"
+	$(BIN)/python -m pytest -q --durations=25 $(PYTEST_ARGS) tests/unit
 
 # the product's recipes in recipes/bench/suite.yaml → bench/results/<date>.json and BENCHMARKS.md
 bench: setup qemu-rootfs
