@@ -224,27 +224,35 @@ def allocate(model, device: str, budget, *, precision: str = "int8", criterion: 
     base = cm.cost(key(full), removed_for(full))
     limits = resolve(limits, base)
 
+    def saved(old: dict, new: dict) -> float:
+        """What a step saves: the cost it removes as a share of the unpruned model's, summed over the limits
+        not yet met (not capped at the limit).  With one limit it does not depend on the limit's value, so
+        every budget on that metric walks the same path of steps and a looser one stops on it earlier: it
+        never ships a file that lost more.  (With several limits, which ones are still exceeded steers it.)"""
+        return sum((old[m] - new[m]) / base[m] for m, lim in limits.items() if old[m] > lim and base[m] > 0)
+
     counts, cost, steps = dict(full), base, []
     while excess(cost, limits) > 0:
-        over = excess(cost, limits)
         options = []
         for grp in groups:
             for k in (c for c in cands[grp.id] if c < counts[grp.id]):
                 trial = {**counts, grp.id: k}
                 new_cost = cm.cost(key(trial), removed_for(trial))
-                saved = over - excess(new_cost, limits)
-                if saved <= 0:
+                gain = saved(cost, new_cost)
+                if gain <= 0:  # a count that costs more on this device (a 1-channel first conv in float)
                     continue
                 if lost_to:
                     lost = lost_to[grp.id][k] - lost_to[grp.id][counts[grp.id]]
                 else:
                     lost = sum(scores.get(c, 0.0) for c in order[grp.id][grp.size - counts[grp.id]:grp.size - k]) / total[grp.id]
-                options.append((lost / saved, lost, excess(new_cost, limits), grp.id, k, new_cost))
+                options.append((lost / gain, lost, -gain, grp.id, k, new_cost))
         if not options:
             break
-        pick = min(options, key=lambda o: o[:3])
-        if pick[2] <= 0:  # the best step finishes: finish with the one that loses least
-            pick = min((o for o in options if o[2] <= 0), key=lambda o: (o[1], o[0]))
+        pick = min(options, key=lambda o: o[:5])
+        if excess(pick[5], limits) <= 0:
+            # the path's next step meets the budget: finish with the step that meets it losing least (from
+            # the same point, so a looser budget still loses no more)
+            pick = min((o for o in options if excess(o[5], limits) <= 0), key=lambda o: (o[1], o[0], o[3], o[4]))
         _, lost, _, gid, k, cost = pick
         steps.append({"group": groups_by_id(groups)[gid].sources[0], "from": counts[gid], "to": k,
                       "importance_lost": round(lost, 6), "cost": cost})
