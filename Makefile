@@ -7,7 +7,7 @@ RECIPE ?= recipes/quickstart.yaml
 # Debian packages: the data set, the ARM emulator and its build tools, sshd and Chromium for tests
 APT_PACKAGES := dataset-fashion-mnist qemu-user debootstrap debian-archive-keyring gcc libc6-dev dpkg-dev openssh-server openssh-client chromium
 
-.PHONY: setup system-packages qemu-rootfs demo test test-fast bench bench-boards bench-criteria bench-engine bench-qat deploy-rpi clean
+.PHONY: setup system-packages qemu-rootfs demo test test-fast bench bench-boards bench-criteria bench-engine bench-qat bench-sparse deploy-rpi clean
 
 setup: $(STAMP) system-packages
 
@@ -69,6 +69,11 @@ bench-criteria: setup
 # native (Keras 3) QAT vs TF-MOT QAT, recipes/bench/qat/ → bench/results/qat-backends.json and bench/QAT_BACKENDS.md
 bench-qat: setup
 	$(BIN)/python -m edgeprune.bench_suite.qat_backends
+
+# does XNNPACK's sparse 1x1 path engage on the emulated Pi 4 / Pi 5? MobileNetV2 0.35 96x96 with 70/80/90%
+# zero 1x1 kernels, stored dense and sparse, measured on both boards → bench/SPARSE_1X1.md's table (~25 min)
+bench-sparse: setup qemu-rootfs
+	nice -n 15 $(BIN)/python bench/sparse_1x1.py bench/work/sparse-1x1 --fp16
 
 # engine speed: prune --ratio 0.5 --global --verify on MobileNetV2 and DenseNet121 (96x96), per stage
 bench-engine: setup
