@@ -14,10 +14,12 @@ __all__ = ["EdgepruneError", "__version__", "prune", "load_model", "save_model"]
 
 def __getattr__(name):
     if name == "prune":
+        # lazy: pruning loads TensorFlow, and `import edgeprune` stays light
         from edgeprune.pruning.api import prune
 
         return prune
     if name in ("load_model", "save_model"):
+        # lazy: modelio loads TensorFlow, and `import edgeprune` stays light
         from edgeprune import modelio
 
         return getattr(modelio, name)

@@ -9,8 +9,12 @@ TensorFlow's C++ side logs a few INFO lines (oneDNN, CUDA) to file descriptor 2 
 any log-level setting, so the environment variables below cannot stop them.  The CLI therefore calls
 :func:`quiet_native_logs`, which puts a filter on file descriptor 2 itself.
 """
+import atexit
+import logging
 import os
 import re
+import sys
+import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
@@ -45,10 +49,6 @@ def quiet_native_logs() -> None:
     stderr included, so the order is kept) to the real stderr.  At exit the pipe is drained.
     Call once, before TensorFlow is imported; a second call does nothing.
     """
-    import atexit
-    import sys
-    import threading
-
     global _filter
     if _filter is not None:
         return
@@ -111,8 +111,6 @@ def _pump(read_end: int, real: int) -> None:
 
 def _drain() -> None:
     """Give file descriptor 2 back to the real stderr and wait until the filter has forwarded the rest."""
-    import sys
-
     real, thread = _filter
     try:
         sys.stderr.flush()
@@ -124,7 +122,5 @@ def _drain() -> None:
 
 def quiet_python_logs() -> None:
     """Warnings and INFO/WARNING log records of the numeric libraries stay out of the CLI's stderr."""
-    import logging
-
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -14,6 +14,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Iterable, Mapping
 
+from pydantic import AfterValidator
+from pydantic_core import core_schema
+
 from edgeprune.errors import EdgepruneError
 
 # every key a budget may limit, with what it means
@@ -157,8 +160,6 @@ class Budget(dict):
     @classmethod
     def __get_pydantic_core_schema__(cls, source, handler):
         """As a pydantic field: validated by :meth:`parse` (a mapping, or KEY=VALUE text), dumped as a plain dict."""
-        from pydantic_core import core_schema
-
         def validate(value):
             try:
                 return cls.parse(value)
@@ -176,8 +177,6 @@ def _field_message(e: BudgetError) -> str:
 
 def budget_field(keys: Iterable[str], who: str):
     """A pydantic field type: a :class:`Budget` limiting only `keys` (what `who` can measure)."""
-    from pydantic import AfterValidator
-
     keys = tuple(keys)
 
     def check(budget: Budget) -> Budget:

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
+from rich.console import Console
 from typer.core import TyperGroup
 
-from edgeprune import _env
+from edgeprune import _env, progress
 from edgeprune.budget import Budget, budget_help
 from edgeprune.criterion_names import criterion_help
 from edgeprune.deploy_cli import deploy_cmd
@@ -31,8 +32,14 @@ from edgeprune.errors import EdgepruneError, Interrupted
 from edgeprune.export.cli import export_cmd
 from edgeprune.harness.cli import bench_cmd, devices_cmd
 from edgeprune.profiling.cli import profile_cmd
+from edgeprune.progress import echo
 from edgeprune.prune_options import PruneOptions
+from edgeprune.recipe import run_recipe
+from edgeprune.recipe.schema import check_model_file, load_recipe
+from edgeprune.report import build_report, summary_table
 from edgeprune.report.cli import app as report_app
+from edgeprune.report.sections import answer_lines
+
 
 class _PlainHelp(TyperGroup):
     """The root group; it writes --help as click does: ``MODEL`` on usage lines and nothing after a
@@ -78,8 +85,6 @@ def options(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final table and errors (no progress, no step log).")] = False,
 ) -> None:
     """Prune Keras models structurally, quantize, export TFLite/ONNX, and measure them on devices."""
-    from edgeprune import progress
-
     progress.set_quiet(quiet)  # progress otherwise goes to stderr: live on a terminal, one line per epoch/trial in a pipe
 
 
@@ -98,23 +103,14 @@ def run_cmd(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory of another recipe.")] = False,
 ) -> None:
     """Run a recipe end to end into one run directory (re-running reuses cached steps)."""
-    from edgeprune.progress import echo
-    from edgeprune.recipe.schema import check_model_file, load_recipe
-
     _require_file(recipe, "recipe")
     check_model_file(model or load_recipe(recipe).model)  # a bad recipe is refused before TensorFlow loads
-    from edgeprune.recipe import run_recipe
 
     run_dir = run_recipe(recipe, out_dir=out, model=model, devices=device or None, overwrite=overwrite, log=echo)
     _print_summary(run_dir)
 
 
 def _print_summary(run_dir: Path) -> None:
-    from rich.console import Console
-
-    from edgeprune.report import build_report, summary_table
-    from edgeprune.report.sections import answer_lines
-
     # the same rows as report.md's head; report.json when the run wrote one, else built from metrics
     report_json = run_dir / "report.json"
     report = json.loads(report_json.read_text()) if report_json.exists() else build_report(run_dir, weights=False)
@@ -133,6 +129,7 @@ def inspect_cmd(
 ) -> None:
     """Parameters, MACs, a per-layer table, file size; with --groups, the channel dependency groups."""
     _require_file(model, "model file")
+    # inspect loads TensorFlow: only once the model file is checked
     from edgeprune.inspect import inspect_model
 
     inspect_model(model, show_groups=groups, as_json=json_out)

@@ -1,4 +1,5 @@
 """User-facing errors: one line that says what was wrong, where, and what to do."""
+import signal
 
 
 class EdgepruneError(Exception):
@@ -39,8 +40,6 @@ class Interrupted(BaseException):
     the recipe runner adds the step it interrupted (``step``)."""
 
     def __init__(self, signum: int, step: str | None = None):
-        import signal
-
         self.signum = signum
         self.step = step
         self.exit_code = 128 + signum

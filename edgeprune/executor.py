@@ -14,6 +14,8 @@ import socket
 import sys
 from typing import Callable, Iterable
 
+from edgeprune import _env  # noqa: F401  (TensorFlow's log settings, in a Ray worker too, before it loads there)
+from edgeprune import progress
 from edgeprune.errors import EdgepruneError
 
 KINDS = ("inprocess", "ray")
@@ -43,8 +45,6 @@ def _ray_trial(fn: Callable[..., dict], kwargs: dict, threads: int) -> dict:
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    import edgeprune._env  # noqa: F401  (deferred to the worker: quiets TensorFlow before it loads there)
-
     return fn(**kwargs)
 
 
@@ -106,14 +106,10 @@ class TrialProgress:
         self.results: list = []
 
     def __enter__(self):
-        from edgeprune import progress
-
         self.task = progress.open_task(self.label, total=self.total)
         return self
 
     def __exit__(self, *exc):
-        from edgeprune import progress
-
         progress.close_task(self.task)
 
     def done(self, result: dict) -> dict:
@@ -145,6 +141,7 @@ def _unreachable(address: str | None, why: str) -> EdgepruneError:
 
 def import_ray():
     try:
+        # Ray is optional (the 'ray' extra): only the Ray executor needs it
         import ray
     except ImportError:
         raise EdgepruneError("the Ray executor needs the 'ray' package, which is not installed",

@@ -25,6 +25,13 @@ import os
 import sys
 import time
 
+from rich.console import Console
+from rich.progress import (BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+
+from edgeprune import _env
+from edgeprune._env import real_stderr_fd
+
 _settings = {"quiet": False}
 _live = {"progress": None, "tasks": []}  # the open rich Progress and the stack of open Task objects
 
@@ -44,16 +51,12 @@ def mode() -> str:
 
 
 def _stderr_is_terminal() -> bool:
-    from edgeprune._env import real_stderr_fd
-
     real = real_stderr_fd()  # the CLI filters fd 2 through a pipe (edgeprune._env.quiet_native_logs)
     return os.isatty(real) if real is not None else sys.stderr.isatty()
 
 
 def _live_stream():
     """Where the live display draws: the real stderr, past the CLI's line filter on fd 2."""
-    from edgeprune._env import real_stderr_fd
-
     real = real_stderr_fd()
     if real is None:
         return sys.stderr
@@ -152,11 +155,6 @@ def _emit(line: str) -> None:
 
 
 def _start_live():
-    from edgeprune import _env
-    from rich.console import Console
-    from rich.progress import (BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-
     progress = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24), TaskProgressColumn(),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
@@ -177,8 +175,6 @@ def _print_above(progress, text: str) -> None:
 
 def _stop_live(progress) -> None:
     """Clear the rows (the display is transient) before anything else is printed."""
-    from edgeprune import _env
-
     _env.set_line_sink(None)
     progress.stop()
 
@@ -249,6 +245,7 @@ def fit_callback(label: str, keras=None):
     """A Keras callback that shows epochs and batches of one ``fit`` as a task named `label` (a tf-keras
     callback, or one of the `keras` module given: Keras 3's ``fit`` takes only its own callbacks)."""
     if keras is None:
+        # tf-keras (TensorFlow) only for a fit callback: the CLI imports this module
         from edgeprune.keras import keras
     if keras not in _callback_classes:
 

@@ -130,6 +130,8 @@ class StepRecord(_Strict):
     bn_recalibrated_layers: Optional[int] = None
     skipped_devices: Optional[list[SkippedDevice]] = None
     device_cost: Optional[dict[str, Any]] = None   # prune with allocation: device_cost
+    notes: Optional[list[str]] = None              # export: files not written, and why (precision sparse)
+    sparse_1x1: Optional[dict[str, Any]] = None    # finetune with sparse_1x1: target and zeros reached
 
 
 class RunMetrics(_Strict):

@@ -7,12 +7,13 @@ import shlex
 import sys
 from pathlib import Path
 
+from edgeprune.bench_suite import report
+from edgeprune.bench_suite.suite import DEFAULT_SUITE, load_suite
 from edgeprune.errors import EdgepruneError
+from edgeprune.executor import get_executor
 
 
 def parse_args(argv=None):
-    from edgeprune.bench_suite.suite import DEFAULT_SUITE
-
     p = argparse.ArgumentParser(prog="python -m edgeprune.bench_suite", description=__doc__.split("\n")[0])
     p.add_argument("--suite", default=str(DEFAULT_SUITE), help="the bench manifest (default recipes/bench/suite.yaml)")
     p.add_argument("--quick", action="store_true",
@@ -32,8 +33,6 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from edgeprune.bench_suite import report
-    from edgeprune.bench_suite.suite import load_suite
 
     markdown = Path(args.markdown) if args.markdown else (
         Path(args.out) / "BENCHMARKS-quick.md" if args.quick else Path("BENCHMARKS.md"))
@@ -51,8 +50,8 @@ def main(argv=None) -> int:
             suite = suite.model_copy(update={"groups": [g for g in suite.groups if g.name in names]})
         if args.devices:
             suite = suite.model_copy(update={"devices": [d.strip() for d in args.devices.split(",") if d.strip()]})
+        # the bench loads TensorFlow: only after the arguments and the suite are checked
         from edgeprune.bench_suite.run import run_bench
-        from edgeprune.executor import get_executor
 
         work = Path(args.work) if args.work else Path("bench/work") / (_dt.date.today().isoformat()
                                                                         + ("-quick" if args.quick else ""))

@@ -26,6 +26,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.executor import get_executor
+from edgeprune.harness.bench import bench
+from edgeprune.harness.board_time import estimate
+from edgeprune.harness.profiles import get_profile
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CHECK_FILE = REPO / "bench" / "board_check.yaml"
@@ -84,6 +88,7 @@ def export_model(model: str, work: Path) -> dict[str, str]:
     out = Path(work) / model
     files = {"float32": out / f"{model}-float32.tflite", "int8": out / f"{model}-int8.tflite"}
     if not all(f.is_file() for f in files.values()):
+        # builds the Keras models (TensorFlow): only when the files are not there yet
         from edgeprune.bench_suite.efficientdet_lite import export_pair
 
         out.mkdir(parents=True, exist_ok=True)
@@ -95,8 +100,6 @@ def export_model(model: str, work: Path) -> dict[str, str]:
 
 def measure_trial(model: str, device: str, files: dict[str, str]) -> dict:
     """Trial body: both files of `model` on the emulated `device`; what the estimate needs, raw."""
-    from edgeprune.harness.bench import bench
-
     results = bench([files["float32"], files["int8"]], [device], runs=RUNS, warmup=WARMUP)
     out = {"model": model, "device": device}
     for precision, r in zip(("float32", "int8"), results):
@@ -109,9 +112,6 @@ def measure_trial(model: str, device: str, files: dict[str, str]) -> dict:
 
 def judge(row: CheckRow, measured: dict) -> dict:
     """Re-estimate both files from their raw measurement with today's board model; compare with the row."""
-    from edgeprune.harness.board_time import estimate
-    from edgeprune.harness.profiles import get_profile
-
     board = get_profile(BOARD_DEVICES[row.board]).board
     est = {p: estimate(measured[p]["instruction_mix"], measured[p]["cache_misses_per_level"], board)
            for p in ("float32", "int8")}
@@ -128,8 +128,6 @@ def judge(row: CheckRow, measured: dict) -> dict:
 
 
 def run_check(rows: list[CheckRow], work: Path, executor=None, log=print) -> dict:
-    from edgeprune.executor import get_executor
-
     pairs = sorted({(r.model, BOARD_DEVICES[r.board]) for r in rows})
     files = {}
     for model in sorted({m for m, _ in pairs}):
@@ -183,7 +181,6 @@ def main(argv=None) -> int:
         Path(args.markdown).write_text(render_markdown(json.loads(Path(args.out).read_text())))
         print(f"wrote {args.markdown}")
         return 0
-    from edgeprune.executor import get_executor
 
     rows = checked_rows(load_rows(), heavy=args.heavy or bool(args.rows))
     if args.rows:

@@ -12,11 +12,15 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import platform
 import sys
 import time
 from pathlib import Path
 
+from edgeprune.bench_suite.trials import write_recipe
 from edgeprune.errors import EdgepruneError
+from edgeprune.executor import get_executor
+from edgeprune.recipe.schema import load_recipe
 
 DEFAULT_CRITERIA = ("l1", "bn_gamma", "taylor", "apoz", "random")  # bn_gamma: n/a without BatchNormalization
 DEFAULT_RATIOS = (0.3, 0.5, 0.7)
@@ -26,11 +30,11 @@ ROUND_TO = 4
 def criteria_trial(baseline: str, recipe: str, out: str, criterion: str, ratio: float, finetune_epochs: int,
                    learning_rate: float, batch_size: int, round_to: int, seed: int) -> dict:
     """One (criterion, ratio) on the trained `baseline` model file; writes and returns its JSON."""
+    # TensorFlow loads in the trial's own process (a Ray worker, or here when in-process), not at bench start
     from edgeprune.keras import keras
     from edgeprune.modelio import load_model
     from edgeprune.pruning import model_stats, prune
     from edgeprune.recipe.runner import recipe_dataset
-    from edgeprune.recipe.schema import load_recipe
     from edgeprune.strategies.trialio import write_json
     from edgeprune.train import evaluate, fit
 
@@ -68,7 +72,7 @@ def train_baseline(work: Path, model: str, dataset: str, s: dict) -> tuple[Path,
     """The baseline through the product's train step (a one-step recipe; the step caches trained models).
 
     Returns (trained model file, recipe path)."""
-    from edgeprune.bench_suite.trials import write_recipe
+    # the recipe runner loads TensorFlow: only when a baseline is trained, after the arguments are checked
     from edgeprune.recipe.runner import run_recipe
 
     gdir = Path(work) / f"{model}-{dataset}"
@@ -129,10 +133,6 @@ def write_markdown(summary: dict, path: Path) -> Path:
 
 def run_criteria(*, models, dataset: str, criteria, ratios, epochs: int, criteria_epochs: int, work: Path,
                  out: Path, markdown: Path, command: str, max_train=None, max_test=None, executor=None) -> tuple[Path, Path]:
-    import platform
-
-    from edgeprune.executor import get_executor
-
     s = {"epochs": epochs, "criteria_epochs": criteria_epochs, "round_to": ROUND_TO, "seed": 0, "batch_size": 128,
          "learning_rate": 1e-3, "finetune_learning_rate": 5e-4, "max_train": max_train, "max_test": max_test}
     executor = executor or get_executor()
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     p.add_argument("--markdown", default="bench/CRITERIA.md")
     args = p.parse_args(argv)
     try:
-        from edgeprune.executor import get_executor
+        # pruning loads TensorFlow: only after the arguments are parsed
         from edgeprune.pruning.importance import resolve_criterion
 
         criteria = [c.strip() for c in args.criteria.split(",") if c.strip()]

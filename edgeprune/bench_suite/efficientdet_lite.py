@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeprune.export.tflite import export_tflite
 from edgeprune.keras import keras, layers
 
 # variant -> (image size, width coefficient, depth coefficient, fpn_num_filters, fpn_cell_repeats,
@@ -259,8 +260,6 @@ def export_pair(variant: int, out_dir, *, calibration_samples: int = 4, seed: in
     normalised input range); its input and output stay float (QUANTIZE / DEQUANTIZE at the ends).
     Returns (float32 path, int8 path).
     """
-    from edgeprune.export.tflite import export_tflite
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = build_efficientdet_lite(variant, seed=seed)

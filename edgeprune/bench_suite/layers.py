@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgeprune.profiling.profile import by_layer, profile_tflite
+
 
 def layer_label(label: str) -> str:
     """The Keras layer an op row belongs to (QAT wraps a layer as ``quant_<name>``)."""
@@ -17,8 +19,6 @@ def layer_label(label: str) -> str:
 def layer_cost_trial(files: dict[str, str], device: str, out: str) -> str:
     """`{variant: .tflite path}` profiled on `device`; writes `{variant: {whole, overhead, parts_over_whole,
     metric, layers: {layer: cost}}}` to `out` and returns its path."""
-    from edgeprune.profiling.profile import by_layer, profile_tflite
-
     result = {}
     for variant, path in files.items():
         p = profile_tflite(Path(path), device)

@@ -20,7 +20,12 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
+from edgeprune.bench_suite.run import _environment
 from edgeprune.errors import EdgepruneError
+from edgeprune.recipe.lock import holds_other_recipe
+from edgeprune.executor import get_executor
 
 REPO = Path(__file__).resolve().parent.parent.parent
 RECIPE_DIR = REPO / "recipes" / "bench" / "qat"
@@ -81,8 +86,7 @@ def float_input_ops(ops: list[dict]) -> list[str]:
 def qat_trial(recipe: str, run_dir: str, quick: bool = False, quiet: bool = False) -> dict:
     """Trial body: `edgeprune run RECIPE` into `run_dir` (a finished run there is reused), then what the
     bench compares, read from the run's metrics.json and its int8 TFLite file."""
-    import yaml
-
+    # a trial's own imports: an executor worker loads TensorFlow when it runs one, not when it unpickles it
     from edgeprune.bench_suite.trials import _logger, finished, write_recipe
     from edgeprune.quantize.native_qat import tflite_ops
     from edgeprune.recipe.runner import run_recipe
@@ -95,7 +99,8 @@ def qat_trial(recipe: str, run_dir: str, quick: bool = False, quiet: bool = Fals
     if finished(run, path):
         log(f"reusing the finished run in {run}")
     else:
-        run_recipe(path, out_dir=run, log=log)
+        # a run of an earlier version of this recipe is replaced
+        run_recipe(path, out_dir=run, log=log, overwrite=holds_other_recipe(run, path))
     metrics = json.loads((run / "metrics.json").read_text())
     row = next((e for e in metrics["exports"] if e["stage"] == "qat" and e["format"] == "tflite"
                 and e["quant"] == "int8"), None)
@@ -143,8 +148,6 @@ def compare(trials: list[dict]) -> list[dict]:
 
 def run_bench(pairs: dict[str, dict[str, Path]], work: Path, executor, quick: bool = False, quiet: bool = False,
               log=print) -> dict:
-    from edgeprune.bench_suite.run import _environment
-
     started = time.perf_counter()
     jobs = [{"recipe": str(p), "run_dir": str(Path(work) / p.stem), "quick": quick, "quiet": quiet}
             for key in sorted(pairs) for p in (pairs[key][b] for b in BACKENDS)]
@@ -225,8 +228,6 @@ def main(argv=None) -> int:
         markdown.write_text(render_markdown(json.loads(Path(args.report_only).read_text())))
         print(f"wrote {markdown}")
         return 0
-    from edgeprune.executor import get_executor
-
     result = run_bench(recipe_paths(Path(args.recipes)), QUICK_WORK_DIR if args.quick else WORK_DIR,
                        get_executor(args.executor), quick=args.quick, quiet=args.quiet)
     out.parent.mkdir(parents=True, exist_ok=True)

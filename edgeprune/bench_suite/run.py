@@ -13,10 +13,12 @@ from pathlib import Path
 
 from edgeprune import fileio
 from edgeprune.bench_suite import summary as summ
-from edgeprune.bench_suite.suite import Suite, check_budget
 from edgeprune.bench_suite.layers import layer_cost_trial
+from edgeprune.bench_suite.report import write_report
+from edgeprune.bench_suite.suite import Suite, check_budget
 from edgeprune.bench_suite.trials import recipe_trial, tfmot_trial
 from edgeprune.recipe.cache import digest
+from edgeprune.recipe.runner import environment
 
 SCHEMA_VERSION = 2
 QUICK = {"max_train_samples": 2000, "test_samples": 500, "runs": 20, "emulated_runs": 2, "eval_samples": 0,
@@ -24,8 +26,6 @@ QUICK = {"max_train_samples": 2000, "test_samples": 500, "runs": 20, "emulated_r
 
 
 def _environment() -> dict:
-    from edgeprune.recipe.runner import environment
-
     env = {k: v for k, v in environment().items() if v is not None and k != "hostname"}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -117,7 +117,6 @@ def run_bench(suite: Suite, *, work_dir: Path, out_dir: Path, markdown: Path, co
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / f"{date}{'-quick' if quick else ''}.json"
     fileio.write_json(json_path, result)
-    from edgeprune.bench_suite.report import write_report
 
     return json_path, write_report(json_path, markdown)
 

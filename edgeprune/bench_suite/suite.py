@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.recipe.schema import load_recipe
 
 DEFAULT_SUITE = Path(__file__).resolve().parent.parent.parent / "recipes" / "bench" / "suite.yaml"
 
@@ -108,8 +109,6 @@ def train_step(recipe):
 
 def check_budget(suite: Suite) -> dict[str, dict]:
     """Per group: {train_epochs, after_epochs, total_epochs}; raises if a recipe trains differently."""
-    from edgeprune.recipe.schema import load_recipe
-
     out = {}
     for g in suite.groups:
         ref = load_recipe(suite.recipe_path(g.reference))

@@ -13,6 +13,8 @@ import math
 import numpy as np
 
 from edgeprune.keras import keras
+from edgeprune.quantize.qat import import_tfmot
+from edgeprune.train import fit
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
@@ -45,8 +47,6 @@ def weight_sparsity(model) -> float:
 
 def _wrap_prunable(model, **prune_kwargs):
     """Clone `model` with `prune_low_magnitude` on each Conv2D/Dense layer, weights copied over."""
-    from edgeprune.quantize.qat import import_tfmot
-
     tfmot = import_tfmot()
 
     def clone_fn(layer):
@@ -67,11 +67,7 @@ def _wrap_prunable(model, **prune_kwargs):
 def magnitude_prune(model, dataset, *, sparsity: float, epochs: int, learning_rate: float, batch_size: int,
                     seed: int = 0):
     """PolynomialDecay(0 → sparsity) over `epochs`; returns (stripped model, description)."""
-    from edgeprune.quantize.qat import import_tfmot
-
     tfmot = import_tfmot()
-
-    from edgeprune.train import fit
 
     steps = steps_per_epoch(len(dataset.x_train), batch_size) * epochs
     end, freq = pruning_schedule_steps(steps)

@@ -13,6 +13,10 @@ from pathlib import Path
 import yaml
 
 from edgeprune import fileio
+from edgeprune.bench_suite.suite import epochs_after_training, train_step
+from edgeprune.recipe.lock import holds_other_recipe
+from edgeprune.recipe.schema import Recipe, load_recipe
+from edgeprune.report import build_report
 
 RESULT = "bench-result.json"
 
@@ -41,8 +45,6 @@ def shrink(recipe: dict, quick: dict | None) -> dict:
 
 def write_recipe(data: dict, path: Path) -> Path:
     """A recipe file the normal schema validates (so a bench variant is a recipe a user could run)."""
-    from edgeprune.recipe.schema import load_recipe
-
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     load_recipe(path)
@@ -55,18 +57,16 @@ def finished(run_dir: Path, recipe_path: Path) -> bool:
     Run directories are named by the recipe file's content (see :mod:`.run`), so a finished one is
     this recipe's run even when a newer edgeprune resolves the recipe with more default keys (which
     `edgeprune run` would take for a different recipe)."""
-    from edgeprune.recipe.schema import load_recipe
-
     metrics = run_dir / "metrics.json"
-    if not metrics.exists():
+    if not metrics.exists() or holds_other_recipe(run_dir, recipe_path):  # an edited recipe runs again
         return False
     done = [s["name"] for s in json.loads(metrics.read_text()).get("steps", [])]
     return done == [kind for kind, _ in load_recipe(recipe_path).step_specs()]
 
 
 def _run(recipe_path: Path, run_dir: Path, devices, log) -> dict:
+    # the recipe runner loads TensorFlow: only in the trial's own process, not at bench start
     from edgeprune.recipe.runner import run_recipe
-    from edgeprune.report import build_report
 
     if finished(run_dir, recipe_path):
         log(f"reusing the finished run in {run_dir}")
@@ -113,12 +113,11 @@ def tfmot_trial(reference_run: str, sparsity: float, learning_rate: float, run_d
                 devices: list[str] | None = None, quiet: bool = False) -> str:
     """TF-MOT magnitude pruning of the reference run's trained baseline, for the reference's epoch budget,
     then the product's PTQ, export and benchmark steps on the pruned model file."""
-    from edgeprune.bench_suite.suite import epochs_after_training, train_step
+    # TensorFlow loads in the trial's own process (a Ray worker, or here when in-process), not at bench start
     from edgeprune.bench_suite.tfmot import magnitude_prune, weight_sparsity
     from edgeprune.keras import keras
-    from edgeprune.recipe.runner import recipe_dataset
-    from edgeprune.recipe.schema import Recipe
     from edgeprune.modelio import load_model, save_model
+    from edgeprune.recipe.runner import recipe_dataset
 
     reference_run, run_dir = Path(reference_run), Path(run_dir)
     lock = yaml.safe_load((reference_run / "recipe.lock.yaml").read_text())["recipe"]

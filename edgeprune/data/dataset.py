@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgeprune.errors import EdgepruneError
+
 
 @dataclass
 class Dataset:
@@ -111,8 +113,6 @@ PIXEL_SCALE = SCALINGS[DEFAULT_SCALING][1]  # the default: 8-bit images become f
 
 def check_scaling(scaling: str | None) -> None:
     if scaling is not None and scaling not in SCALINGS:
-        from edgeprune.errors import EdgepruneError
-
         raise EdgepruneError(f"unknown input scaling '{scaling}' (known: {', '.join(SCALINGS)})",
                              "unit: pixel/255 → [0, 1] (default); raw: 0..255 as stored; symmetric: pixel/127.5 − 1")
 
@@ -124,8 +124,6 @@ def resolve_scaling(name: str, dtype, scaling: str | None) -> str | None:
     if np.dtype(dtype) == np.uint8:
         return scaling or DEFAULT_SCALING
     if scaling not in (None, "raw"):
-        from edgeprune.errors import EdgepruneError
-
         raise EdgepruneError(f"dataset {name} holds {np.dtype(dtype)} inputs, which are used as stored; scaling "
                              f"'{scaling}' applies to 8-bit (uint8) pixels only",
                              "leave scaling out (or use raw), or save the images as uint8")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeprune.data.check import check_arrays
 from edgeprune.data.dataset import SCALINGS, Dataset, check_scaling, make_dataset
 from edgeprune.errors import EdgepruneError
 
@@ -131,6 +132,7 @@ def load_mnist(*, val_fraction: float, seed: int, scaling: str | None = None) ->
 
 def load_digits(*, val_fraction: float, seed: int, scaling: str | None = None) -> Dataset:
     try:
+        # scikit-learn loads only for this dataset: data.sources is imported while a recipe is validated
         from sklearn.datasets import load_digits as sk_digits
     except ImportError:
         raise EdgepruneError("dataset 'digits' needs scikit-learn, a dependency of edgeprune missing from this "
@@ -150,8 +152,6 @@ def load_npz(path: Path, *, val_fraction: float, seed: int, scaling: str | None 
     """A user's .npz with x_train, y_train, x_test, y_test (and optional x_val, y_val).
 
     uint8 arrays are scaled by `scaling` (default unit: pixel / 255); float arrays are used as stored."""
-    from edgeprune.data.check import check_arrays
-
     try:
         with np.load(path) as d:
             missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in d]
@@ -185,6 +185,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 def load_image_folder(root: Path, *, val_fraction: float, seed: int, test_fraction: float = 0.2,
                       scaling: str | None = None) -> Dataset:
     """A folder of images by class (``root/<class>/*.png``), or with ``train/`` and ``test/`` below it."""
+    # Pillow loads only for an image folder: data.sources is imported while a recipe is validated
     from PIL import Image
 
     def read(folder: Path, classes: list[str]):

@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
 
 from edgeprune.budget import Budget, budget_help
 from edgeprune.criterion_names import criterion_help
+from edgeprune.data import load_dataset
+from edgeprune.data.check import check_fits
 from edgeprune.devicecost import SEARCH_KEYS
 from edgeprune.errors import EdgepruneError
 from edgeprune.executor import get_executor
@@ -50,10 +53,6 @@ def search_cmd(
         raise EdgepruneError("search needs --data: the dataset the model was trained on (candidates are fine-tuned "
                              "and scored on its validation split)", "e.g. --data fashion_mnist, or --data my.npz")
     # deferred: TensorFlow loads only once the budget, the model path, the executor and --data are checked
-    from rich.console import Console
-
-    from edgeprune.data import load_dataset
-    from edgeprune.data.check import check_fits
     from edgeprune.devicecost.search import budget_search
     from edgeprune.modelio import read_model, save_model
     from edgeprune.strategies.trialio import load_model_file

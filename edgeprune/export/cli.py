@@ -8,10 +8,17 @@ import os
 from pathlib import Path
 from typing import Annotated, List, Optional
 
+import numpy as np
 import typer
 
-
+from edgeprune.data import load_dataset
+from edgeprune.data.check import check_inputs, require_single_io
+from edgeprune.data.dataset import _as_images
+from edgeprune.data.sources import split_scaling
 from edgeprune.errors import EdgepruneError, ModelLoadError
+from edgeprune.export.parity import assert_parity, check_parity, format_parity
+from edgeprune.export.targets import ExportOptions, get_target
+from edgeprune.fileio import atomic_output as atomic_path
 
 DEFAULT_CALIBRATION_SAMPLES = 200
 RANDOM_PARITY_SAMPLES = 64
@@ -22,12 +29,10 @@ def load_any_model(path: Path):
     path = Path(path)
     if not path.exists():  # before TensorFlow loads
         raise ModelLoadError(f"model file {path} does not exist", "check the path")
+    # modelio and qat load TensorFlow: only once the path is checked (the CLI imports this module)
+    from edgeprune.modelio import load_model
     from edgeprune.quantize.qat import qat_scope
 
-    try:
-        from edgeprune.modelio import load_model
-    except ImportError:  # modelio not installed in this checkout: plain tf-keras loading
-        from edgeprune.quantize.qat import load_qat as load_model
     with qat_scope():
         try:
             return load_model(path)
@@ -39,8 +44,6 @@ def load_any_model(path: Path):
 
 
 def _npz_arrays(path: Path) -> dict:
-    import numpy as np
-
     try:
         with np.load(path) as d:
             return {k: d[k] for k in d.files}
@@ -51,9 +54,6 @@ def _npz_arrays(path: Path) -> dict:
 def load_calibration(spec: str, n: int = DEFAULT_CALIBRATION_SAMPLES):
     """Representative samples from a dataset name, a dataset .npz (x_train...) or a .npz of inputs
     (any with a ``:SCALING`` suffix for uint8 pixels, see edgeprune.data.load_dataset)."""
-    from edgeprune.data import load_dataset
-    from edgeprune.data.sources import split_scaling
-
     name, scaling = split_scaling(spec)
     path = Path(name).expanduser()
     if path.suffix == ".npz" and path.is_file():
@@ -65,24 +65,16 @@ def load_calibration(spec: str, n: int = DEFAULT_CALIBRATION_SAMPLES):
             if key is None:
                 raise EdgepruneError(f"{path} has arrays {sorted(arrays)}; none is the calibration input",
                                      "save it as np.savez(path, x=samples) or as a dataset with x_train")
-            from edgeprune.data.dataset import _as_images
-
             return _as_images(arrays[key], scaling)[:n]
     return load_dataset(spec).calibration_samples(n)
 
 
 def parity_inputs(spec: Optional[str], model, samples: int):
     """(x, y, where) for the parity check: the dataset's test split, or seeded uniform inputs."""
-    import numpy as np
-
     if spec:
-        from edgeprune.data.sources import split_scaling
-
         path = Path(split_scaling(spec)[0]).expanduser()
         is_inputs_npz = path.suffix == ".npz" and path.is_file() and "x_test" not in _npz_arrays(path)
         if not is_inputs_npz:
-            from edgeprune.data import load_dataset
-
             ds = load_dataset(spec)
             return ds.x_test[:samples], ds.y_test[:samples], f"{ds.name} test split"
     shape = tuple(model.inputs[0].shape[1:])
@@ -93,7 +85,7 @@ def parity_inputs(spec: Optional[str], model, samples: int):
 def export_cmd(
     model: Annotated[Path, typer.Argument(help="Model file (.keras, .h5, SavedModel dir; QAT .h5 too).")],
     format: Annotated[str, typer.Option("--format", "-f", help="An export target: tflite, onnx, or ort (ONNX Runtime Mobile, with its operators config).")] = "tflite",
-    quant: Annotated[str, typer.Option(help="Precision; tflite: none|int8|fp16|dynamic|mixed; onnx and ort: none|int8.")] = "none",
+    quant: Annotated[str, typer.Option("--quant", "--precision", help="Precision; tflite: none|int8|fp16|dynamic|mixed|sparse (float32, 1×1 kernels stored sparse: refused with the reasons when XNNPACK's sparse path would not run it); onnx and ort: none|int8.")] = "none",
     keep_float: Annotated[Optional[List[str]], typer.Option("--keep-float", help="Layer kept float in a mixed file (repeat).")] = None,
     calib_data: Annotated[Optional[str], typer.Option(help="Dataset name or .npz for int8 calibration. A :raw or :symmetric suffix (e.g. my.npz:raw) changes how uint8 pixels are scaled (default :unit, pixel/255 in [0, 1]); float data are used as stored.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (default: next to the model).")] = None,
@@ -104,8 +96,6 @@ def export_cmd(
     tolerance: Annotated[float, typer.Option(help="Max |Δ| allowed for float exports.")] = 1e-4,
 ) -> dict:
     """Export a model to TFLite, ONNX or ORT (ONNX Runtime Mobile) and check it against the Keras model."""
-    from edgeprune.export.targets import ExportOptions, get_target
-
     target = get_target(format)
     if quant not in target.precisions:
         raise EdgepruneError(f"quant '{quant}' is not available for {target.name}", f"use one of {', '.join(target.precisions)}")
@@ -117,13 +107,10 @@ def export_cmd(
         raise EdgepruneError(f"output {output} does not end in {target.suffix}", f"name it *{target.suffix}")
 
     keras_model = load_any_model(model)  # refuse a bad model before anything else is loaded
-    from edgeprune.data.check import check_inputs, require_single_io
 
     require_single_io(keras_model, "export (its parity check against the Keras model)")
 
-    from edgeprune.fileio import atomic_output as atomic_path
-    from edgeprune.export.parity import assert_parity, format_parity
-    from edgeprune.export.parity import check_parity
+    # qat loads TensorFlow as it is imported, and the CLI imports this module
     from edgeprune.quantize.qat import is_qat_model
 
     qat = is_qat_model(keras_model)

@@ -27,6 +27,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 METADATA_SUFFIX = ".metadata.json"
 LABELS_SUFFIX = ".labels.txt"
 MIN_PARSER_VERSION = "1.0.0"  # NormalizationOptions, ImageProperties and TENSOR_AXIS_LABELS are all in 1.0
@@ -43,8 +45,6 @@ def outputs_probabilities(model, x) -> bool:
 
     Measured, not read from the last layer: a QAT wrapper or a Softmax layer hides the activation.
     """
-    import numpy as np
-
     y = np.asarray(model(np.asarray(x[:16], np.float32), training=False), np.float64)
     return bool((y >= 0).all() and np.allclose(y.sum(axis=-1), 1.0, atol=1e-3))
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.export import runtime
-from edgeprune.fileio import atomic_output as atomic_path
 from edgeprune.export.targets import ExportOptions, ExportTarget
+from edgeprune.fileio import atomic_output as atomic_path
 from edgeprune.quantize import ONNX_QUANT_MODES
+from edgeprune.quantize.onnx_ptq import quantize_onnx_static
+from edgeprune.quantize.ptq import check_calibration
 
 OPSETS = range(13, 19)  # what tf2onnx 1.17 converts and onnx.checker accepts here
 STANDARD_DOMAINS = {"", "ai.onnx", "com.microsoft"}
@@ -35,12 +37,14 @@ def _unsupported_error(model, ops: dict[str, str]) -> EdgepruneError:
 
 def convert_onnx(model, *, opset: int = 15):
     """The float (or QDQ, for a QAT model) ONNX ModelProto of `model`."""
+    # onnx, TensorFlow and tf2onnx load only when a model is converted: plan validation imports every export target
     import onnx
     import tensorflow as tf
     import tf2onnx
 
     if opset not in OPSETS:
         raise EdgepruneError(f"ONNX opset {opset} is not supported", f"use {OPSETS.start}–{OPSETS.stop - 1} (default 15)")
+    # native_qat loads Keras 3 (TensorFlow): only when a model is converted
     from edgeprune.quantize.native_qat import is_native_qat_model, serving_function
 
     spec = tuple(tf.TensorSpec((None, *inp.shape[1:]), inp.dtype, name=inp.name.split(":")[0])
@@ -68,6 +72,7 @@ def convert_onnx(model, *, opset: int = 15):
 
 
 def _check(path: Path):
+    # onnx loads only when a file is checked: plan validation imports every export target
     import onnx
 
     try:
@@ -84,12 +89,11 @@ def export_onnx(model, path, *, quant: str = "none", calibration=None, opset: in
     using `calibration` (training samples). A QAT model exports as QDQ from its own fake-quant
     scales and needs no calibration; its weights are stored as int8 initializers.
     """
+    # onnx, qat and native_qat (TensorFlow) load only on export: plan validation imports every export target
     import onnx
 
-    from edgeprune.quantize.onnx_ptq import quantize_onnx_static
-    from edgeprune.quantize.onnx_weights import store_int8_weights
-    from edgeprune.quantize.ptq import check_calibration
     from edgeprune.quantize.native_qat import is_native_qat_model
+    from edgeprune.quantize.onnx_weights import store_int8_weights
     from edgeprune.quantize.qat import is_qat_model
 
     if quant not in ONNX_QUANT_MODES:

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.export import runtime
-from edgeprune.fileio import atomic_output as atomic_path
+from edgeprune.export.onnx import export_onnx
 from edgeprune.export.targets import ExportOptions, ExportTarget
+from edgeprune.fileio import atomic_output as atomic_path
 from edgeprune.quantize import ONNX_QUANT_MODES
 
 CONFIG_SUFFIX = ".required_operators.config"
@@ -41,6 +42,7 @@ def onnx_to_ort(onnx_path, ort_path, *, config=None) -> tuple[Path, Path]:
     Both files are written under temporary names and renamed into place only when the
     conversion succeeded.  Returns (ort file, config file).
     """
+    # onnxruntime loads only when a file is converted: plan validation imports every export target
     from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
     logging.getLogger("ort_format_model.utils").setLevel(logging.WARNING)  # an INFO line per config written
@@ -75,8 +77,6 @@ def onnx_to_ort(onnx_path, ort_path, *, config=None) -> tuple[Path, Path]:
 
 def export_ort(model, path, *, quant: str = "none", calibration=None, opset: int = 15, config=None) -> Path:
     """Keras model → ``.onnx`` (edgeprune.export.onnx, same quantization) → ``path`` (.ort) + config."""
-    from edgeprune.export.onnx import export_onnx
-
     with tempfile.TemporaryDirectory(prefix="edgeprune-ort-") as work:
         onnx_file = export_onnx(model, Path(work) / f"{Path(path).stem}.onnx", quant=quant,
                                 calibration=calibration, opset=opset)
@@ -85,6 +85,7 @@ def export_ort(model, path, *, quant: str = "none", calibration=None, opset: int
 
 
 def _check_loads(path: Path) -> None:
+    # onnxruntime loads only when a file is checked: plan validation imports every export target
     import onnxruntime as ort
 
     try:
@@ -111,6 +112,7 @@ def check_ort_file(path: Path) -> None:
 
 def operators(path) -> dict[str, set[str]]:
     """domain → operator types used by an ``.ort`` file (read with onnxruntime's ORT-format reader)."""
+    # onnxruntime loads only when a file is read: plan validation imports every export target
     from onnxruntime.tools.ort_format_model import OrtFormatModelProcessor
 
     required: dict = {}

@@ -23,7 +23,7 @@ FP16_RELATIVE_TOLERANCE = 5e-2
 
 def precision_tolerance(quant: str, tolerance: float, reference: np.ndarray) -> float | None:
     """The max |Δ| a file of this precision may show against the Keras model; None: not judged by |Δ|."""
-    if quant == "none":
+    if quant in ("none", "sparse"):  # sparse: float32 weights, stored sparse and densified at load
         return float(tolerance)
     if quant == "fp16":
         return max(float(tolerance), FP16_RELATIVE_TOLERANCE * max(1.0, float(np.abs(reference).max())))

@@ -46,6 +46,7 @@ def check_tflite_file(path: Path) -> None:
 def check_onnx_file(path: Path) -> None:
     """An ONNX protobuf whose inputs have fixed sizes except the batch axis (runtimes would fail deep
     inside, e.g. in Reshape, on a dynamic height/width)."""
+    # onnx loads only when an ONNX file is read: the CLI imports this module
     import onnx
 
     try:
@@ -83,6 +84,7 @@ def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
 
 
 def tflite_predict(path, x: np.ndarray, batch_size: int, num_threads: int | None) -> np.ndarray:
+    # LiteRT loads only when a .tflite file is run or read: the CLI imports this module
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path), num_threads=num_threads)
@@ -107,6 +109,7 @@ def tflite_predict(path, x: np.ndarray, batch_size: int, num_threads: int | None
 
 
 def onnx_predict(path, x: np.ndarray, batch_size: int, num_threads: int | None) -> np.ndarray:
+    # onnxruntime loads only when an ONNX file is run: the CLI imports this module
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -149,6 +152,7 @@ COMPUTE_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CON
 def tflite_compute_ops(path) -> list[dict]:
     """Each conv / fully-connected op of a .tflite file: op name, output and weight tensor names, and
     the element types of its input and weights (``int8`` ops run integer kernels, ``float32`` float ones)."""
+    # LiteRT loads only when a .tflite file is run or read: the CLI imports this module
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path))
@@ -167,7 +171,8 @@ def tflite_compute_ops(path) -> list[dict]:
 
 def tflite_quant_mode(path) -> str:
     """'int8' (full integer), 'mixed' (integer with some conv/dense ops float), 'dynamic' (int8
-    weights only), 'fp16' or 'none', read from the file."""
+    weights only), 'fp16', 'sparse' (float32 with weights stored sparse) or 'none', read from the file."""
+    # LiteRT loads only when a .tflite file is run or read: the CLI imports this module
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path))
@@ -181,10 +186,13 @@ def tflite_quant_mode(path) -> str:
         return "dynamic"
     if np.dtype(np.float16) in dtypes:
         return "fp16"
+    if "DENSIFY" in ops:  # float32 weights stored sparse (precision sparse)
+        return "sparse"
     return "none"
 
 
 def onnx_quant_mode(path) -> str:
+    # onnx loads only when an ONNX file is read: the CLI imports this module
     import onnx
 
     ops = {n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node}

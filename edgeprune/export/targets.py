@@ -31,6 +31,7 @@ PRECISIONS = {
     "int8": "full integer (int8 weights and activations)",
     "dynamic": "int8 weights, float activations",
     "mixed": "int8 with chosen layers kept float",
+    "sparse": "float32 with the 1×1 conv kernels stored sparse (XNNPACK's sparse path; export/sparse_1x1.py)",
 }
 
 

@@ -1,19 +1,23 @@
-"""Keras → TFLite flatbuffer (float32, PTQ int8 / dynamic / fp16, or QAT int8)."""
+"""Keras → TFLite flatbuffer (float32, PTQ int8 / dynamic / fp16, QAT int8, or float32 stored sparse)."""
 from __future__ import annotations
 
+import logging
 import re
+import warnings
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.export import runtime
-from edgeprune.fileio import atomic_output as atomic_path
 from edgeprune.export.targets import ExportOptions, ExportTarget
+from edgeprune.fileio import atomic_output as atomic_path
 from edgeprune.quantize import TFLITE_QUANT_MODES
 from edgeprune.quantize.ptq import configure_converter
+from edgeprune.quantize.selective import check_keep_float, convert_mixed
 
 
 def layers_with_ops(model, op_types) -> list[str]:
     """Keras layers whose traced TF graph holds ops of these types (op names are ``model/layer/Op``)."""
+    # TensorFlow loads only when a model is traced: plan validation imports every export target
     import tensorflow as tf
 
     try:
@@ -52,11 +56,11 @@ def converter_error(model, err: Exception) -> EdgepruneError:
 def convert_tflite(model, *, quant: str = "none", calibration=None, int8_io: bool = False,
                    keep_float=()) -> bytes:
     """The flatbuffer bytes of `model` in the requested quantization mode (`keep_float`: layers of a mixed file)."""
+    # TensorFlow, qat and native_qat load only when a model is converted: plan validation imports every export target
     import tensorflow as tf
 
     from edgeprune.quantize.native_qat import is_native_qat_model
     from edgeprune.quantize.qat import is_qat_model
-    from edgeprune.quantize.selective import check_keep_float, convert_mixed
 
     if is_native_qat_model(model):  # Keras 3 QAT: full int8 from its own fake-quant ranges
         if quant not in ("none", "int8") or keep_float:
@@ -68,9 +72,14 @@ def convert_tflite(model, *, quant: str = "none", calibration=None, int8_io: boo
                              "name them (keep_float: [conv1]) or export as int8")
     if keep_float and quant != "mixed":
         raise EdgepruneError(f"keep_float only applies to quant 'mixed', not '{quant}'", "use quant mixed")
+    if quant == "sparse" and is_qat_model(model):
+        raise EdgepruneError("a QAT model converts to int8, not 'sparse' (XNNPACK's sparse path is float only)",
+                             "export its float parent stage as sparse")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    configure_converter(converter, quant=quant, calibration=calibration, int8_io=int8_io,
-                        qat=is_qat_model(model), input_shape=tuple(model.inputs[0].shape))
+    configure_converter(converter, quant="none" if quant == "sparse" else quant, calibration=calibration,
+                        int8_io=int8_io, qat=is_qat_model(model), input_shape=tuple(model.inputs[0].shape))
+    if quant == "sparse":  # float32 weights; the converter stores mostly-zero kernels sparse (+ DENSIFY ops)
+        converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     try:
         if quant == "mixed":
             return convert_mixed(converter, converter.representative_dataset, check_keep_float(model, keep_float))
@@ -88,13 +97,10 @@ def _convert_native(model, *, int8_io: bool = False) -> bytes:
     variables first and reads the fake-quant ranges (and the BN-folded kernels) as constants; through the
     SavedModel path it keeps them as variables and refuses every FakeQuant op.
     """
-    import logging
-    import warnings
-
+    # TensorFlow and native_qat load only when a model is converted: plan validation imports every export target
     import tensorflow as tf
 
     from edgeprune.quantize.native_qat import check_full_int8, serving_function
-    from edgeprune.quantize.ptq import configure_converter
 
     fn, spec = serving_function(model)
     absl = logging.getLogger("absl")
@@ -120,11 +126,17 @@ def export_tflite(model, path, *, quant: str = "none", calibration=None, int8_io
     """Convert and write `model` to `path` atomically; returns the path.
 
     quant: ``none`` | ``int8`` (needs `calibration`, training samples NHWC) | ``fp16`` | ``dynamic`` |
-    ``mixed`` (int8 with the layers in `keep_float` left float32; needs `calibration`).
+    ``mixed`` (int8 with the layers in `keep_float` left float32; needs `calibration`) | ``sparse`` (float32,
+    1×1 kernels stored sparse; refused with the reasons when XNNPACK's sparse path would not run the file,
+    see :mod:`edgeprune.export.sparse_1x1`).
     A QAT model converts to int8 (``none`` or ``int8``). `int8_io` makes the input/output int8.
     """
     path = Path(path)
     data = convert_tflite(model, quant=quant, calibration=calibration, int8_io=int8_io, keep_float=keep_float)
+    if quant == "sparse":
+        from edgeprune.export.sparse_1x1 import check_sparse  # reads the flatbuffer: only for sparse files
+
+        check_sparse(data)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
         _check_loads(tmp)
@@ -133,6 +145,7 @@ def export_tflite(model, path, *, quant: str = "none", calibration=None, int8_io
 
 def _check_loads(path: Path):
     """The file must load and allocate in LiteRT, or it is not written."""
+    # LiteRT loads only when a file is checked: plan validation imports every export target
     from ai_edge_litert.interpreter import Interpreter
 
     try:
@@ -149,7 +162,7 @@ def _write(model, path, *, quant: str, calibration=None, options: ExportOptions 
 
 
 TARGET = ExportTarget(
-    name="tflite", suffix=".tflite", precisions=TFLITE_QUANT_MODES, write=_write,
+    name="tflite", suffix=".tflite", precisions=(*TFLITE_QUANT_MODES, "sparse"), write=_write,
     predict=runtime.tflite_predict, read_precision=runtime.tflite_quant_mode, check_file=runtime.check_tflite_file, interpreter_key="tflite",
     description="TFLite flatbuffer, run by LiteRT (ai_edge_litert) or tflite_runtime",
 )

@@ -23,6 +23,7 @@ from types import ModuleType
 
 from edgeprune.errors import DeviceError
 from edgeprune.harness import host_runner, qemu_runner, ssh_runner
+from edgeprune.progress import note
 
 REQUIRED = {"KIND": str, "EMULATED": bool, "USES_HOST": bool, "check": callable, "ready": callable, "run": callable,
             "run_batch": callable, "runtime_version": callable}
@@ -60,8 +61,6 @@ def deterministic_cost(profile) -> bool:
 def run_on_device(profile, model_path: Path, *, eval_npz: Path | None, runs: int, warmup: int,
                   host: str | None = None) -> dict:
     """Measure one model file on one device with the backend for the profile's kind."""
-    from edgeprune.progress import note
-
     note(f"{Path(model_path).name} on {profile.name}" + (" (emulated: minutes)" if profile.emulated else ""))
     return backend_for(profile).run(profile, Path(model_path), eval_npz=eval_npz, runs=runs, warmup=warmup,
                                      host=host)

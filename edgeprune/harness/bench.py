@@ -9,6 +9,8 @@ import numpy as np
 
 from edgeprune import progress
 from edgeprune.data import load_dataset
+from edgeprune.data.dataset import SCALINGS
+from edgeprune.data.sources import split_scaling
 from edgeprune.errors import EdgepruneError
 from edgeprune.harness.backends import backend_for, run_on_device
 from edgeprune.harness.profiles import get_profile
@@ -24,7 +26,6 @@ def eval_arrays(data: str, eval_samples: int) -> tuple[np.ndarray, np.ndarray, s
     """
     if eval_samples < 1:
         raise EdgepruneError("--eval-samples must be at least 1", "pass a positive number")
-    from edgeprune.data.sources import split_scaling
 
     name, scaling = split_scaling(data)
     path = Path(name).expanduser()
@@ -33,8 +34,6 @@ def eval_arrays(data: str, eval_samples: int) -> tuple[np.ndarray, np.ndarray, s
             if "x" in d and "y" in d:
                 x, y = d["x"][:eval_samples], d["y"][:eval_samples]
                 if scaling and x.dtype == np.uint8:  # an eval .npz is fed as stored unless a :SCALING is given
-                    from edgeprune.data.dataset import SCALINGS
-
                     mean, std = SCALINGS[scaling]
                     x = (x.astype(np.float32) - np.float32(mean)) / np.float32(std)
                 return np.asarray(x, np.float32), np.asarray(y).astype(np.int64), f"{path} (x, y)"

@@ -9,6 +9,11 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from edgeprune.harness.bench import bench
+from edgeprune.harness.profiles import load_profiles, profile_dirs
+from edgeprune.harness.table import profiles_table, results_table
+from edgeprune.tables import console as _console
+
 
 def bench_cmd(
     model_file: Annotated[List[Path], typer.Argument(help="Exported .tflite/.onnx/.ort files to measure.")],
@@ -21,10 +26,6 @@ def bench_cmd(
     host: Annotated[Optional[str], typer.Option(help="user@host[:port] for ssh devices (else the profile's host or $RPI_HOST).")] = None,
 ) -> None:
     """Measure size, latency percentiles, memory and accuracy of model files on devices."""
-    from edgeprune.harness.bench import bench
-    from edgeprune.harness.table import results_table
-    from edgeprune.tables import console as _console
-
     results = bench(model_file, device, data=data, runs=runs, warmup=warmup, json_out=json,
                     eval_samples=eval_samples, host=host)
     console = _console()
@@ -37,10 +38,6 @@ def bench_cmd(
 
 def devices_cmd() -> None:
     """List the device profiles (shipped ones, ~/.config/edgeprune/devices/, $EDGEPRUNE_DEVICES)."""
-    from edgeprune.harness.profiles import load_profiles, profile_dirs
-    from edgeprune.harness.table import profiles_table
-    from edgeprune.tables import console as _console
-
     console = _console()
     broken: dict = {}
     console.print(profiles_table(load_profiles(broken=broken)))

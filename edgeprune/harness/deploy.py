@@ -13,7 +13,10 @@ import shlex
 from pathlib import Path
 
 from edgeprune.errors import DeviceError, EdgepruneError
+from edgeprune.harness import ssh_runner
 from edgeprune.harness.profiles import DeviceProfile, get_profile, load_profiles
+from edgeprune.harness.runner_io import RUNNER_SCRIPT
+from edgeprune.report import build_report
 
 REMOTE_ROOT = "edgeprune"  # under the login's home on the board
 
@@ -31,7 +34,6 @@ def _report(run_dir: Path) -> dict:
     path = run_dir / "report.json"
     if path.is_file():
         return json.loads(path.read_text())
-    from edgeprune.report import build_report
 
     return build_report(run_dir, weights=False)
 
@@ -50,8 +52,6 @@ def recommended(run_dir: Path, device: str) -> dict:
 def deploy(run_dir, board: str = "rpi4", *, host: str | None = None, runs: int = 50, warmup: int = 5,
            log=print) -> dict:
     """Copy the file recommended for `board`'s emulated stand-in to the board and time it there."""
-    from edgeprune.harness import ssh_runner
-
     run_dir = Path(run_dir)
     profile = get_profile(board)
     if profile.kind != "ssh":
@@ -79,7 +79,6 @@ def deploy(run_dir, board: str = "rpi4", *, host: str | None = None, runs: int =
     made = session.ssh(f"mkdir -p {shlex.quote(remote_dir)}")
     if made.returncode != 0:
         raise DeviceError(f"cannot make ~/{remote_dir} on {target}: {made.stderr.strip()}", "check the board's disk")
-    from edgeprune.harness.runner_io import RUNNER_SCRIPT
 
     session.put([artifact, RUNNER_SCRIPT], remote_dir)
     log(f"{profile.name}: copied {artifact.name} and {RUNNER_SCRIPT.name} to {target}:~/{remote_dir}/")

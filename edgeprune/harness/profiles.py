@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from edgeprune.errors import DeviceError
 from edgeprune.harness.backends import BACKENDS
-from edgeprune.harness.board_time import BoardSpec
+from edgeprune.harness.board_time import BoardSpec, load_core
 from edgeprune.harness.shipped_devices import SHIPPED_DIR
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
@@ -59,8 +59,6 @@ class DeviceProfile(BaseModel):
         """What the device is, in words: "Raspberry Pi 4 Model B (emulated Cortex-A72)" for an emulated
         board with a board model, else the description ("Raspberry Pi 4 over SSH", "This machine, native")."""
         if self.board is not None:
-            from edgeprune.harness.board_time import load_core
-
             return f"{self.board.name} (emulated {load_core(self.board.core).name})"
         return self.description or self.name
 

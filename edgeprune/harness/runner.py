@@ -66,6 +66,7 @@ def _marker(value):
 
 def _dist_version(dist_name, module):
     try:
+        # slow to import (~50 ms natively, far more emulated) and only a TFLite runtime's version needs it
         from importlib.metadata import version
 
         return version(dist_name)
@@ -109,6 +110,7 @@ class TFLiteModel(object):
         errors = []
         if which in ("auto", "ai_edge_litert"):
             try:
+                # a device has one interpreter or another: each is tried where it is chosen
                 import ai_edge_litert
                 from ai_edge_litert.interpreter import Interpreter
 
@@ -117,6 +119,7 @@ class TFLiteModel(object):
                 errors.append("ai_edge_litert: %s" % e)
         if which in ("auto", "tflite_runtime"):
             try:
+                # a device has one interpreter or another: each is tried where it is chosen
                 import tflite_runtime
                 from tflite_runtime.interpreter import Interpreter
 
@@ -155,6 +158,7 @@ _ORT_DTYPES = {
 class ONNXModel(object):
     def __init__(self, path, threads, which):
         try:
+            # only ONNX models need onnxruntime, which a device may not have
             import onnxruntime as ort
         except ImportError as e:
             _fail(EXIT_NO_ONNXRUNTIME, "onnxruntime is not importable (%s)" % e)
@@ -248,6 +252,7 @@ def peak_rss():
     except (OSError, ValueError, IndexError):
         pass
     try:
+        # POSIX only (absent on Windows, answered below)
         import resource
     except ImportError:  # Windows
         return None, None

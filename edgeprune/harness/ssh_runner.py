@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgeprune.errors import DeviceError
-from edgeprune.progress import note
 from edgeprune.harness.runner_io import (RUNNER_SCRIPT, annotate, check_model_file, interpreter_for,
                                          read_result, runner_args, runner_failure)
+from edgeprune.harness.shipped_devices import SHIPPED_DIR
+from edgeprune.progress import note
 
 if TYPE_CHECKING:
     from edgeprune.harness.profiles import DeviceProfile
@@ -76,8 +77,6 @@ def resolve_target(profile: DeviceProfile, host: str | None = None) -> SshTarget
 
 def _where_to_set_host(profile: DeviceProfile) -> str:
     """A shipped profile is part of the installed package (or the source): the user's own copy is the place for host:."""
-    from edgeprune.harness.shipped_devices import SHIPPED_DIR
-
     if profile.source and not Path(profile.source).resolve().is_relative_to(SHIPPED_DIR):
         return f"add host: to {profile.source}"
     return f"copy {profile.source} to ~/.config/edgeprune/devices/{profile.name}.yaml and set host: user@host there"

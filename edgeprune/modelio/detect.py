@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import h5py
 
 from edgeprune.errors import ModelLoadError
 
@@ -107,9 +111,6 @@ H5_READ_TIMEOUT_S = 20
 def _read_h5_attrs(path: Path) -> dict:
     """``{"model_config": bool, "keras_version": str}`` of an HDF5 model file, read in a child process
     with a time limit; a ModelLoadError when the file is damaged or reading it does not finish."""
-    import subprocess
-    import sys
-
     corrupt = f"model file '{path}' is a truncated or corrupt HDF5 file"
     try:
         out = subprocess.run([sys.executable, "-c", _H5_WALK, str(path)], capture_output=True, text=True,
@@ -141,8 +142,6 @@ def saved_config(path: Path, kind: FileKind) -> dict | None:
             with zipfile.ZipFile(path) as z:
                 return json.loads(z.read("config.json"))
         if kind.format == "h5":
-            import h5py
-
             with h5py.File(path, "r") as f:
                 raw = f.attrs["model_config"]
             return json.loads(raw.decode() if isinstance(raw, bytes) else raw)

@@ -8,8 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras as keras3
+import numpy as np
+
 from edgeprune.errors import EdgepruneError, ModelLoadError
+from edgeprune.keras import keras as tf_keras
 from edgeprune.modelio.detect import FileKind, detect, file_bytes, saved_config
+from edgeprune.modelio.keras3_to_tfkeras import from_keras3
+from edgeprune.modelio.tfkeras_to_keras3 import to_keras3
 
 FLAVORS = ("keras3", "tf_keras")
 SUFFIX_FORMATS = {".keras": "keras", ".h5": "h5", ".hdf5": "h5", "": "savedmodel"}
@@ -30,8 +36,6 @@ def read_model(path) -> LoadedModel:
     path = Path(path)
     kind = detect(path)
     if kind.flavor == "keras3":
-        from edgeprune.modelio.keras3_to_tfkeras import from_keras3
-
         model = from_keras3(_load_with(path, kind, _keras3_loader()))
     else:
         model = _load_with(path, kind, _tf_keras_loader())
@@ -46,17 +50,11 @@ def load_model(path):
 
 
 def _keras3_loader():
-    from edgeprune import _env  # noqa: F401
-
-    import keras
-
-    return keras
+    return keras3
 
 
 def _tf_keras_loader():
-    from edgeprune.keras import keras
-
-    return keras
+    return tf_keras
 
 
 def _load_with(path: Path, kind: FileKind, keras):
@@ -108,8 +106,6 @@ def _is_custom(cls: str, module: str, keras) -> bool:
 
 def check_finite_weights(model, path) -> None:
     """Refuse NaN/Inf weights on load: pruning would rank channels by them in silence."""
-    import numpy as np
-
     for layer in model.layers:
         for weight in layer.weights:
             values = np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight)
@@ -159,12 +155,8 @@ def _for_flavor(model, flavor: str):
     if flavor == "keras3":
         if is_keras3:
             return model
-        from edgeprune.modelio.tfkeras_to_keras3 import to_keras3
-
         return to_keras3(model)
     if is_keras3:
-        from edgeprune.modelio.keras3_to_tfkeras import from_keras3
-
         return from_keras3(model)
     return model
 

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from edgeprune.errors import ModelLoadError
+from edgeprune.keras import keras
 from edgeprune.modelio.rebuild import Direction, Rebuilder
 from edgeprune.modelio.rules import ACTIVATIONS_KERAS3_TO_TFKERAS
 
 
 def _tf_keras():
-    from edgeprune.keras import keras
-
     return keras
 
 

@@ -1,16 +1,14 @@
 """tf-keras model -> Keras 3 model (what users get back when their Keras is Keras 3)."""
 from __future__ import annotations
 
+import keras
+
 from edgeprune.errors import EdgepruneError
 from edgeprune.modelio.rebuild import Direction, Rebuilder
 from edgeprune.modelio.rules import ACTIVATIONS_TFKERAS_TO_KERAS3
 
 
 def _keras3():
-    from edgeprune import _env  # noqa: F401
-
-    import keras
-
     return keras
 
 

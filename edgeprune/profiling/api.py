@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.export.tflite import convert_tflite
+from edgeprune.profiling.profile import by_layer, profile_tflite
 
 # precision name → the TFLite converter mode of edgeprune.export.tflite
 PRECISIONS = {"float32": "none", "float16": "fp16", "int8": "int8", "mixed": "mixed"}
@@ -20,8 +22,6 @@ def precision_name(p: str) -> str:
 def export_bytes(model, precision: str, calibration=None, keep_float=()) -> bytes:
     """The .tflite bytes of a Keras model at `precision` (int8, mixed: calibrated on `calibration` samples;
     mixed: int8 with the `keep_float` layers float)."""
-    from edgeprune.export.tflite import convert_tflite
-
     precision = precision_name(precision)
     if precision in ("int8", "mixed") and calibration is None:
         raise EdgepruneError(f"a {precision} profile needs calibration samples",
@@ -34,8 +34,6 @@ def export_bytes(model, precision: str, calibration=None, keep_float=()) -> byte
 def profile_model(model, device: str, precision: str = "float32", *, calibration=None, executor=None,
                   host: str | None = None, keep_float=()) -> dict:
     """:func:`edgeprune.profiling.profile.profile_tflite` of a Keras model exported at `precision`."""
-    from edgeprune.profiling.profile import profile_tflite
-
     precision = precision_name(precision)
     data = export_bytes(model, precision, calibration, keep_float)
     result = profile_tflite(data, device, layer_names=[l.name for l in model.layers], executor=executor, host=host)
@@ -51,8 +49,6 @@ def layer_costs(model, device: str, precisions=("float32", "int8"), *, calibrati
     "parts_over_whole": float, "layers": {layer name: cost}, "ops": [per-op rows]}}``; a layer's cost
     is the net cost of the ops it became (a conv with its fused BatchNorm and activation).
     """
-    from edgeprune.profiling.profile import by_layer, profile_tflite
-
     out = {}
     for p in precisions:
         if isinstance(model, (str, Path)):

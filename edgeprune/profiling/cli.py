@@ -2,10 +2,20 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from edgeprune.data import load_dataset
+from edgeprune.device_metric import TABLE_UNITS
+from edgeprune.errors import EdgepruneError
+from edgeprune.executor import get_executor
+from edgeprune.profiling.api import precision_name, profile_model
+from edgeprune.profiling.profile import by_layer, profile_tflite
 
 
 def profile_cmd(
@@ -18,11 +28,6 @@ def profile_cmd(
     host: Annotated[Optional[str], typer.Option(help="SSH boards: user@host (overrides the profile).")] = None,
 ) -> None:
     """Cost of every layer on a device: estimated board time on emulated boards, p50 latency elsewhere (cached per op)."""
-    from edgeprune.errors import EdgepruneError
-    from edgeprune.executor import get_executor
-    from edgeprune.profiling.api import precision_name, profile_model
-    from edgeprune.profiling.profile import profile_tflite
-
     ex = get_executor(executor)
     results = []
     if model.suffix == ".tflite":
@@ -34,6 +39,7 @@ def profile_cmd(
         results.append({**profile_tflite(model, device, executor=ex, host=host), "precision": "as exported",
                         "model": str(model)})
     else:
+        # modelio loads TensorFlow: only for a Keras model, after the options are checked (the CLI imports this module)
         from edgeprune.modelio import read_model
 
         keras_model = read_model(model).model
@@ -42,8 +48,6 @@ def profile_cmd(
         if "int8" in precisions:
             if not data:
                 raise EdgepruneError("an int8 profile needs calibration data", "pass --data (e.g. --data mnist)")
-            from edgeprune.data import load_dataset
-
             calibration = load_dataset(data).calibration_samples(200)
         for p in precisions:
             results.append({**profile_model(keras_model, device, p, calibration=calibration, executor=ex, host=host),
@@ -55,14 +59,6 @@ def profile_cmd(
 
 
 def print_profile(result: dict) -> None:
-    import sys
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from edgeprune.device_metric import TABLE_UNITS
-    from edgeprune.profiling.profile import by_layer
-
     unit = TABLE_UNITS.get(result["metric"], result["metric"])
     fmt = (lambda v: f"{v:,.0f}") if result["metric"] == "instructions" else (lambda v: f"{v:.5f}")
     t = Table(title=f"{result['model']} on {result['device']} ({result['cpu']}), {result['precision']}: where the time goes")

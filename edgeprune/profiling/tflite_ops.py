@@ -22,6 +22,7 @@ NUMPY_TYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int
 
 
 def schema():
+    # LiteRT loads only when a .tflite file is read: the CLI imports this module
     from ai_edge_litert import schema_py_generated
 
     return schema_py_generated
@@ -43,6 +44,7 @@ def read_model(data: bytes):
 
 
 def write_model(model) -> bytes:
+    # flatbuffers only to write a file: the CLI and plan validation import this module
     import flatbuffers
 
     builder = flatbuffers.Builder(1024)
@@ -157,6 +159,7 @@ def integer_values(model) -> dict[int, np.ndarray]:
               if t.type in INTEGER_TYPES and i not in graph_inputs and not is_const(model, t)]
     values: dict[int, np.ndarray] = {}
     if wanted:
+        # LiteRT loads only when a file is run: the CLI imports this module
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         try:  # no XNNPACK: it would hide the intermediate tensors (and log a line)

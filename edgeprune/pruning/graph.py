@@ -15,10 +15,11 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import tensorflow as tf
 
 from edgeprune.errors import UnsupportedLayerError
 from edgeprune.keras import keras
-
+from edgeprune.pruning.rules import rule_for
 
 TensorKey = tuple  # (layer_name, node_index, tensor_index)
 
@@ -158,8 +159,6 @@ def _key(t) -> tuple:
 
 def _retrace(model, inputs):
     """Call `model`'s layers on `inputs`, descending into nested functional models."""
-    import tensorflow as tf
-
     tmap = {_key(t): x for t, x in zip(model.inputs, inputs)}
     network_nodes = model._network_nodes
     depth_keys = sorted(model._nodes_by_depth.keys(), reverse=True)
@@ -252,8 +251,6 @@ def build_graph(model, protect=(), strict: bool = False) -> ChannelGraph:
     and is recorded in ``kept_layers``; with `strict` it stops the analysis instead.  A protected
     layer is never refused.
     """
-    from edgeprune.pruning.rules import rule_for
-
     flat = flatten_model(model, copy=False)  # the graph never changes its model's weights for good
     patterns = [re.compile(p) for p in protect]
     protected = {l.name for l in flat.layers if any(p.fullmatch(l.name) for p in patterns)}

@@ -15,12 +15,15 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+import tensorflow as tf
 
-from edgeprune.errors import EdgepruneError
 from edgeprune.criterion_names import CRITERIA as NAMES, DATA_CRITERIA as NAMED_DATA_CRITERIA
 from edgeprune.criterion_names import THRESHOLD_K, THRESHOLD_PREFIX, parse_criterion
+from edgeprune.errors import EdgepruneError
+from edgeprune.keras import keras
 from edgeprune.losses import label_nll, output_kind
 from edgeprune.pruning.graph import ChannelGraph
+from edgeprune.pruning.groups import dependency_groups
 from edgeprune.pruning.rules import rule_for
 
 Criterion = Callable[..., dict]
@@ -167,7 +170,6 @@ def _probe(g: ChannelGraph):
         names.append(name)
         keys.append(key)
         relus.append(relu)
-    from edgeprune.keras import keras
 
     outputs = [_tensor(g, k) for k in keys]
     model = keras.Model(g.model.inputs, outputs + [g.model.outputs[0]])
@@ -176,8 +178,6 @@ def _probe(g: ChannelGraph):
 
 def _channel_stats(g: ChannelGraph, dataset, stat: str, max_samples: int = DATA_SAMPLES) -> dict:
     """Per probe tensor, accumulate a per-channel statistic over validation batches."""
-    import tensorflow as tf
-
     names, keys, relus, probe = _probe(g)
     kind = output_kind(g.model)
     sums = [0.0] * len(names)
@@ -240,8 +240,6 @@ OUTLIER_FACTOR = 1e-6
 
 def outlier_classes(g: ChannelGraph, class_score: dict[int, float], k: float) -> set[int]:
     """Classes whose score is below mean − k·std of the prunable channels of their dependency group."""
-    from edgeprune.pruning.groups import dependency_groups
-
     out: set[int] = set()
     for grp in dependency_groups(g):
         chans = grp.prunable

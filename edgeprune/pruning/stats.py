@@ -5,6 +5,7 @@ A layer type without a rule has no known MAC count: it is reported as ``macs: nu
 from __future__ import annotations
 
 from edgeprune.keras import keras
+from edgeprune.pruning.graph import flatten_model
 from edgeprune.pruning.rules import rule_for
 
 
@@ -23,8 +24,6 @@ def _own_nodes(model, layer) -> list:
 
 def model_stats(model) -> dict:
     """{"params", "macs", "layers": [{name, type, output_shape, params, macs}]} for a tf-keras model."""
-    from edgeprune.pruning.graph import flatten_model
-
     flat = flatten_model(model, copy=False)
     rows = []
     for layer in flat.layers:

@@ -15,6 +15,10 @@ import re
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
 from edgeprune import fileio
 from edgeprune.errors import EdgepruneError, ModelLoadError
 from edgeprune.quantize import native_layers as nl
@@ -325,8 +329,6 @@ def load_native(path):
 def serving_function(model):
     """(tf.function of the model's inference call, its input signature with a free batch dimension): what
     the TFLite converter and tf2onnx convert, so that both read the fake-quant ranges as constants."""
-    import tensorflow as tf
-
     spec = [tf.TensorSpec((None, *i.shape[1:]), i.dtype, name=i.name.split(":")[0]) for i in model.inputs]
 
     def serve(*xs):
@@ -359,9 +361,6 @@ def check_full_int8(model, data: bytes) -> None:
 
 def tflite_ops(data: bytes) -> list[dict]:
     """Each op of a flatbuffer, in execution order: name, input/output element types, and tensor indices."""
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
     it = Interpreter(model_content=data,
                      experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     tensors = {t["index"]: t for t in it.get_tensor_details()}

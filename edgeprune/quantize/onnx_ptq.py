@@ -34,6 +34,7 @@ class _Reader:
 
 def quantize_onnx_static(float_path, out_path, calibration: np.ndarray, *, per_channel: bool = True) -> Path:
     """Write a QDQ int8 copy of the float ONNX model at `float_path` to `out_path` (not atomic itself)."""
+    # onnx and onnxruntime load only when a file is quantized: plan validation imports it (through export.onnx)
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process

@@ -50,6 +50,7 @@ def representative_dataset(samples: np.ndarray):
 def configure_converter(converter, *, quant: str, calibration=None, int8_io: bool = False,
                         qat: bool = False, input_shape=None):
     """Set optimizations / types on a `tf.lite.TFLiteConverter` for the requested mode."""
+    # TensorFlow loads only when a converter is set up: the CLI imports this module
     import tensorflow as tf
 
     if quant not in TFLITE_QUANT_MODES:

@@ -12,12 +12,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterable
 
+import tensorflow as tf
+from tf_keras.src.saving.serialization_lib import SafeModeScope
+
 from edgeprune.errors import EdgepruneError, ModelLoadError
+from edgeprune.fileio import umask_permissions
 from edgeprune.keras import keras
 from edgeprune.quantize import QAT_SCHEMES
 
@@ -36,15 +41,12 @@ def import_tfmot():
     ``tf.keras`` not been resolved yet, it would resolve to tf-keras for the rest of the process, under
     the user's own code. So ``tf.keras`` is resolved first (to Keras 3), and the variable is put back.
     """
-    import sys
-
     if "tensorflow_model_optimization" in sys.modules:
         return sys.modules["tensorflow_model_optimization"]
-    import tensorflow as tf
-
     before = os.environ.get("TF_USE_LEGACY_KERAS")
     tf.keras.version()  # resolve the lazy tf.keras now, as the process's environment says
     try:
+        # here and only here: tfmot would switch tf.keras to Keras 2 as it loads
         import tensorflow_model_optimization as tfmot
     finally:
         if before is None:
@@ -67,6 +69,7 @@ def _scheme(scheme: str):
 def qat_scope(*custom_objects: dict):
     """Custom-object scope that deserializes QAT models of both schemes (plus `custom_objects`)."""
     tfmot = import_tfmot()
+    # tfmot's submodules only after import_tfmot() (above), which keeps the process's tf.keras on Keras 3
     from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
         prune_preserve_quantize_registry as pp,
     )
@@ -82,6 +85,7 @@ def qat_scope(*custom_objects: dict):
 def is_qat_model(model) -> bool:
     """True when the model carries tfmot fake-quant wrappers (it was made by quantize_apply)."""
     import_tfmot()
+    # tfmot's submodules only after import_tfmot() (above), which keeps the process's tf.keras on Keras 3
     from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer, quantize_wrapper
 
     return any(isinstance(l, (quantize_wrapper.QuantizeWrapper, quantize_layer.QuantizeLayer)) for l in model.layers)
@@ -155,9 +159,7 @@ def quantize_qat(model, *, skip_layers: Iterable[str] = (), scheme: str = "defau
         return annotate(layer.__class__.from_config(layer.get_config()))
 
     # tfmot clones the model from its config; the model is already in this process, so re-creating
-    # its Lambda layers (kept float via skip_layers) is no deserialization risk.
-    from tf_keras.src.saving.serialization_lib import SafeModeScope
-
+    # its Lambda layers (kept float via skip_layers) is no deserialization risk (SafeModeScope(False)).
     try:
         # tfmot re-creates layers from their configs: the model's own (custom) classes must be in scope
         own_classes = {type(layer).__name__: type(layer) for layer in model.layers}
@@ -192,8 +194,6 @@ def save_qat(model, path) -> Path:
         with qat_scope(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*HDF5 file.*")
             model.save(tmp, save_format="h5" if h5 else "tf", include_optimizer=False)
-        from edgeprune.fileio import umask_permissions
-
         umask_permissions(tmp)  # tempfile made it private
         if h5:
             os.replace(tmp, path)

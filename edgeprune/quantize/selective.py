@@ -52,6 +52,7 @@ def op_layer(output_name: str, weight_name: str | None, layer_names) -> str | No
 
 def denylisted_nodes(calibrated_model: bytes, keep_float) -> dict[str, str]:
     """{output tensor name: layer} of every op that belongs to a kept layer, read from the calibrated flatbuffer."""
+    # LiteRT loads only when a mixed file is made: the CLI imports this module
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_content=calibrated_model)
@@ -70,6 +71,7 @@ def denylisted_nodes(calibrated_model: bytes, keep_float) -> dict[str, str]:
 
 def convert_mixed(converter, calibration_gen, keep_float) -> bytes:
     """Flatbuffer bytes: `converter` (set up for int8 with a representative dataset) with `keep_float` left float."""
+    # TensorFlow loads only when a mixed file is made: the CLI imports this module
     import tensorflow as tf
 
     options = tf.lite.experimental.QuantizationDebugOptions()

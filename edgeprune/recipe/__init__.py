@@ -3,6 +3,7 @@ from edgeprune.recipe.schema import Recipe, load_recipe
 
 
 def run_recipe(recipe_path, **kwargs):
+    # the runner loads TensorFlow: importing edgeprune.recipe (to validate a recipe) does not
     from edgeprune.recipe.runner import run_recipe as _run
 
     return _run(recipe_path, **kwargs)

@@ -8,10 +8,15 @@ when they read it, before they change anything.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from edgeprune.criterion_names import parse_criterion
+from edgeprune.data.sources import LOADERS
 from edgeprune.errors import EdgepruneError
+from edgeprune.harness.profiles import load_profiles
 from edgeprune.recipe.steps import EXPORTS, MODEL_STAGES, STEPS
+
 
 def plan_problems(recipe, specs) -> list[tuple[tuple, str]]:
     """Every problem of the plan that needs neither TensorFlow nor the model, from what each step
@@ -57,8 +62,6 @@ def device_problems(names) -> list[str]:
 
 
 def _dataset_problems(name: str) -> list[tuple[tuple, str]]:
-    from edgeprune.data.sources import LOADERS  # numpy only
-
     if name in LOADERS or Path(name).exists():
         return []
     if Path(name).suffix or "/" in name:
@@ -69,8 +72,6 @@ def _dataset_problems(name: str) -> list[tuple[tuple, str]]:
 
 
 def _criterion_problems(loc: tuple, name: str) -> list[tuple[tuple, str]]:
-    from edgeprune.criterion_names import parse_criterion
-
     try:
         parse_criterion(name)
     except EdgepruneError as e:
@@ -79,8 +80,6 @@ def _criterion_problems(loc: tuple, name: str) -> list[tuple[tuple, str]]:
 
 
 def _devices():
-    from edgeprune.harness.profiles import load_profiles
-
     broken: dict = {}
     return load_profiles(broken=broken), broken
 
@@ -99,8 +98,6 @@ def layer_keys_set(specs) -> bool:
 def layer_problems(specs, model) -> list[tuple[tuple, str]]:
     """Layer names and patterns in the steps' settings that match no layer of `model` (the run's input
     model: pruning keeps layer names, so the later stages have the same ones)."""
-    import re
-
     names = _layer_names(model)
     problems = []
     for i, (kind, spec) in enumerate(specs):

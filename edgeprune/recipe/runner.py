@@ -19,9 +19,10 @@ from edgeprune.data import load_dataset
 from edgeprune.errors import EdgepruneError, Interrupted, RecipeError
 from edgeprune.modelio.detect import detect
 from edgeprune.recipe.cache import root_key, step_key
-from edgeprune.recipe.context import RunContext
 from edgeprune.harness.backends import backend_for
 from edgeprune.harness.profiles import get_profile
+from edgeprune.recipe.context import RunContext
+from edgeprune.recipe.lock import LOCK_FILE, resolved_recipe, same_recipe
 from edgeprune.recipe.plan_check import device_problems, layer_keys_set, layer_problems
 from edgeprune.recipe.schema import check_model_file, load_recipe, located_problems
 from edgeprune.recipe.steps import FLOAT_STAGES, STAGE_FILES, STEPS, step_result
@@ -49,39 +50,12 @@ def environment() -> dict:
             "cpu_count": os.cpu_count(), "hostname": platform.node()}
 
 
-def resolved_recipe(recipe) -> dict:
-    data = recipe.model_dump(exclude={"steps"})
-    data["steps"] = [{kind: spec.model_dump(by_alias=True)} for kind, spec in recipe.step_specs()]
-    return data
-
-
 MARKER = ".edgeprune-run"
 # everything a run writes at the top of its directory; --overwrite removes these and nothing else
-RUN_ENTRIES = (MARKER, "recipe.lock.yaml", "metrics.json", "metrics.json.tmp", STATE_DIR, "models", "exports", "bench",
+RUN_ENTRIES = (MARKER, LOCK_FILE, "metrics.json", "metrics.json.tmp", STATE_DIR, "models", "exports", "bench",
                "plans", "plan.json", "sensitivity", "sensitivity.json", "search", "weights.json", "profile.json",
                "report.json", "report.md",
                "report.html")
-
-
-def same_recipe(previous, current) -> bool:
-    """Whether two resolved recipes (``resolved_recipe``) are the same run: the same steps in the same
-    order with the same settings. A setting only one side has is one that one edgeprune version resolves
-    and the other does not know (every default is written out), not a change the user made: it is
-    skipped, so an upgrade does not turn a run directory into "a different recipe"."""
-    if not isinstance(previous, dict) or not isinstance(current, dict):
-        return previous == current
-    steps_before, steps_now = previous.get("steps") or [], current.get("steps") or []
-    if [next(iter(s)) for s in steps_before] != [next(iter(s)) for s in steps_now]:
-        return False
-    rest = lambda d: {k: v for k, v in d.items() if k != "steps"}  # noqa: E731
-    return _same_settings(rest(previous), rest(current)) and all(
-        _same_settings(next(iter(a.values())), next(iter(b.values()))) for a, b in zip(steps_before, steps_now))
-
-
-def _same_settings(a, b) -> bool:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return all(_same_settings(a[k], b[k]) for k in a.keys() & b.keys())
-    return a == b
 
 
 def prepare_run_dir(run_dir: Path, lock_recipe: dict, overwrite: bool) -> None:
@@ -95,7 +69,7 @@ def prepare_run_dir(run_dir: Path, lock_recipe: dict, overwrite: bool) -> None:
         raise EdgepruneError(f"run directory {run_dir} is a file", "pass --out with a folder name")
     if run_dir.is_dir() and any(run_dir.iterdir()):
         marked = (run_dir / MARKER).is_file()
-        lock = run_dir / "recipe.lock.yaml"
+        lock = run_dir / LOCK_FILE
         if not marked:
             raise EdgepruneError(f"{run_dir} exists and holds no edgeprune run, so it is left alone"
                                  f"{' (even with --overwrite)' if overwrite else ''}",
@@ -180,7 +154,7 @@ def _run(recipe, recipe_path, run_dir: Path, lock_recipe: dict, devices, log, wh
         "stages": {}, "steps": [], "exports": [], "benchmarks": [],
     }
     lock = {"recipe": lock_recipe, "versions": versions(), "seed": recipe.seed, "dataset_fingerprint": ds.fingerprint()}
-    (run_dir / "recipe.lock.yaml").write_text(yaml.safe_dump(lock, sort_keys=False))
+    (run_dir / LOCK_FILE).write_text(yaml.safe_dump(lock, sort_keys=False))
 
     key = root_key(ctx)
     state_dir = run_dir / STATE_DIR

@@ -14,7 +14,9 @@ from typing import Literal, Optional
 import yaml
 from pydantic import Field, PrivateAttr, ValidationError, field_validator
 
+from edgeprune.data.sources import dataset_names
 from edgeprune.errors import RecipeError
+from edgeprune.recipe.plan_check import plan_problems
 from edgeprune.recipe.steps import STEPS, Settings
 
 
@@ -137,11 +139,9 @@ def load_recipe(path) -> Recipe:
         problems += [(err.loc, err.message) for i, raw in enumerate(steps) for err in step_errors(i, raw)]
     if problems:
         raise _located(path, tree, problems)
-    from edgeprune.data.sources import dataset_names  # numpy only: no TensorFlow yet
 
     recipe.model = beside_recipe(path, recipe.model)
     recipe.dataset.name = beside_recipe(path, recipe.dataset.name, names=dataset_names())
-    from edgeprune.recipe.plan_check import plan_problems  # no TensorFlow either
 
     problems = plan_problems(recipe, recipe.step_specs())
     if problems:

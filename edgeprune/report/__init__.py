@@ -9,19 +9,18 @@ from pathlib import Path
 
 from edgeprune import fileio
 from edgeprune.errors import EdgepruneError
+from edgeprune.report.build import build_report as _build
+from edgeprune.report.markdown import render_markdown
+from edgeprune.report.table import summary_table as _table
 
 FORMATS = ("json", "md", "html")
 
 
 def build_report(run_dir, *, weights: bool = True) -> dict:
-    from edgeprune.report.build import build_report as _build
-
     return _build(run_dir, weights=weights)
 
 
 def summary_table(report: dict, title: str | None = None):
-    from edgeprune.report.table import summary_table as _table
-
     return _table(report, title)
 
 
@@ -38,10 +37,9 @@ def write_reports(run_dir, formats=FORMATS, report: dict | None = None) -> list[
         if fmt == "json":
             text = fileio.dumps(report) + "\n"
         elif fmt == "md":
-            from edgeprune.report.markdown import render_markdown
-
             text = render_markdown(report)
         else:
+            # the HTML report's plots load matplotlib: only when that format is written
             from edgeprune.report.html import render_html
 
             text = render_html(report)

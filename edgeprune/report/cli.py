@@ -5,6 +5,7 @@ argument that is not a sub-command name to `build`.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, List, Optional
 
@@ -12,8 +13,11 @@ import typer
 from typer.core import TyperGroup
 
 from edgeprune import tables
-from edgeprune.errors import EdgepruneError
 from edgeprune.device_metric import RULE
+from edgeprune.errors import EdgepruneError
+from edgeprune.report import FORMATS, summary_table, write_reports
+from edgeprune.report.build import build_report
+from edgeprune.report.sections import answer_lines
 from edgeprune.tables import rich_table
 
 FORMAT_CHOICES = ("all", "json", "md", "html")
@@ -38,16 +42,12 @@ def report_cmd(
     format: Annotated[str, typer.Option("--format", "-f", help="all, json, md or html.")] = "all",
 ) -> None:
     """Rebuild report.json/.md/.html from the run directory, nothing re-measured (`report RUN_DIR` for short)."""
-    from edgeprune.report import FORMATS, summary_table, write_reports
-    from edgeprune.report.build import build_report
-
     if format not in FORMAT_CHOICES:
         raise EdgepruneError(f"unknown report format '{format}'", f"use one of {', '.join(FORMAT_CHOICES)}")
     _require_run_dir(run_dir)
     formats = FORMATS if format == "all" else (format,)
     report = build_report(run_dir, weights=any(f in ("md", "html", "json") for f in formats))
     paths = write_reports(run_dir, formats=formats, report=report)
-    from edgeprune.report.sections import answer_lines
 
     console = tables.console()
     console.print(summary_table(report))
@@ -64,6 +64,7 @@ def compare_cmd(
                                                    "(default: the runs' common parent folder).")] = None,
 ) -> None:
     """Put several runs side by side: one table and accuracy-vs-cost/size plots with the Pareto front."""
+    # compare draws plots with matplotlib: only for `report compare`
     from edgeprune.report.compare import comparison_table, write_comparison
 
     for d in run_dirs:
@@ -86,6 +87,4 @@ def _require_run_dir(run_dir: Path) -> None:
 
 
 def _common_parent(run_dirs: list[Path]) -> Path:
-    import os
-
     return Path(os.path.commonpath([str(Path(d).resolve().parent) for d in run_dirs]))

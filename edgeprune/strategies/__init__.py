@@ -5,4 +5,5 @@ pruning (the budget search, which exports and measures, is :mod:`edgeprune.devic
 - :mod:`edgeprune.strategies.sensitivity` ``sensitivity_scan``, ``sensitivity_overrides``
 - :mod:`edgeprune.strategies.sparsity`    ``sparsity_train``
 - :mod:`edgeprune.strategies.features`    ``prune_input_features``, ``slice_features``
+- :mod:`edgeprune.strategies.sparse_1x1`  ``Sparse1x1`` (zeros in 1×1 conv kernels for XNNPACK's sparse path)
 """

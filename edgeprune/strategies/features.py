@@ -10,9 +10,12 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import tensorflow as tf
 
 from edgeprune.errors import EdgepruneError, UnsupportedLayerError
+from edgeprune.keras import keras
 from edgeprune.losses import label_nll, output_kind
+from edgeprune.pruning.graph import flatten_model
 
 METHODS = ("weight_norm", "gradient")
 SCORE_SAMPLES = 1024
@@ -20,8 +23,6 @@ SCORE_SAMPLES = 1024
 
 def _first_dense(model):
     """(flat model, input layer, optional Flatten layer, first Dense) or an error saying why not."""
-    from edgeprune.pruning.graph import flatten_model
-
     flat = flatten_model(model)
     if len(flat.inputs) != 1:
         raise UnsupportedLayerError(f"model '{model.name}' has {len(flat.inputs)} inputs", "input-feature pruning needs one input")
@@ -65,7 +66,6 @@ def feature_scores(model, dataset=None, method: str = "weight_norm") -> np.ndarr
         return score
     if dataset is None or len(dataset.x_val) == 0:
         raise EdgepruneError("method 'gradient' needs validation data", "pass a dataset, or use method='weight_norm'")
-    import tensorflow as tf
 
     kind = output_kind(model)
     total = np.zeros(kernel.shape[0])
@@ -89,8 +89,6 @@ def prune_input_features(model, dataset=None, *, keep: int | None = None, ratio:
     keep: how many features stay, or ratio: the fraction removed.  The new model's input is the
     flat vector of kept features (indices into the flattened original input, ascending).
     """
-    from edgeprune.keras import keras
-
     flat, inp, flatten, dense = _first_dense(model)
     n = int(dense.get_weights()[0].shape[0])
     if (keep is None) == (ratio is None):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from edgeprune import progress
 from edgeprune.errors import EdgepruneError
 
 SCHEDULES = ("linear", "polynomial")
@@ -32,6 +33,7 @@ def cumulative_ratio(step: int, steps: int, target: float, schedule: str = "line
 
 def group_widths(model, protect=(), protect_first: bool | None = None) -> dict[str, int]:
     """first source layer of each prunable group -> its channel count."""
+    # pruning loads TensorFlow: the recipe's prune step imports this module while the plan is validated
     from edgeprune.pruning import analyse
 
     return {g.sources[0]: g.size for g in analyse(model, protect, protect_first).groups if g.prunable}
@@ -53,7 +55,8 @@ def gradual_prune(model, dataset, *, target_ratio: float, steps: int, schedule: 
     global_pruning, ...).  Without global pruning every group is steered to its own target
     (``overrides`` give per-group targets), so rounding errors do not pile up across steps.
     """
-    from edgeprune.pruning import model_stats, prune
+    # pruning loads TensorFlow: the recipe's prune step imports this module while the plan is validated
+    from edgeprune.pruning import analyse, model_stats, prune
     from edgeprune.pruning.plan import resolve_ratio
     from edgeprune.pruning.recalibrate import recalibrate_batchnorm
     from edgeprune.train import evaluate, fit
@@ -68,13 +71,9 @@ def gradual_prune(model, dataset, *, target_ratio: float, steps: int, schedule: 
     protect, protect_first = prune_kwargs.get("protect", ()), prune_kwargs.get("protect_first")
     prune_kwargs.pop("ratio", None)
 
-    from edgeprune.pruning import analyse
-
     groups0 = [g for g in analyse(model, protect, protect_first).groups if g.prunable]
     widths0 = {g.sources[0]: g.size for g in groups0}
     targets = {g.sources[0]: resolve_ratio(g, target_ratio, user_overrides) for g in groups0}
-
-    from edgeprune import progress
 
     current, plans, history = model, [], []
     shown = progress.open_task("gradual pruning", total=steps)

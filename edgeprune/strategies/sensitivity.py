@@ -15,7 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.executor import get_executor
+from edgeprune.pruning import analyse, model_stats, prune
+from edgeprune.pruning.recalibrate import recalibrate_batchnorm
 from edgeprune.strategies.trialio import load_arrays, load_model_file, save_arrays, save_model_file, write_json
+from edgeprune.train import evaluate
 
 DEFAULT_RATIOS = (0.1, 0.3, 0.5, 0.7)
 RECALIBRATION_SAMPLES = 2048  # training images for BatchNorm recalibration after each cut
@@ -57,10 +61,6 @@ def group_label(sources) -> str:
 def sensitivity_trial(*, model_path: str, data_path: str, out_path: str, label: str, source: str, ratio: float,
                       criterion: str, protect: list, protect_first: bool, seed: int) -> dict:
     """Prune only the group containing `source` by `ratio`, no fine-tuning; val accuracy → JSON."""
-    from edgeprune.pruning import model_stats, prune
-    from edgeprune.pruning.recalibrate import recalibrate_batchnorm
-    from edgeprune.train import evaluate
-
     model = load_model_file(model_path)
     data = load_arrays(data_path)
     pruned, plan = prune(model, 0.0, criterion=criterion, overrides={re.escape(source): ratio}, protect=protect,
@@ -140,8 +140,6 @@ class _Trials:
     """The model and a slice of the data saved for sensitivity trials (under run_dir/sensitivity/, or a temp dir)."""
 
     def __init__(self, model, dataset, run_dir, max_val_samples: int, protect, protect_first: bool | None):
-        from edgeprune.pruning import analyse
-
         if len(dataset.x_val) == 0:
             raise EdgepruneError("the sensitivity scan needs a validation split", "use a dataset with val_fraction > 0")
         self.model, self.protect, self.protect_first = model, list(protect), protect_first
@@ -159,9 +157,6 @@ class _Trials:
 
     def run(self, cuts, *, criterion: str, executor, seed: int) -> tuple[list[dict], float]:
         """cuts: (group, ratio, trial name); returns (trial results, the unpruned model's val accuracy)."""
-        from edgeprune.executor import get_executor
-        from edgeprune.train import evaluate
-
         index = {id(g): i for i, g in enumerate(self.groups)}
         jobs = [dict(model_path=str(self.model_path), data_path=str(self.data_path),
                      out_path=str(self.work / f"trial-g{index[id(g)]:03d}-{name}.json"), label=group_label(g.sources),

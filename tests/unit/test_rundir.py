@@ -57,7 +57,7 @@ def test_report_names_the_bad_key_of_a_drifted_metrics_json(tmp_path):
 
 
 def test_a_setting_a_newer_version_adds_is_not_a_different_recipe():
-    from edgeprune.recipe.runner import same_recipe
+    from edgeprune.recipe.lock import same_recipe
 
     old = {"name": "r", "dataset": {"name": "mnist"}, "steps": [{"prune": {"ratio": 0.5}}, {"export": {"formats": ["tflite"]}}]}
     new = {"name": "r", "dataset": {"name": "mnist", "scaling": None},

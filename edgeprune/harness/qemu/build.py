@@ -18,6 +18,7 @@ import tarfile
 import time
 from pathlib import Path
 
+from edgeprune import progress
 from edgeprune.errors import DeviceError
 from edgeprune.harness.qemu.arches import DEBIAN_SUITE, GUEST_PYTHON_VERSION, ArchSpec, get_arch
 from edgeprune.harness.qemu.env import (GUEST_SITE, PLUGIN_SOURCE, READY_STAMP, QemuEnv, arch_dir,
@@ -25,6 +26,7 @@ from edgeprune.harness.qemu.env import (GUEST_SITE, PLUGIN_SOURCE, READY_STAMP, 
                                         plugin_source_hash)
 from edgeprune.harness.qemu.fake_cpu import install_fake_cpu
 from edgeprune.harness.qemu.run import env_lock, guest_command, guest_env
+from edgeprune.progress import echo, note
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 TRIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/cache/apt/archives",
@@ -32,8 +34,6 @@ TRIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", 
 
 
 def _say(spec: ArchSpec, message: str) -> None:
-    from edgeprune.progress import echo, note
-
     note(message)
     echo(f"[qemu {spec.name}] {message}")
 
@@ -256,7 +256,6 @@ def build_env(arch: str = "aarch64") -> QemuEnv:
         return env
     except DeviceError:
         pass
-    from edgeprune import progress
 
     t0 = time.monotonic()
     qemu = _require_qemu(spec)

@@ -6,12 +6,18 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 from pydantic import AfterValidator, Field, field_validator
 
+from edgeprune.devicecost.precision import plan_mixed
 from edgeprune.errors import DeviceError, EdgepruneError
-from edgeprune.export.targets import all_precisions, target_names
+from edgeprune.export.metadata import write_tflite_metadata
+from edgeprune.export.parity import assert_parity, check_parity
+from edgeprune.export.sparse_1x1 import STORED_DENSE, SparseNotUsable, sparse_1x1_problems
+from edgeprune.export.targets import ExportOptions, all_precisions, get_target, target_names
+from edgeprune.harness.backends import backend_for
+from edgeprune.harness.profiles import get_profile
 from edgeprune.recipe.steps.base import EXPORTS, Settings, StepType
 from edgeprune.rundir import ExportRow, StepResult
 
@@ -36,7 +42,8 @@ class ExportStep(Settings):
     parity_tolerance: float = Field(1e-4, gt=0.0)
     precision: Optional[Union[Literal["auto"], list[Annotated[str, AfterValidator(_export_precision)]]]] = Field(
         None, description="precisions of the shipped stage (the QAT stage as int8 plus its float parent): a list, or "
-                          "auto (float32, float16, int8, mixed; per device the cheapest within max_accuracy_drop is kept)")
+                          "auto (float32, float16, int8, mixed, and sparse when XNNPACK's sparse 1×1 path can run the "
+                          "float file; per device the cheapest within max_accuracy_drop is kept)")
     max_accuracy_drop: float = Field(0.5, ge=0.0, description="points below the most accurate precision (precision: auto)")
     keep_float: Optional[list[str]] = Field(
         None, description="layers a mixed file keeps float; default: chosen per device from measured per-layer cost")
@@ -55,6 +62,8 @@ class ExportResult(StepResult):
     kind: Literal["export"] = "export"
     exports: list[ExportRow]
     precision: Optional[dict[str, Any]] = None  # precision: auto|list — mode, shipped stages, budget, mixed plans
+    notes: list[str] = []  # files not written, and why (a sparse file XNNPACK would run dense)
+    RECORDED: ClassVar = ("notes",)
 
     def merge(self, ctx) -> None:
         ctx.metrics["exports"] = [e.model_dump(mode="json") for e in self.exports]
@@ -65,13 +74,11 @@ class ExportResult(StepResult):
         return [e.path for e in self.exports]
 
 
-AUTO_PRECISIONS = ("none", "fp16", "int8", "mixed")
+AUTO_PRECISIONS = ("none", "fp16", "int8", "mixed", "sparse")  # sparse: only when the float file qualifies
 
 
 def run(ctx, spec: ExportStep) -> dict:
     # TensorFlow loads when a step runs, not while the recipe is validated
-    from edgeprune.export.parity import assert_parity, check_parity
-    from edgeprune.export.targets import ExportOptions, get_target
     from edgeprune.recipe.steps.stages import current_model, float_parent, load_stage_model
 
     if ctx.current_stage is None:  # a recipe that only quantizes and exports a given model
@@ -80,13 +87,18 @@ def run(ctx, spec: ExportStep) -> dict:
     x, y = ds.x_test, ds.y_test
     ptq = ctx.ptq or {}
     calib = ds.calibration_samples(ptq.get("calibration_samples", 200), seed=ctx.recipe.seed)
-    rows = []
+    rows, notes = [], []
     for stage, quant in export_targets(ctx, spec):
         model = load_stage_model(ctx, stage)
         for fmt in spec.formats:
             target, q = get_target(fmt), quant
             if q not in target.precisions:
-                continue  # e.g. onnx covers float and int8 (QDQ), not fp16/dynamic/mixed
+                continue  # e.g. onnx covers float and int8 (QDQ), not fp16/dynamic/mixed/sparse
+            if q == "sparse":
+                problems = _sparse_problems(ctx, rows, stage, fmt)
+                if problems:
+                    notes.append(_sparse_note(ctx, stage, problems))
+                    continue
             files = [{"name": f"{stage}-{q}", "keep_float": (), "extra": {}}]
             if q == "mixed":
                 files = [{"name": _mixed_name(stage, m["keep_float"]), "keep_float": tuple(m["keep_float"]),
@@ -98,8 +110,12 @@ def run(ctx, spec: ExportStep) -> dict:
                 t = time.perf_counter()
                 options = ExportOptions(int8_io=bool(ptq.get("int8_io")) and q == "int8", opset=spec.opset,
                                         keep_float=f["keep_float"])
-                target.write(model, path, quant=q, options=options,
-                             calibration=calib if target.needs_calibration(q, qat=stage == "qat") else None)
+                try:
+                    target.write(model, path, quant=q, options=options,
+                                 calibration=calib if target.needs_calibration(q, qat=stage == "qat") else None)
+                except SparseNotUsable as e:  # no float file to read first: the sparse file itself was checked
+                    notes.append(_sparse_note(ctx, stage, e.problems))
+                    continue
                 parity = check_parity(path, model, x, y, tolerance=spec.parity_tolerance)
                 parity.pop("file", None)
                 sidecars = _sidecars(path, target, model, ds)
@@ -109,7 +125,7 @@ def run(ctx, spec: ExportStep) -> dict:
                 ctx.log(f"      {rel}: {parity['file_bytes']:,} B, test acc {parity['accuracy']:.4f}, "
                         f"agreement {parity['top1_agreement']:.4f}, max|Δ| {parity['max_abs_diff']:.2e}")
                 assert_parity(parity)
-    result = {"kind": "export", "exports": rows}
+    result = {"kind": "export", "exports": rows, "notes": notes}
     if spec.precision is not None:
         shipped = [float_parent(ctx)] + (["qat"] if "qat" in ctx.metrics["stages"] else [])
         result["precision"] = {"mode": "auto" if spec.precision == "auto" else "list", "stages": shipped,
@@ -148,6 +164,22 @@ def export_targets(ctx, spec: ExportStep) -> list[tuple[str, str]]:
     return targets
 
 
+def _sparse_problems(ctx, rows: list[dict], stage: str, fmt: str) -> list[str]:
+    """Why XNNPACK's sparse 1×1 path would not run `stage` (export/sparse_1x1.py), read from its float32 file
+    when this step wrote one (storage aside: the sparse file stores the kernels sparse); [] when it may
+    qualify, and the written sparse file is then checked again."""
+    dense = next((r for r in rows if r["stage"] == stage and r["format"] == fmt and r["quant"] == "none"), None)
+    if dense is None:
+        return []
+    return [p for p in sparse_1x1_problems(ctx.path(dense["path"]).read_bytes()) if not p.startswith(STORED_DENSE)]
+
+
+def _sparse_note(ctx, stage: str, problems: list[str]) -> str:
+    note = f"no sparse file for {stage}: " + "; ".join(problems)
+    ctx.log(f"      {note}")
+    return note
+
+
 def _precision_devices(ctx, spec: ExportStep) -> list[str]:
     """Where per-device precision is decided: export.devices, else --device, else the benchmark step's devices."""
     if spec.devices:
@@ -160,10 +192,6 @@ def _precision_devices(ctx, spec: ExportStep) -> list[str]:
 
 def _mixed_files(ctx, spec: ExportStep, model, calib) -> list[dict]:
     """{keep_float, devices (None: every device), tables} per mixed file to write."""
-    from edgeprune.devicecost.precision import plan_mixed  # loads TensorFlow: only when the step runs
-    from edgeprune.harness.backends import backend_for
-    from edgeprune.harness.profiles import get_profile
-
     if spec.keep_float:
         return [{"keep_float": list(spec.keep_float), "devices": None, "tables": {}}]
     devices = []
@@ -185,8 +213,6 @@ def _mixed_name(stage: str, keep: list[str]) -> str:
 def _sidecars(path: Path, target, model, dataset) -> list[Path]:
     """Files an app needs beside the model: what the target wrote (the ORT operators config), and for
     TFLite the metadata and labels from the dataset (edgeprune.export.metadata)."""
-    from edgeprune.export.metadata import write_tflite_metadata  # loads TensorFlow: only when the step runs
-
     files = list(target.sidecars(path))
     if target.name == "tflite":
         written = write_tflite_metadata(path, model, dataset)

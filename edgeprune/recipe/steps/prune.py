@@ -12,6 +12,7 @@ from pydantic import Field
 from edgeprune.prune_options import PruneOptions
 from edgeprune.recipe.steps.base import StepType
 from edgeprune.rundir import PruningInfo, StepResult
+from edgeprune.strategies.schedule import gradual_prune
 
 
 class PruneStep(PruneOptions):
@@ -61,7 +62,6 @@ def run(ctx, spec: PruneStep) -> dict:
     from edgeprune.pruning import prune, verify_inputs, verify_pruning
     from edgeprune.pruning.recalibrate import batchnorm_layers
     from edgeprune.recipe.steps.stages import current_model, leave_stage, write_weight_histograms
-    from edgeprune.strategies.schedule import gradual_prune
     from edgeprune.strategies.sensitivity import sensitivity_overrides, sensitivity_scan
 
     model = current_model(ctx)

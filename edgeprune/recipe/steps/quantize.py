@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import Field, model_validator
 
+from edgeprune.progress import fit_callback
 from edgeprune.recipe.steps.base import Settings, StepType
 from edgeprune.recipe.steps.finetune import DistillSpec
 from edgeprune.rundir import StepResult
@@ -50,7 +51,6 @@ def run(ctx, spec: QuantizeStep) -> dict:
     if spec.mode == "ptq":
         return {"kind": "quantize", "mode": "ptq", "ptq": _ptq_settings(spec)}
     # TensorFlow loads when a step runs, not while the recipe is validated
-    from edgeprune.progress import fit_callback
     from edgeprune.quantize.qat import quantize_qat
     from edgeprune.recipe.steps.stages import current_model, leave_stage, teacher
     from edgeprune.train import fit
@@ -73,11 +73,11 @@ def run(ctx, spec: QuantizeStep) -> dict:
 def _native_qat(ctx, spec: QuantizeStep, float_model) -> dict:
     """quantize {mode: qat, backend: native}: the float stage carried to Keras 3, quantization-aware
     layers of edgeprune's own (no tfmot), fine-tuned with Keras 3's fit, saved as models/qat.keras."""
+    # TensorFlow loads when a step runs, not while the recipe is validated
     import keras
 
     from edgeprune.losses import output_kind
     from edgeprune.modelio.tfkeras_to_keras3 import to_keras3
-    from edgeprune.progress import fit_callback
     from edgeprune.quantize.native_qat import fine_tune_native, quantize_native
     from edgeprune.recipe.steps.stages import leave_stage
 

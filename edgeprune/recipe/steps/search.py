@@ -10,10 +10,10 @@ from pydantic import Field, field_validator
 
 from edgeprune.budget import SEARCH_KEYS, budget_field
 from edgeprune.errors import EdgepruneError
+from edgeprune.executor import get_executor
 from edgeprune.recipe.steps.base import Settings, StepType
 from edgeprune.recipe.steps.prune import PrunedStageResult
 from edgeprune.rundir import SearchInfo
-
 
 SearchBudget = budget_field(SEARCH_KEYS, "the search step")
 
@@ -60,9 +60,8 @@ class SearchResult(PrunedStageResult):
 def run(ctx, spec: SearchStep) -> dict:
     """Budget search on the current model; the most accurate candidate within the budget becomes `pruned`."""
     # TensorFlow loads when a step runs, not while the recipe is validated
-    from edgeprune.executor import get_executor
-    from edgeprune.recipe.steps.stages import current_model, leave_stage, write_weight_histograms
     from edgeprune.devicecost.search import budget_search
+    from edgeprune.recipe.steps.stages import current_model, leave_stage, write_weight_histograms
     from edgeprune.strategies.trialio import fresh_model_file
 
     model = current_model(ctx)

@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from edgeprune.progress import fit_callback
 from edgeprune.recipe.steps.base import StepType
 from edgeprune.recipe.steps.train import TrainStep
 from edgeprune.rundir import StepResult
@@ -25,7 +26,6 @@ class SparsityTrainResult(StepResult):
 
 def run(ctx, spec: SparsityTrainStep) -> dict:
     # TensorFlow loads when a step runs, not while the recipe is validated
-    from edgeprune.progress import fit_callback
     from edgeprune.recipe.steps.stages import current_model, leave_stage
     from edgeprune.strategies.sparsity import sparsity_train
 

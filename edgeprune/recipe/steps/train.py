@@ -7,6 +7,7 @@ from typing import ClassVar, Literal, Optional
 
 from pydantic import Field
 
+from edgeprune.progress import fit_callback
 from edgeprune.recipe.steps.base import Settings, StepType
 from edgeprune.rundir import StepResult
 
@@ -30,7 +31,6 @@ class TrainResult(StepResult):
 def run(ctx, spec: TrainStep) -> dict:
     # TensorFlow loads when a step runs, not while the recipe is validated
     from edgeprune.modelio import load_model, save_model
-    from edgeprune.progress import fit_callback
     from edgeprune.recipe.cache import trained_model_cache
     from edgeprune.recipe.steps.stages import initial_model, leave_stage
     from edgeprune.train import fit
