@@ -5,34 +5,17 @@ from the softmax of the same logits are the same function, so the twins must sta
 """
 import pytest
 
-from edgeprune.keras import keras, layers
+from edgeprune.keras import keras
 from edgeprune.losses import LOGITS, PROBABILITIES, output_kind
 from edgeprune.pruning import prune
 from edgeprune.train import evaluate, fit
+from helpers.logit_twins import twins
 
 
 @pytest.fixture(scope="module")
 def data(fashion_small):
     """The session's shared Fashion-MNIST slice (tests/conftest.py)."""
     return fashion_small
-
-
-def cnn(activation, seed=0):
-    keras.utils.set_random_seed(seed)
-    x = inp = keras.Input((28, 28, 1), name="input")
-    x = layers.Conv2D(8, 3, activation="relu", name="conv1")(x)
-    x = layers.Conv2D(24, 3, strides=2, activation="relu", name="conv2")(x)
-    x = layers.Conv2D(32, 3, strides=2, activation="relu", name="conv3")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(40, activation="relu", name="fc")(x)
-    x = layers.Dense(10, activation=activation, name="out")(x)
-    return keras.Model(inp, x, name=f"cnn_{activation or 'logits'}")
-
-
-def twins():
-    soft, logit = cnn("softmax"), cnn(None)
-    logit.set_weights(soft.get_weights())
-    return soft, logit
 
 
 @pytest.mark.slow

@@ -9,30 +9,13 @@ import tensorflow as tf
 
 from edgeprune.keras import keras, layers
 from edgeprune.losses import LOGITS, PROBABILITIES, DistillationLoss, output_kind
+from helpers.logit_twins import cnn, twins
 
 
 @pytest.fixture(scope="module")
 def data(fashion_small):
     """The session's shared Fashion-MNIST slice (tests/conftest.py)."""
     return fashion_small
-
-
-def cnn(activation, seed=0):
-    keras.utils.set_random_seed(seed)
-    x = inp = keras.Input((28, 28, 1), name="input")
-    x = layers.Conv2D(8, 3, activation="relu", name="conv1")(x)
-    x = layers.Conv2D(24, 3, strides=2, activation="relu", name="conv2")(x)
-    x = layers.Conv2D(32, 3, strides=2, activation="relu", name="conv3")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(40, activation="relu", name="fc")(x)
-    x = layers.Dense(10, activation=activation, name="out")(x)
-    return keras.Model(inp, x, name=f"cnn_{activation or 'logits'}")
-
-
-def twins():
-    soft, logit = cnn("softmax"), cnn(None)
-    logit.set_weights(soft.get_weights())
-    return soft, logit
 
 
 def tail(*make):
