@@ -11,26 +11,12 @@ from edgeprune.devicecost import allocate as allocate_mod
 from edgeprune.profiling.api import export_bytes
 from edgeprune.profiling.profile import by_layer, profile_tflite
 from edgeprune.profiling.tflite_ops import op_units, read_model, unit_signature
+from helpers.profiling_models import small_cnn
 
 
 @pytest.fixture(autouse=True)
 def cost_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEPRUNE_COST_DIR", str(tmp_path / "cost"))
-
-
-def small_cnn(filters=16, size=24):
-    """conv (1→filters) → pool → conv → flatten → dense → softmax: enough work per op to time on the host."""
-    keras.utils.set_random_seed(0)
-    x = inp = keras.Input((size, size, 1), name="input")
-    x = layers.Conv2D(filters, 3, activation="relu", name="conv1")(x)
-    x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = layers.Conv2D(32, 3, name="conv2")(x)
-    x = layers.BatchNormalization(name="bn2")(x)
-    x = layers.ReLU(name="relu2")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(64, activation="relu", name="fc1")(x)
-    x = layers.Dense(10, activation="softmax", name="fc2")(x)
-    return keras.Model(inp, x, name="small")
 
 
 def timing_cnn():
