@@ -24,3 +24,29 @@ def fashion_mnist():
 def fashion_small(fashion_mnist):
     """The small real slice most tests train and check on: 3,000 train, 500 validation, 500 test images."""
     return fashion_mnist.subset(train=3000, val=500, test=500)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """An MNIST slice as arrays (6,000 train, 2,000 test; read once per session): (x, y, x_test, y_test)."""
+    from edgeprune.data.sources import load_mnist
+
+    d = load_mnist(val_fraction=0.1, seed=0)
+    return d.x_train[:6000], d.y_train[:6000], d.x_test[:2000], d.y_test[:2000]
+
+
+@pytest.fixture
+def broken_conv_surgery(monkeypatch):
+    """Conv2D surgery keeps the wrong output channels (same count, shifted by one): a coupling bug that the
+    equivalence check must catch."""
+    import numpy as np
+
+    from edgeprune.pruning.rules import RULES
+
+    rule = RULES["Conv2D"]
+    shrink = type(rule).shrink
+
+    def wrong(layer, config, weights, keep_in, keep_out):
+        return shrink(rule, layer, config, weights, keep_in, np.roll(keep_out, 1))
+
+    monkeypatch.setattr(rule, "shrink", wrong)

@@ -27,14 +27,6 @@ def seeded():
     keras.utils.set_random_seed(0)
 
 
-@pytest.fixture(scope="module")
-def mnist():
-    from edgeprune.data.sources import load_mnist
-
-    d = load_mnist(val_fraction=0.1, seed=0)
-    return d.x_train[:6000], d.y_train[:6000], d.x_test[:2000], d.y_test[:2000]
-
-
 def small_cnn():
     """Conv+BN+ReLU, DepthwiseConv2D, SeparableConv2D, a residual Add, Dense softmax."""
     i = keras.Input((28, 28, 1), name="img")

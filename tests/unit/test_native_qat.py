@@ -19,14 +19,6 @@ def seeded():
     keras.utils.set_random_seed(0)
 
 
-@pytest.fixture(scope="module")
-def mnist():
-    from edgeprune.data.sources import load_mnist
-
-    d = load_mnist(val_fraction=0.1, seed=0)
-    return d.x_train[:6000], d.y_train[:6000], d.x_test[:2000], d.y_test[:2000]
-
-
 def test_folded_layer_trains_like_conv_plus_batchnorm():
     """In training mode the fused layer gives batch-normalized outputs (the Jacob et al. correction)."""
     rng = np.random.default_rng(1)

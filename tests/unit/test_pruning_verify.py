@@ -9,19 +9,6 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.keras import keras, layers
 from edgeprune.prune_cli import prune_file
 from edgeprune.pruning import prune, verify_pruning
-from edgeprune.pruning.rules import RULES
-
-
-@pytest.fixture
-def broken_conv_surgery(monkeypatch):
-    """Conv2D surgery keeps the wrong output channels (same count, shifted by one): a coupling bug."""
-    rule = RULES["Conv2D"]
-    shrink = type(rule).shrink
-
-    def wrong(layer, config, weights, keep_in, keep_out):
-        return shrink(rule, layer, config, weights, keep_in, np.roll(keep_out, 1))
-
-    monkeypatch.setattr(rule, "shrink", wrong)
 
 
 def _trunk():
