@@ -43,15 +43,18 @@ qemu-rootfs: setup
 demo: setup qemu-rootfs
 	$(BIN)/edgeprune run $(RECIPE)
 
-# tests in two tiers: tests/unit (no training, no subprocess; under a minute) and tests/e2e (real data,
-# recipe runs, CLI processes, emulated boards).  Both print the 25 slowest tests.  The markers still
-# select: make test PYTEST_ARGS='-m "not qemu"'
+# tests in two tiers: tests/unit (no training, no subprocess) and tests/e2e (real data, recipe runs, CLI
+# processes, emulated boards).  Both print the 25 slowest tests and run on TEST_JOBS pytest-xdist workers
+# (a test file stays on one worker: tests/conftest.py); TEST_JOBS=0 runs in this process.  The markers
+# still select: make test PYTEST_ARGS='-m "not qemu"'
 PYTEST_ARGS ?=
+TEST_JOBS ?= 2
+PYTEST = $(BIN)/python -m pytest -q --durations=25 -n $(TEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
 test: setup qemu-rootfs
-	$(BIN)/python -m pytest -q --durations=25 $(PYTEST_ARGS) tests
+	$(PYTEST) tests
 
 test-fast: setup
-	$(BIN)/python -m pytest -q --durations=25 $(PYTEST_ARGS) tests/unit
+	$(PYTEST) tests/unit
 
 # the product's recipes in recipes/bench/suite.yaml → bench/results/<date>.json and BENCHMARKS.md
 bench: setup qemu-rootfs

@@ -181,12 +181,12 @@ def test_deploy_copies_the_recommended_file_and_times_it_beside_the_estimate(ssh
     import json
 
     from edgeprune.harness.deploy import deploy
-    from test_device_metric import _metrics
+    from helpers.device_runs import recorded_metrics
 
     m = harness_models()
     run = tmp_path / "run"
     (run / "exports").mkdir(parents=True)
-    (run / "metrics.json").write_text(json.dumps(_metrics()))
+    (run / "metrics.json").write_text(json.dumps(recorded_metrics()))
     shutil.copy(m.int8_tflite, run / "exports" / "finetuned-int8.tflite")
     remote = Path.home() / "edgeprune" / "r"
     shutil.rmtree(remote, ignore_errors=True)
