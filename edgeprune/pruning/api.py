@@ -7,7 +7,7 @@ import numpy as np
 
 from edgeprune.pruning.graph import ChannelGraph, PropagationContext, build_graph, flatten_model
 from edgeprune.pruning.groups import Group, dependency_groups
-from edgeprune.pruning.importance import compute_scores
+from edgeprune.pruning.importance import compute_scores, scores_from_channels
 from edgeprune.pruning.kept import kept_notes
 from edgeprune.pruning.plan import PrunePlan, build_plan, classes_from_plan, select_channels
 from edgeprune.pruning.rules import rule_for
@@ -89,7 +89,8 @@ def _pin_layer(g: ChannelGraph, name: str) -> None:
 def prune(model, ratio: float = 0.5, *, criterion: str = "l1", global_pruning: bool = False,
           round_to: int = 1, min_channels: int = 1, protect=(), protect_first: bool | None = None,
           overrides: dict | None = None, aggregate: str = "mean", dataset=None, seed: int = 0,
-          max_group_ratio: float = 0.9, plan: PrunePlan | None = None, strict: bool = False):
+          max_group_ratio: float = 0.9, plan: PrunePlan | None = None, strict: bool = False,
+          channel_scores: dict[str, float] | None = None):
     """Remove whole channels from `model`; returns ``(pruned_model, plan)``.
 
     ratio: fraction of each group's channels to remove (or of all channels with global_pruning).
@@ -100,7 +101,9 @@ def prune(model, ratio: float = 0.5, *, criterion: str = "l1", global_pruning: b
     ``plan.settings["first_layer"]``.  plan: replay a saved plan instead of scoring
     (:func:`apply_plan`: the plan's settings, including its protect list, decide; the other arguments are ignored).
     A layer the engine cannot follow keeps its groups whole (noted in ``plan.kept``); ``strict``
-    raises UnsupportedLayerError instead.
+    raises UnsupportedLayerError instead.  channel_scores: this model's scores already computed with the
+    same criterion, data and seed (:func:`~edgeprune.pruning.importance.scores_by_channel`), so that
+    trials cutting one model many ways score it once.
     """
     if plan is not None:  # the plan's own protect decides the graph, whatever this call says
         return apply_plan(model, plan), plan
@@ -115,7 +118,8 @@ def prune(model, ratio: float = 0.5, *, criterion: str = "l1", global_pruning: b
                 "min_channels": min_channels, "protect": protect, "protect_first": protected_first,
                 "first_layer": an.first_layer, "overrides": dict(overrides or {}), "aggregate": aggregate,
                 "seed": seed}
-    scores = compute_scores(g, criterion, dataset=dataset, aggregate=aggregate, seed=seed)
+    scores = (compute_scores(g, criterion, dataset=dataset, aggregate=aggregate, seed=seed) if channel_scores is None
+              else scores_from_channels(g, channel_scores))
     chosen = select_channels(an.groups, scores, ratio=ratio, global_pruning=global_pruning, round_to=round_to,
                              min_channels=min_channels, overrides=overrides, max_group_ratio=max_group_ratio)
     new_plan = build_plan(g, an.groups, chosen, scores, settings, model)

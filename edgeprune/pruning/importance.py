@@ -303,6 +303,25 @@ def class_scores(g: ChannelGraph, per_layer: dict, aggregate: str = "mean") -> d
     return {c: float(agg(v)) for c, v in contributions.items()}
 
 
+def scores_by_channel(g: ChannelGraph, scores: dict[int, float]) -> dict[str, float]:
+    """Class scores keyed ``"layer:channel"`` (a channel of each class), which names the class in any copy of
+    the model: the form in which one scoring is written once and shared, e.g. by a scan's trials."""
+    return {"{}:{}".format(*g.atom_source[c]): float(s) for c, s in scores.items()}
+
+
+def scores_from_channels(g: ChannelGraph, saved: dict[str, float]) -> dict[int, float]:
+    """The inverse of :func:`scores_by_channel` on the graph `g` of a copy of the scored model."""
+    out = {}
+    for key, score in saved.items():
+        layer, channel = key.rsplit(":", 1)
+        atoms = g.source_atoms.get(layer)
+        if atoms is None or int(channel) >= len(atoms):
+            raise EdgepruneError(f"saved channel scores name {key}, which this model does not have",
+                                 "score this model itself (no saved scores)")
+        out[g.cls(int(atoms[int(channel)]))] = float(score)
+    return out
+
+
 def compute_scores(g: ChannelGraph, criterion: str, dataset=None, aggregate: str = "mean", **kwargs) -> dict[int, float]:
     fn, extra, needs_data = resolve_criterion(criterion)
     if needs_data and dataset is None:

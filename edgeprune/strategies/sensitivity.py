@@ -17,6 +17,7 @@ import numpy as np
 from edgeprune.errors import EdgepruneError
 from edgeprune.executor import get_executor
 from edgeprune.pruning import analyse, model_stats, prune
+from edgeprune.pruning.importance import compute_scores, scores_by_channel
 from edgeprune.pruning.recalibrate import recalibrate_batchnorm
 from edgeprune.strategies.trialio import load_arrays, load_model_file, save_arrays, save_model_file, write_json
 from edgeprune.train import evaluate
@@ -58,13 +59,15 @@ def group_label(sources) -> str:
     return "+".join(sources)
 
 
-def sensitivity_trial(*, model_path: str, data_path: str, out_path: str, label: str, source: str, ratio: float,
-                      criterion: str, protect: list, protect_first: bool, seed: int) -> dict:
-    """Prune only the group containing `source` by `ratio`, no fine-tuning; val accuracy → JSON."""
+def sensitivity_trial(*, model_path: str, data_path: str, scores_path: str, out_path: str, label: str, source: str,
+                      ratio: float, criterion: str, protect: list, protect_first: bool, seed: int) -> dict:
+    """Prune only the group containing `source` by `ratio`, no fine-tuning; val accuracy → JSON.
+    The channel scores (`scores_path`) were computed once for the whole scan."""
     model = load_model_file(model_path)
     data = load_arrays(data_path)
     pruned, plan = prune(model, 0.0, criterion=criterion, overrides={re.escape(source): ratio}, protect=protect,
-                         protect_first=protect_first, dataset=data, seed=seed)
+                         protect_first=protect_first, dataset=data, seed=seed,
+                         channel_scores=json.loads(Path(scores_path).read_text()))
     recalibrate_batchnorm(pruned, data.x_train)  # what the prune step does too (edgeprune.pruning.recalibrate)
     row = next(g for g in plan.groups if source in g["sources"])
     stats = model_stats(pruned)
@@ -143,7 +146,8 @@ class _Trials:
         if len(dataset.x_val) == 0:
             raise EdgepruneError("the sensitivity scan needs a validation split", "use a dataset with val_fraction > 0")
         self.model, self.protect, self.protect_first = model, list(protect), protect_first
-        self.groups = [g for g in analyse(model, self.protect, protect_first).groups if g.prunable]
+        self.analysis = analyse(model, self.protect, protect_first)
+        self.groups = [g for g in self.analysis.groups if g.prunable]
         if not self.groups:  # refused before anything is written
             raise EdgepruneError(f"model '{model.name}' has no prunable channel groups",
                                  "check --protect, or use a model with prunable conv/dense layers")
@@ -158,13 +162,18 @@ class _Trials:
     def run(self, cuts, *, criterion: str, executor, seed: int) -> tuple[list[dict], float]:
         """cuts: (group, ratio, trial name); returns (trial results, the unpruned model's val accuracy)."""
         index = {id(g): i for i, g in enumerate(self.groups)}
-        jobs = [dict(model_path=str(self.model_path), data_path=str(self.data_path),
+        data = load_arrays(self.data_path)
+        # the criterion scores the whole model (a data criterion: forward and backward passes) the same way for
+        # every cut: once here, on the trials' own data, rather than once per trial
+        scores_path = self.work / f"scores-{criterion}-seed{seed}.json"
+        g = self.analysis.graph
+        write_json(scores_path, scores_by_channel(g, compute_scores(g, criterion, dataset=data, seed=seed)))
+        jobs = [dict(model_path=str(self.model_path), data_path=str(self.data_path), scores_path=str(scores_path),
                      out_path=str(self.work / f"trial-g{index[id(g)]:03d}-{name}.json"), label=group_label(g.sources),
                      source=g.sources[0], ratio=ratio, criterion=criterion, protect=self.protect,
                      protect_first=self.protect_first, seed=seed) for g, ratio, name in cuts]
         results = (executor or get_executor()).map(sensitivity_trial, jobs, label="sensitivity scan",
                                                    describe=_describe_trial)
-        data = load_arrays(self.data_path)
         return results, _accuracy(evaluate(self.model, data.x_val, data.y_val))
 
     def __enter__(self):
