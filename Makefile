@@ -45,11 +45,11 @@ demo: setup qemu-rootfs
 
 # tests in two tiers: tests/unit (no training, no subprocess) and tests/e2e (real data, recipe runs, CLI
 # processes, emulated boards).  Both print the 25 slowest tests and run on TEST_JOBS pytest-xdist workers
-# (a test file stays on one worker: tests/conftest.py); TEST_JOBS=0 runs in this process.  The markers
-# still select: make test PYTEST_ARGS='-m "not qemu"'
+# (a test file stays on one worker, so its module fixtures are built once); TEST_JOBS=0 runs in this
+# process.  The markers still select: make test PYTEST_ARGS='-m "not qemu"'
 PYTEST_ARGS ?=
 TEST_JOBS ?= 2
-PYTEST = $(BIN)/python -m pytest -q --durations=25 -n $(TEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
+PYTEST = $(BIN)/python -m pytest -q --durations=25 -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 test: setup qemu-rootfs
 	$(PYTEST) tests
 

@@ -11,17 +11,6 @@ import edgeprune  # noqa: E402,F401  (quiets TensorFlow before anything imports 
 import pytest  # noqa: E402
 
 
-# `make test` runs on two pytest-xdist workers (--dist loadgroup).  Each test file stays on one worker, so
-# its module fixtures are built once; the tests sharing one of these session builds stay together too.
-SHARED_BUILDS = ("board_check_work",)  # EfficientDet-Lite0 exported: minutes, worth building once
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        shared = next((f for f in SHARED_BUILDS if f in item.fixturenames), None)
-        item.add_marker(pytest.mark.xdist_group(shared or item.nodeid.split("::")[0]))
-
-
 @pytest.fixture(scope="session")
 def fashion_mnist():
     """The whole Fashion-MNIST data set, read once per session; tests take `.subset(...)` of it (the

@@ -20,14 +20,3 @@ def trained_lenet5_h5(trained_lenet5, tmp_path_factory):
     path = tmp_path_factory.mktemp("lenet5") / "lenet5.h5"
     trained_lenet5.save(path)
     return path
-
-
-@pytest.fixture(scope="session")
-def board_check_work(tmp_path_factory):
-    """A board-check work folder holding EfficientDet-Lite0 exported float32 and int8 (about 2 minutes,
-    once per session): the builder's export test and the emulated board check share it."""
-    from edgeprune.bench_suite.board_check import export_model
-
-    work = tmp_path_factory.mktemp("board-check")
-    export_model("efficientdet-lite0", work)
-    return work
