@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-TARGETS_S = {"mobilenetv2": 6.0, "densenet121": 15.0}
+TARGETS_S = {"mobilenetv2": 6.0, "densenet121": 12.0}  # issue 21's targets, wall time of the CLI
 APPS = {"mobilenetv2": "MobileNetV2", "densenet121": "DenseNet121"}
 
 _WRITE = r"""

@@ -285,22 +285,33 @@ def criterion_names() -> list[str]:
     return sorted(CRITERIA) + [THRESHOLD_PREFIX + b for b in sorted(CRITERIA)]
 
 
-AGGREGATES = {"sum": np.sum, "mean": np.mean, "max": np.max}
+AGGREGATES = ("sum", "mean", "max")
 
 
 def class_scores(g: ChannelGraph, per_layer: dict, aggregate: str = "mean") -> dict[int, float]:
-    """Normalise each layer's scores by their mean, then aggregate per channel class."""
+    """Normalise each layer's scores by their mean, then aggregate per channel class (in one pass over all
+    atoms: a wide model has tens of thousands of classes)."""
     if aggregate not in AGGREGATES:
         raise EdgepruneError(f"unknown aggregate '{aggregate}'", f"use one of {', '.join(AGGREGATES)}")
-    agg = AGGREGATES[aggregate]
-    contributions: dict[int, list[float]] = {}
+    classes, values = [], []
     for atoms, scores in per_layer.values():
         scores = np.asarray(scores, dtype=np.float64)
         mean = scores.mean() if scores.size else 0.0
-        normed = scores / mean if mean > 0 else scores
-        for a, s in zip(np.asarray(atoms), normed):
-            contributions.setdefault(g.cls(int(a)), []).append(float(s))
-    return {c: float(agg(v)) for c, v in contributions.items()}
+        values.append(scores / mean if mean > 0 else scores)
+        classes.append(g.classes_of(np.asarray(atoms)))
+    if not classes:
+        return {}
+    cls, val = np.concatenate(classes), np.concatenate(values)
+    ids, first, inv = np.unique(cls, return_index=True, return_inverse=True)
+    if aggregate == "max":
+        out = np.full(len(ids), -np.inf)
+        np.maximum.at(out, inv, val)
+    else:
+        out = np.bincount(inv, weights=val, minlength=len(ids))
+        if aggregate == "mean":
+            out = out / np.bincount(inv, minlength=len(ids))
+    order = np.argsort(first, kind="stable")  # classes in the order they first appear, as the layers list them
+    return {int(ids[i]): float(out[i]) for i in order}
 
 
 def scores_by_channel(g: ChannelGraph, scores: dict[int, float]) -> dict[str, float]:
