@@ -256,10 +256,14 @@ def run_command(args: list[str], *, verbose: bool = False) -> int:
             where = e.ctx.command_path if getattr(e, "ctx", None) else "edgeprune"
             return _refuse(e.format_message(), f"see '{where} --help'", code=e.exit_code)
         except OSError as e:
+            if Interrupted.lost_in(e):
+                return _interrupted(Interrupted.lost_in(e))
             if verbose:
                 raise
             return _refuse(*_os_error(e), code=1)
         except Exception as e:  # a bug, not bad input: still one line unless --verbose
+            if Interrupted.lost_in(e):  # the signal's exception came out of C code as another error
+                return _interrupted(Interrupted.lost_in(e))
             if verbose:
                 raise
             first = (str(e).strip().splitlines() or [""])[0][:200]
@@ -299,6 +303,7 @@ def _os_error(e: OSError) -> tuple[str, str]:
 def _signals_raise_interrupted():
     """SIGINT and SIGTERM raise :class:`Interrupted` (which typer does not swallow as it does Ctrl-C)."""
     def handler(signum, frame):
+        Interrupted.received = signum
         raise Interrupted(signum)
 
     if sys.platform == "win32" or signal.getsignal(signal.SIGINT) is None:
@@ -309,11 +314,13 @@ def _signals_raise_interrupted():
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
+    Interrupted.received = None
     try:
         yield
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+        Interrupted.received = None
 
 
 if __name__ == "__main__":

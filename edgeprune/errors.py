@@ -44,3 +44,13 @@ class Interrupted(BaseException):
         self.step = step
         self.exit_code = 128 + signum
         super().__init__(signal.Signals(signum).name)
+
+    # The signal the CLI's handler last turned into this exception.  A handler's exception raised while C code
+    # runs (TensorFlow, a list operation) can come out as another error (SystemError: "bad argument to
+    # internal function"); whoever reports an error checks this first, so an interrupt is still an interrupt.
+    received: int | None = None
+
+    @classmethod
+    def lost_in(cls, err: BaseException, step: str | None = None) -> "Interrupted | None":
+        """The interrupt that `err` stands for, when a signal arrived before it (else None)."""
+        return None if cls.received is None or isinstance(err, cls) else cls(cls.received, step=step)

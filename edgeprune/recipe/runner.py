@@ -126,8 +126,11 @@ def run_recipe(recipe_path, *, out_dir=None, model: str | None = None, devices: 
             return _run(recipe, recipe_path, run_dir, lock_recipe, devices, log, where, shown)
     except (KeyboardInterrupt, Interrupted) as e:
         raise Interrupted(e.signum if isinstance(e, Interrupted) else signal.SIGINT, step=where[0]) from None
-    except RecipeError:
-        if fresh and {p.name for p in run_dir.iterdir()} <= {MARKER}:
+    except Exception as e:
+        lost = Interrupted.lost_in(e, step=where[0])  # a signal whose exception C code turned into another error
+        if lost is not None:
+            raise lost from None
+        if isinstance(e, RecipeError) and fresh and {p.name for p in run_dir.iterdir()} <= {MARKER}:
             shutil.rmtree(run_dir)  # refused before any work: leave no empty run folder behind
         raise
 

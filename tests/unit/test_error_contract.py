@@ -164,3 +164,28 @@ def test_recipe_shorthand_name_default_and_all_errors_at_once(tmp_path):
     for where in ("bad.yaml:2: 'seed'", "bad.yaml:4: 'steps[0].prune.ratoi'", "bad.yaml:5: 'steps[1].train.epochs'",
                   "bad.yaml:6: 'steps[2].nope'"):
         assert where in line, line
+
+
+def test_a_signal_whose_exception_comes_out_of_c_code_as_another_error_is_still_the_interrupt(recipe, tmp_path,
+                                                                                               monkeypatch):
+    """SIGTERM's exception, raised by the CLI's handler while C code runs, can surface as a SystemError ("bad
+    argument to internal function", seen under load while training): reported as the interrupt, with its step."""
+    import signal
+
+    from edgeprune.errors import Interrupted
+    from edgeprune.recipe import runner
+
+    def step_hit_by_sigterm(*args, **kwargs):
+        Interrupted.received = signal.SIGTERM  # what the CLI's handler records before it raises
+        raise SystemError("Objects/listobject.c:338: bad argument to internal function")
+
+    monkeypatch.setattr(runner, "_run", step_hit_by_sigterm)
+    monkeypatch.setattr(Interrupted, "received", None)
+    r = cli("run", recipe, "--out", tmp_path / "run")
+    line = assert_refused(r, "interrupted (SIGTERM) during step setup")
+    assert r.code == 143 and "SystemError" not in line
+    # without a signal, the same error is a bug, reported as one
+    monkeypatch.setattr(runner, "_run", lambda *a, **k: (_ for _ in ()).throw(SystemError("bad argument")))
+    Interrupted.received = None
+    r = cli("run", recipe, "--out", tmp_path / "run2")
+    assert r.code == 1 and "unexpected SystemError" in assert_refused(r)
