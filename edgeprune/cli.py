@@ -256,14 +256,14 @@ def run_command(args: list[str], *, verbose: bool = False) -> int:
             where = e.ctx.command_path if getattr(e, "ctx", None) else "edgeprune"
             return _refuse(e.format_message(), f"see '{where} --help'", code=e.exit_code)
         except OSError as e:
-            if Interrupted.lost_in(e):
-                return _interrupted(Interrupted.lost_in(e))
+            if (lost := Interrupted.lost_in(e)) is not None:
+                return _interrupted(lost)
             if verbose:
                 raise
             return _refuse(*_os_error(e), code=1)
         except Exception as e:  # a bug, not bad input: still one line unless --verbose
-            if Interrupted.lost_in(e):  # the signal's exception came out of C code as another error
-                return _interrupted(Interrupted.lost_in(e))
+            if (lost := Interrupted.lost_in(e)) is not None:  # the signal's exception came out of C code as another error
+                return _interrupted(lost)
             if verbose:
                 raise
             first = (str(e).strip().splitlines() or [""])[0][:200]
