@@ -156,8 +156,9 @@ def prune_cmd(
     feature_method: Annotated[str, typer.Option(help="Input-feature ranking: weight_norm (first layer) or gradient (needs --data).")] = "weight_norm",
     budget: Annotated[Optional[List[str]], typer.Option(help="Device-cost allocation: a limit KEY=VALUE on --device, all to be met (repeatable). " + budget_help(ALLOCATION_KEYS) + ".")] = None,
     device: Annotated[Optional[str], typer.Option(help="With --budget: the device whose measured per-op cost decides the channels (the first layer too: protect it with --protect NAME).")] = None,
-    precision: Annotated[str, typer.Option(help="With --budget: the precision to cost (float32, float16, int8, mixed).")] = "int8",
+    precision: Annotated[str, typer.Option(help="With --budget: the precision to cost (float32, float16, int8, mixed), or auto: chosen per layer with the channels.")] = "int8",
     keep_float: Annotated[Optional[List[str]], typer.Option(help="With --precision mixed: a layer kept float (repeatable).")] = None,
+    compare_device: Annotated[Optional[List[str]], typer.Option(help="With --budget: also allocate for this device and take its channels when they meet the budget on --device losing less (repeatable).")] = None,
     weigh: Annotated[str, typer.Option(help="With --budget: what a step loses, 'score' (the group's channel-score share) or 'accuracy' (validation accuracy with that group alone cut; needs --data).")] = "score",
     best_effort: Annotated[bool, typer.Option("--best-effort", help="With --budget: when no channel counts meet it, write the cheapest found instead of stopping.")] = False,
     recalibrate_bn: Annotated[bool, typer.Option("--recalibrate-bn/--no-recalibrate-bn", help="With --data: re-estimate BatchNorm statistics on its training split after surgery (as a recipe's prune step does).")] = True,
@@ -188,7 +189,8 @@ def prune_cmd(
         min_channels=min_channels, protect=protect or [], protect_first=first_layer, strict=strict,
         recalibrate_bn=recalibrate_bn, **({"allocation": "device_cost", "device": device, "budget": limits,
                                           "precision": precision, "keep_float": keep_float or [], "weigh": weigh,
-                                          "best_effort": best_effort} if device_cost else {}))
+                                          "best_effort": best_effort, "compare_devices": compare_device or []}
+                                         if device_cost else {}))
     # deferred: prune_cli loads TensorFlow, after every option is checked
     from edgeprune.prune_cli import prune_features_file, prune_file
 
@@ -201,7 +203,7 @@ def prune_cmd(
 # the CLI spelling of each prune option, for PruneOptions' error lines
 PRUNE_FLAGS = {"ratio": "--ratio", "global": "--global", "round_to": "--round-to", "min_channels": "--min-channels",
                "precision": "--precision", "keep_float": "--keep-float", "weigh": "--weigh", "budget": "--budget",
-               "device": "--device", "": ""}
+               "device": "--device", "compare_devices": "--compare-device", "": ""}
 
 
 # commands whose functions live in their own areas

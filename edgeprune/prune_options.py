@@ -16,7 +16,7 @@ from edgeprune.errors import EdgepruneError
 
 AllocationBudget = budget_field(ALLOCATION_KEYS, "device-cost allocation")
 PRECISIONS = ("float32", "float16", "int8", "mixed")
-DEVICE_COST_ONLY = ("device", "budget", "keep_float", "weigh", "best_effort")
+DEVICE_COST_ONLY = ("device", "budget", "keep_float", "weigh", "best_effort", "compare_devices")
 
 
 def device_cost_first_layer(protect_first: bool | None) -> bool:
@@ -50,11 +50,16 @@ class PruneOptions(BaseModel):
     budget: Optional[AllocationBudget] = Field(
         None, description="device_cost: limits all to be met, e.g. {latency_ms: 0.4, size_kb: 28} or {reduction: 6.0}; "
                           "latency_ms is the estimated board time on an emulated board")
-    precision: Literal["float32", "float16", "int8", "mixed"] = Field("int8", description="device_cost: the precision to cost")
+    precision: Literal["float32", "float16", "int8", "mixed", "auto"] = Field(
+        "int8", description="device_cost: the precision to cost; auto: chosen per layer with the channels (int8, "
+                            "or a mixed file keeping float the layers whose float ops cost less on the device)")
     keep_float: list[str] = Field([], description="device_cost with precision mixed: the layers kept float")
     max_group_ratio: float = Field(0.95, gt=0.0, lt=1.0, description="device_cost: most of a group that may go")
     best_effort: bool = Field(False, description="device_cost: a budget no channel counts meet ships the cheapest found "
                                                  "(marked in the report) instead of stopping")
+    compare_devices: list[str] = Field(
+        [], description="device_cost: other devices whose allocation under the same budget is costed on `device` too; "
+                        "one that meets the budget there losing less is taken")
     weigh: Literal["score", "accuracy"] = Field(
         "score", description="device_cost: what a step loses — the share of its group's channel score, or the "
                              "validation accuracy lost with that group alone cut to the count (one trial per count)")
@@ -81,7 +86,8 @@ class PruneOptions(BaseModel):
                                  + (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]))
             if (self.precision == "mixed") != bool(self.keep_float):
                 raise ValueError("precision mixed and keep_float go together, e.g. {precision: mixed, keep_float: [conv1]}")
-        elif self.device or self.budget or self.keep_float or self.weigh != "score" or self.best_effort:
+        elif (self.device or self.budget or self.keep_float or self.weigh != "score" or self.best_effort
+              or self.compare_devices):
             raise ValueError(f"{', '.join(DEVICE_COST_ONLY[:-1])} and {DEVICE_COST_ONLY[-1]} belong to "
                              "allocation: device_cost")
         return self

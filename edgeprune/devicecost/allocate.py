@@ -11,6 +11,11 @@ score; a group's loss is the share of its total score that the step removes (its
 A step's cost is the candidate model's predicted cost: the per-invoke overhead plus the table's
 cost of every op, the ops cut to the candidate's shapes (:mod:`edgeprune.profiling.variants`).
 Costs the table lacks are measured in batches, so a search never measures the same op twice.
+
+With ``precision="auto"`` the search also chooses each conv / dense layer's precision: the same greedy
+may, at any point, keep one layer float in the int8 file (a mixed file), costed on that file's own
+template (:class:`Templates`), so the QUANTIZE / DEQUANTIZE at its edges are counted.  Float loses no
+accuracy that int8 keeps, so such a step costs nothing and is taken first whenever it saves.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from edgeprune.prune_options import device_cost_first_layer
 from edgeprune.pruning.api import analyse, first_weight_layer
 from edgeprune.pruning.importance import compute_scores
 from edgeprune.pruning.plan import build_plan
+from edgeprune.quantize.selective import compute_layers
 from edgeprune.strategies import sensitivity
 
 GRID_LIMIT = 4000  # isolated-op variants measured up front in one batch; more are measured as needed
@@ -52,9 +58,13 @@ class Allocation:
     predicted: dict[str, float] = field(default_factory=dict)       # metric -> predicted cost
     baseline: dict[str, float] = field(default_factory=dict)
     steps: list[dict] = field(default_factory=list)
+    precision: str = "int8"                                           # what was costed: float32|float16|int8|mixed
+    keep_float: list[str] = field(default_factory=list)              # mixed: the layers kept float
+    taken_from: str | None = None   # a rival device whose allocation did better here (then `steps` are this device's path)
 
     def summary(self) -> dict:
-        return {"metric": self.metric, "baseline_cost": self.baseline_cost, "predicted_cost": self.predicted_cost,
+        return {"precision": self.precision, "keep_float": self.keep_float, "taken_from": self.taken_from,
+                "metric": self.metric, "baseline_cost": self.baseline_cost, "predicted_cost": self.predicted_cost,
                 "budget": self.budget, "met": self.met, "reduction": self.baseline_cost / max(self.predicted_cost, 1e-12),
                 "limits": self.limits, "predicted": self.predicted, "baseline": self.baseline,
                 "counts": self.counts, "full": self.full, "measured_ops": self.measured_ops, "steps": self.steps}
@@ -118,6 +128,18 @@ class CostModel:
         self.memo[key] = value
         return value
 
+    def per_layer(self, removed, layer_names) -> dict[str, float]:
+        """{Keras layer: the device cost of its ops} in the candidate with `removed` cut."""
+        model = self.variants.candidate(removed)
+        sigs = self.variants.signatures(model)
+        if self.table.missing(sigs):
+            self.prefetch([removed])
+        per: dict[str, float] = {}
+        for u, sig in zip(self.variants.units, sigs):
+            layer = unit_label(u.names, u.op, layer_names)
+            per[layer] = per.get(layer, 0.0) + net_cost(self.table, sig)
+        return per
+
 
 def budget_limits(budget, device_metric: str) -> dict[str, float | tuple]:
     """{metric: limit} on a device costed by `device_metric` (:meth:`edgeprune.budget.Budget.device_limits`)."""
@@ -129,23 +151,22 @@ class BudgetNotMet(EdgepruneError):
     """No channel counts reach the budget: says the cheapest reachable cost, the limit and what holds it."""
 
     @classmethod
-    def at_floor(cls, cm: "CostModel", removed, cost: dict, limits: dict, device: str, precision: str,
+    def at_floor(cls, cm: "CostModel", removed, cost: dict, limits: dict, device: str, precision,
                  channels: dict[str, tuple[int, int]], layer_names: list[str]) -> "BudgetNotMet":
+        """precision: the file's, or a function of the layer (a search that chose it per layer)."""
+        precision_of = precision if callable(precision) else (lambda _layer: precision)
         over = [m for m, lim in limits.items() if cost[m] > lim]
         what = ", ".join(f"{m} {_fmt(cost[m])} > {_fmt(limits[m])}" for m in over)
         held = ""
         if cm.on_device and cm.table.metric in over:
-            model = cm.variants.candidate(removed)
-            per: dict[str, float] = {}
-            for u, sig in zip(cm.variants.units, cm.variants.signatures(model)):
-                layer = unit_label(u.names, u.op, layer_names)
-                per[layer] = per.get(layer, 0.0) + net_cost(cm.table, sig)
+            per = cm.per_layer(removed, layer_names)
             floor = cost[cm.table.metric]
             top = sorted(per.items(), key=lambda kv: -kv[1])[:3]
 
             def shown(layer):
                 full, kept = channels.get(layer, (None, None))
-                return f"{layer} ({full}→{kept}, {precision})" if full is not None else f"{layer} ({precision})"
+                p = precision_of(layer)
+                return f"{layer} ({full}→{kept}, {p})" if full is not None else f"{layer} ({p})"
             held = "; the floor is held by " + ", ".join(f"{shown(n)} {v / floor:.0%}" for n, v in top if floor > 0)
         return cls(f"the budget cannot be met on {device}: the cheapest channel counts reach {what}{held}",
                    "raise the limit, cost another precision, or set best_effort: true (--best-effort) to ship "
@@ -165,7 +186,7 @@ def allocate(model, device: str, budget, *, precision: str = "int8", criterion: 
              calibration=None, protect=(), protect_first: bool | None = None, min_channels: int = 1,
              max_group_ratio: float = 0.95, step: int = 4, aggregate: str = "mean", seed: int = 0,
              keep_float=(), template: bytes | None = None, executor=None, host: str | None = None,
-             weigh: str = "score", run_dir=None, best_effort: bool = False, log=None) -> Allocation:
+             weigh: str = "score", run_dir=None, best_effort: bool = False, rivals=(), log=None) -> Allocation:
     """Choose channels per group for `device` under `budget`; returns an :class:`Allocation` with its PrunePlan.
 
     budget: one or more of ``latency_ms`` (the device's time: estimated board time on emulated
@@ -182,10 +203,17 @@ def allocate(model, device: str, budget, *, precision: str = "int8", criterion: 
     protects the first layer; unset (None) here means False, the measured cost decides about it too.
     A budget no channel counts reach raises :class:`BudgetNotMet`, naming the cheapest reachable cost and
     the layers that hold it; ``best_effort=True`` returns that cheapest allocation instead (``met`` False).
+    rivals: other devices whose allocation under the same budget is costed here too: one that meets the
+    budget on `device` and loses less is taken, so the file allocated for `device` is never worse there
+    than a file allocated for a rival (their measurements are cached per device like this one's).
     """
     budget = Budget.parse(budget).require(ALLOCATION_KEYS, "device-cost allocation")  # refused before any work
     log = log or (lambda *_: None)
-    precision = precision_name(precision) if template is None else precision
+    joint = precision == "auto"
+    if joint and (template is not None or keep_float):
+        raise EdgepruneError("precision auto chooses the layers kept float itself",
+                             "drop keep_float (and template), or cost a fixed precision: int8, mixed, float32, float16")
+    precision = precision if joint or template is not None else precision_name(precision)
     if not 0.0 < max_group_ratio < 1.0:
         raise EdgepruneError(f"max_group_ratio {max_group_ratio} is not in (0, 1)", "e.g. 0.95")
     profile = get_profile(device)
@@ -195,11 +223,13 @@ def allocate(model, device: str, budget, *, precision: str = "int8", criterion: 
     an = analyse(model, protect=list(protect), protect_first=protect_first)
     g = an.graph
     scores = compute_scores(g, criterion, dataset=dataset, aggregate=aggregate, seed=seed)
-    if template is None:
-        if calibration is None and precision in ("int8", "mixed") and dataset is not None:
-            calibration = dataset.calibration_samples(200, seed=seed)
-        template = export_bytes(model, precision, calibration, keep_float)
-    variants = Variants(read_model(template), g)
+    if calibration is None and precision in ("int8", "mixed", "auto") and dataset is not None:
+        calibration = dataset.calibration_samples(200, seed=seed)
+    keep = frozenset(keep_float)
+    fixed = None if joint else precision  # the file's precision when the search does not choose it
+    cm_for = Templates(model, g, table, tuple(limits), calibration, executor=executor, host=host, log=log)
+    if template is not None:
+        cm_for.add(keep, template, fixed)
 
     groups = [grp for grp in an.groups if grp.prunable]
     order = {grp.id: sorted(grp.prunable, key=lambda c: (scores.get(c, 0.0), c)) for grp in groups}
@@ -218,10 +248,12 @@ def allocate(model, device: str, budget, *, precision: str = "int8", criterion: 
     def key(counts):
         return tuple(counts[grp.id] for grp in groups)
 
-    cm = CostModel(variants, table, tuple(limits), executor=executor, host=host, log=log)
+    def cost_of(counts, kept) -> dict:
+        return cm_for(kept, fixed).cost(key(counts), removed_for(counts))
+
     full = {grp.id: grp.size for grp in groups}
-    _prefetch_grid(cm, groups, cands, full, removed_for)
-    base = cm.cost(key(full), removed_for(full))
+    _prefetch_grid(cm_for(keep, fixed), groups, cands, full, removed_for)
+    base = cost_of(full, keep)
     limits = resolve(limits, base)
 
     def saved(old: dict, new: dict) -> float:
@@ -231,13 +263,21 @@ def allocate(model, device: str, budget, *, precision: str = "int8", criterion: 
         never ships a file that lost more.  (With several limits, which ones are still exceeded steers it.)"""
         return sum((old[m] - new[m]) / base[m] for m, lim in limits.items() if old[m] > lim and base[m] > 0)
 
+    def lost_at(counts: dict) -> float:
+        """What a point has lost against the full model, in the steps' unit (score share or accuracy)."""
+        if lost_to:
+            return sum(lost_to[grp.id][counts[grp.id]] for grp in groups)
+        return sum(sum(scores.get(c, 0.0) for c in order[grp.id][:grp.size - counts[grp.id]]) / total[grp.id]
+                   for grp in groups)
+
     counts, cost, steps = dict(full), base, []
+    layer_names = [layer.name for layer in model.layers]
     while excess(cost, limits) > 0:
-        options = []
+        options = []  # (lost per saving, lost, -saving, what, new cost)
         for grp in groups:
             for k in (c for c in cands[grp.id] if c < counts[grp.id]):
                 trial = {**counts, grp.id: k}
-                new_cost = cm.cost(key(trial), removed_for(trial))
+                new_cost = cost_of(trial, keep)
                 gain = saved(cost, new_cost)
                 if gain <= 0:  # a count that costs more on this device (a 1-channel first conv in float)
                     continue
@@ -245,28 +285,65 @@ def allocate(model, device: str, budget, *, precision: str = "int8", criterion: 
                     lost = lost_to[grp.id][k] - lost_to[grp.id][counts[grp.id]]
                 else:
                     lost = sum(scores.get(c, 0.0) for c in order[grp.id][grp.size - counts[grp.id]:grp.size - k]) / total[grp.id]
-                options.append((lost / gain, lost, -gain, grp.id, k, new_cost))
+                options.append((lost / gain, lost, -gain, ("channels", grp.id, k), new_cost))
+        if joint:
+            for layer in cm_for.float_cheaper(keep, removed_for(counts), layer_names):
+                new_cost = cost_of(counts, keep | {layer})
+                gain = saved(cost, new_cost)
+                # float keeps what int8 keeps, so the step loses nothing; it must not break a limit already met
+                # (a limit still exceeded that it raises, the file's size, counts against its saving)
+                if gain > 0 and all(new_cost[m] <= lim or cost[m] > lim for m, lim in limits.items()):
+                    options.append((0.0, 0.0, -gain, ("float", layer, 0), new_cost))
         if not options:
             break
-        pick = min(options, key=lambda o: o[:5])
-        if excess(pick[5], limits) <= 0:
+        pick = min(options, key=lambda o: o[:4])
+        if excess(pick[4], limits) <= 0:
             # the path's next step meets the budget: finish with the step that meets it losing least (from
             # the same point, so a looser budget still loses no more)
-            pick = min((o for o in options if excess(o[5], limits) <= 0), key=lambda o: (o[1], o[0], o[3], o[4]))
-        _, lost, _, gid, k, cost = pick
-        steps.append({"group": groups_by_id(groups)[gid].sources[0], "from": counts[gid], "to": k,
+            pick = min((o for o in options if excess(o[4], limits) <= 0), key=lambda o: (o[1], o[0], o[3]))
+        _, lost, _, (kind, what, k), cost = pick
+        if kind == "float":
+            keep = keep | {what}
+            _prefetch_grid(cm_for(keep, fixed), groups, cands, full, removed_for)
+            steps.append({"layer": what, "precision": "float32", "importance_lost": 0.0, "cost": cost})
+            log(f"  {what}: int8 → float, predicted " + ", ".join(f"{m} {v:,.6g}" for m, v in cost.items()))
+            continue
+        steps.append({"group": groups_by_id(groups)[what].sources[0], "from": counts[what], "to": k,
                       "importance_lost": round(lost, 6), "cost": cost})
-        counts[gid] = k
+        counts[what] = k
         log(f"  {steps[-1]['group']}: {steps[-1]['from']} → {k} channels, predicted "
             + ", ".join(f"{m} {v:,.6g}" for m, v in cost.items()))
 
+    adopted = None
+    for rival in rivals:
+        theirs = allocate(model, rival, budget, precision=precision, criterion=criterion, dataset=dataset,
+                          calibration=calibration, protect=protect, protect_first=protect_first,
+                          min_channels=min_channels, max_group_ratio=max_group_ratio, step=step, aggregate=aggregate,
+                          seed=seed, keep_float=keep_float, template=template, executor=executor, host=host,
+                          weigh=weigh, run_dir=run_dir, best_effort=True,
+                          log=lambda m, r=rival: log(f"  [{r}] {m}"))
+        by_source = {grp.sources[0]: grp.id for grp in groups}
+        their_counts = {by_source[name]: k for name, k in theirs.counts.items()}
+        their_keep = frozenset(theirs.keep_float)
+        their_cost = cost_of(their_counts, their_keep)
+        better = excess(their_cost, limits) <= 0 and (excess(cost, limits) > 0 or
+                                                       lost_at(their_counts) < lost_at(counts) - 1e-12)
+        log(f"  {rival}'s allocation {theirs.counts} ({theirs.precision}) on {profile.name}: predicted "
+            + ", ".join(f"{m} {v:,.6g}" for m, v in their_cost.items())
+            + (", meets the budget losing less: taken" if better else ", kept this device's"))
+        if better:
+            counts, keep, cost, adopted = their_counts, their_keep, their_cost, rival
+
+    chosen_precision = fixed or ("mixed" if keep else "int8")
     if excess(cost, limits) > 0 and not best_effort:
-        raise BudgetNotMet.at_floor(cm, removed_for(counts), cost, limits, profile.name, precision,
+        raise BudgetNotMet.at_floor(cm_for(keep, fixed), removed_for(counts), cost, limits, profile.name,
+                                    (lambda layer: "float32" if layer in keep else "int8") if joint else precision,
                                     {by.sources[0]: (full[i], counts[i]) for i, by in groups_by_id(groups).items()},
-                                    [layer.name for layer in model.layers])
+                                    layer_names)
     chosen = {grp.id: order[grp.id][:grp.size - counts[grp.id]] for grp in groups if counts[grp.id] < grp.size}
-    settings = {"allocation": "device_cost", "device": profile.name, "cpu": profile.cpu, "precision": precision,
-                "keep_float": list(keep_float),
+    settings = {"allocation": "device_cost", "device": profile.name, "cpu": profile.cpu, "precision": chosen_precision,
+                "searched_precision": joint, "keep_float": sorted(keep), "rivals": list(rivals),
+                "taken_from": adopted,
                 "budget": dict(budget), "limits": limits, "criterion": criterion, "aggregate": aggregate, "step": step,
                 "min_channels": min_channels, "max_group_ratio": max_group_ratio, "protect": list(protect), "weigh": weigh,
                 "protect_first": protect_first, "seed": seed, "ratio": None, "round_to": step}
@@ -278,7 +355,51 @@ def allocate(model, device: str, budget, *, precision: str = "int8", criterion: 
     return Allocation(plan=plan, counts={by_id[i].sources[0]: counts[i] for i in counts},
                       full={by_id[i].sources[0]: full[i] for i in full}, metric=primary, baseline_cost=base[primary],
                       predicted_cost=cost[primary], budget=limits[primary], met=excess(cost, limits) <= 0,
-                      measured_ops=cm.measured, limits=limits, predicted=cost, baseline=base, steps=steps)
+                      measured_ops=cm_for.measured, limits=limits, predicted=cost, baseline=base, steps=steps,
+                      precision=chosen_precision, keep_float=sorted(keep), taken_from=adopted)
+
+
+class Templates:
+    """The unpruned model exported once per precision and set of layers kept float, each with its
+    :class:`CostModel`: the joint search's mixed files are costed from their own templates (QUANTIZE /
+    DEQUANTIZE at a float layer's edges included), converted only when the search considers them."""
+
+    def __init__(self, model, g, table: CostTable, metrics: tuple[str, ...], calibration, *, executor=None,
+                 host=None, log=None):
+        self.model, self.g, self.table, self.metrics, self.calibration = model, g, table, metrics, calibration
+        self.executor, self.host, self.log = executor, host, log or (lambda *_: None)
+        self.models: dict[tuple, CostModel] = {}
+        self.compute = compute_layers(model)
+
+    def add(self, keep: frozenset, template: bytes, precision: str | None = None) -> CostModel:
+        cm = CostModel(Variants(read_model(template), self.g), self.table, self.metrics, executor=self.executor,
+                       host=self.host, log=self.log)
+        self.models[(precision, keep)] = cm
+        return cm
+
+    def __call__(self, keep: frozenset, precision: str | None = None) -> CostModel:
+        """The cost model of `precision`'s file (None: int8, or mixed with `keep` float)."""
+        if (precision, keep) in self.models:
+            return self.models[(precision, keep)]
+        name = precision or ("mixed" if keep else "int8")
+        if keep and name == "mixed":
+            self.log(f"costing the mixed file with {', '.join(sorted(keep))} float")
+        return self.add(keep, export_bytes(self.model, name, self.calibration, sorted(keep)), precision)
+
+    @property
+    def measured(self) -> int:
+        return sum(cm.measured for cm in self.models.values())
+
+    def float_cheaper(self, keep: frozenset, removed, layer_names) -> list[str]:
+        """Int8 layers of `keep`'s file whose ops cost less in float32 at these channel counts, each op costed
+        alone (a screen: the mixed file with the layer float, edges included, then decides)."""
+        current = self(keep)
+        if not current.on_device:
+            return []  # size alone: a float layer is never smaller
+        q8 = current.per_layer(removed, layer_names)
+        f32 = self(frozenset(), "float32").per_layer(removed, layer_names)
+        return [layer for layer in self.compute
+                if layer not in keep and layer in q8 and layer in f32 and f32[layer] < q8[layer]]
 
 
 def _accuracy_lost(model, dataset, groups, cands, weigh: str, *, log, **scan) -> dict[int, dict[int, float]]:

@@ -23,7 +23,7 @@ CALIBRATION_SAMPLES = 200
 
 def calibration_for(precision: str, dataset, seed: int = 0):
     """Calibration samples for costing `precision` (int8, mixed), None for float precisions."""
-    if precision not in ("int8", "mixed"):
+    if precision not in ("int8", "mixed", "auto"):
         return None
     if dataset is None:
         raise EdgepruneError(f"costing {precision} needs calibration data", "pass --data, or --precision float32")
@@ -37,9 +37,10 @@ def allocate_for_cli(model, dataset, options: PruneOptions, log=print):
                  dataset=dataset, calibration=calibration, protect=options.protect,
                  protect_first=options.first_layer(), min_channels=options.min_channels,
                  max_group_ratio=options.max_group_ratio, aggregate=options.aggregate, keep_float=options.keep_float,
-                 weigh=options.weigh, best_effort=options.best_effort, log=log)
+                 weigh=options.weigh, best_effort=options.best_effort, rivals=options.compare_devices, log=log)
     state = "met" if a.met else "NOT met (best effort: kept the cheapest channel counts found)"
-    log(f"device-cost allocation on {options.device} ({options.precision}): budget {a.limits} {state}; predicted "
+    chosen = a.precision + (f" with {', '.join(a.keep_float)} float" if a.keep_float else "")
+    log(f"device-cost allocation on {options.device} ({chosen}): budget {a.limits} {state}; predicted "
         f"{a.predicted} from {a.baseline}; channels kept {a.counts}")
     return a.plan
 
@@ -76,13 +77,14 @@ def device_cost_prune(ctx, spec, model):
                      dataset=ds, calibration=calibration, protect=spec.protect, protect_first=spec.protect_first,
                      min_channels=spec.min_channels, max_group_ratio=spec.max_group_ratio, aggregate=spec.aggregate,
                      seed=ctx.recipe.seed, keep_float=spec.keep_float, executor=executor, weigh=spec.weigh,
-                     run_dir=ctx.run_dir, best_effort=spec.best_effort,
+                     run_dir=ctx.run_dir, best_effort=spec.best_effort, rivals=spec.compare_devices,
                      log=lambda m: ctx.log(f"      {m}"))
     pruned, plan = prune(model, plan=alloc.plan, protect_first=False)
-    before = profile_model(model, spec.device, spec.precision, calibration=calibration, executor=executor,
-                           keep_float=spec.keep_float)
-    after = profile_model(pruned, spec.device, spec.precision, calibration=calibration, executor=executor,
-                          keep_float=spec.keep_float)
+    # the file the allocation costed (precision auto: the precision it chose), before and after
+    before = profile_model(model, spec.device, alloc.precision, calibration=calibration, executor=executor,
+                           keep_float=alloc.keep_float)
+    after = profile_model(pruned, spec.device, alloc.precision, calibration=calibration, executor=executor,
+                          keep_float=alloc.keep_float)
     summary = alloc.summary()
     metric = before["metric"]
     summary["budget"] = alloc.limits.get(metric)  # the limit on the device's own metric, if any
@@ -91,12 +93,14 @@ def device_cost_prune(ctx, spec, model):
     summary["measured_file_kb"] = after["file_bytes"] / 1024
     summary["measured_met"] = (after["whole"] <= alloc.limits.get(metric, float("inf"))
                                and summary["measured_file_kb"] <= alloc.limits.get("size_kb", float("inf")))
-    ctx.path(PROFILE_FILE).write_text(json.dumps({"device": spec.device, "precision": spec.precision,
+    ctx.path(PROFILE_FILE).write_text(json.dumps({"device": spec.device, "precision": alloc.precision,
                                                   "allocation": summary, "before": before, "after": after}, indent=1))
     summary["best_effort"] = not summary["met"]  # reached only with best_effort: true
     short = {k: summary[k] for k in ("limits", "predicted", "measured_cost", "measured_baseline_cost",
-                                     "measured_file_kb", "met", "measured_met", "counts", "full", "best_effort")}
+                                     "measured_file_kb", "met", "measured_met", "counts", "full", "best_effort",
+                                     "keep_float", "taken_from")}
     if not summary["met"]:
         ctx.log(f"      warning: best effort: no channel counts meet every limit on {spec.device}; kept the cheapest "
                 f"found (predicted {summary['predicted']}, limits {alloc.limits})")
-    return pruned, plan, {**short, "device": spec.device, "precision": spec.precision, "profile_path": PROFILE_FILE}
+    return pruned, plan, {**short, "device": spec.device, "precision": alloc.precision,
+                          "searched_precision": spec.precision == "auto", "profile_path": PROFILE_FILE}

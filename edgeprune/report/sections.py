@@ -153,9 +153,14 @@ def pruning(report: dict) -> Section | None:
         return None
     settings = p.get("settings") or {}
     if settings.get("allocation") == "device_cost":  # no ratio: the measured cost chose each group's count
-        how = (f"Channels per group chosen by measured cost on {settings.get('device', '?')} "
-               f"({settings.get('precision', '?')}, budget {settings.get('budget', '?')}), criterion "
-               f"{p.get('criterion') or '?'} for which channels go")
+        precision = settings.get("precision", "?")
+        if settings.get("keep_float") and precision == "mixed":
+            precision += f" with {', '.join(settings['keep_float'])} float"
+        chose = ("Channels per group and each layer's precision chosen together" if settings.get("searched_precision")
+                 else "Channels per group chosen")
+        how = f"{chose} by measured cost on {settings.get('device', '?')} "
+        how += (f"({precision}, budget {settings.get('budget', '?')}), criterion "
+                f"{p.get('criterion') or '?'} for which channels go")
     else:
         how = f"Criterion {p.get('criterion') or '?'}, ratio {p.get('ratio')}, schedule {p.get('schedule') or 'oneshot'}"
     text = (f"{how}; "

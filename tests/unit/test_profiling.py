@@ -12,7 +12,7 @@ from edgeprune.keras import keras, layers
 from edgeprune.devicecost import allocate as allocate_mod
 from edgeprune.profiling.api import export_bytes
 from edgeprune.profiling.cost_table import EMPTY_KEY, CostTable
-from edgeprune.profiling.tflite_ops import isolate, op_units, read_model
+from edgeprune.profiling.tflite_ops import NUMPY_TYPES, isolate, op_units, read_model
 from helpers.profiling_models import small_cnn
 
 
@@ -226,7 +226,8 @@ def test_report_shows_where_the_time_goes(tmp_path):
     ({"allocation": "device_cost", "device": "host", "budget": {"reduction": 2}, "precision": "mixed"},
      "keep_float go together"),
     ({"budget": {"reduction": 2}}, "belong to allocation: device_cost"),
-    ({"best_effort": True}, "best_effort belong to allocation: device_cost"),
+    ({"best_effort": True}, "best_effort and compare_devices belong to allocation: device_cost"),
+    ({"compare_devices": ["qemu-aarch64"]}, "compare_devices belong to allocation: device_cost"),
 ])
 def test_recipe_refuses_incomplete_device_cost_settings(settings, message):
     from pydantic import ValidationError
@@ -240,3 +241,98 @@ def test_recipe_refuses_incomplete_device_cost_settings(settings, message):
     assert ok.budget == {"instructions": 3e5, "size_kb": 28} and ok.best_effort is False
     assert PruneStep.model_validate({"allocation": "device_cost", "device": "qemu-aarch64", "best_effort": True,
                                      "budget": {"latency_ms": 0.1}}).best_effort
+
+
+def precision_costs():
+    """measure_missing stand-in that knows precision: an int8 conv costs in·out + 50 (1000 with at most 4
+    input channels), a float conv 2·in·out, so a first conv is cheaper in float and a 16-channel one in
+    int8 (as the A72 measures them); QUANTIZE, DEQUANTIZE and every other op cost 10, the overhead 0."""
+    def measure(table, items, **_):
+        values = {EMPTY_KEY: {"cost": 0.0}}
+        for key, data in items.items():
+            model = read_model(data)
+            (u,) = op_units(model)
+            sg = model.subgraphs[0]
+            if u.op == "CONV_2D":
+                x, y = sg.tensors[u.inputs[0]], sg.tensors[u.outputs[0]]
+                n_in, n_out = int(x.shape[-1]), int(y.shape[-1])
+                values[key] = {"cost": float(n_in * n_out + (1000 if n_in <= 4 else 50) if NUMPY_TYPES[x.type] is np.int8
+                                           else 2 * n_in * n_out)}
+            else:
+                values[key] = {"cost": 10.0}
+        table.add(values)
+        return len(values)
+    return measure
+
+
+def test_auto_precision_keeps_a_layer_float_when_that_is_cheaper_and_loses_nothing(monkeypatch):
+    """precision auto: the search may keep a layer float in the int8 file, costed on that mixed file (its
+    QUANTIZE at the edge included).  Here keeping conv1 float meets the budget with no channel cut, where
+    the int8 file must lose channels: the joint search ships the mixed file and loses less."""
+    monkeypatch.setattr(allocate_mod, "measure_missing", precision_costs())
+    model = two_convs()
+    int8 = allocate_mod.allocate(model, "qemu-aarch64", {"reduction": 1.06}, precision="int8", calibration=CAL[:, :8, :8])
+    joint = allocate_mod.allocate(model, "qemu-aarch64", {"reduction": 1.06}, precision="auto", calibration=CAL[:, :8, :8])
+    assert int8.met and int8.keep_float == [] and sum(s["importance_lost"] for s in int8.steps) > 0
+    assert joint.met and joint.precision == "mixed" and joint.keep_float == ["conv1"]
+    assert joint.counts == {"conv1": 16, "conv2": 16} and joint.steps[0] == {
+        "layer": "conv1", "precision": "float32", "importance_lost": 0.0, "cost": joint.predicted}
+    assert joint.predicted["board_ms"] < joint.baseline["board_ms"] / 1.06
+    assert joint.plan.settings["keep_float"] == ["conv1"] and joint.plan.settings["searched_precision"]
+    # a size limit still exceeded does not bar the step: the float layer's bigger file counts against its saving
+    keras.utils.set_random_seed(0)
+    x = inp = keras.Input((8, 8, 3), name="input")
+    x = layers.Conv2D(16, 5, name="conv1")(x)  # 1,200 weights: its float file is the bigger one
+    x = layers.Conv2D(16, 3, name="conv2")(x)
+    x = layers.Dense(10, activation="softmax", name="fc")(layers.Flatten(name="flatten")(x))
+    rgb = keras.Model(inp, x)
+    sized = allocate_mod.allocate(rgb, "qemu-aarch64", {"reduction": 1.02, "size_kb": 1.0}, precision="auto",
+                                  calibration=np.random.default_rng(0).random((16, 8, 8, 3)).astype("float32"),
+                                  best_effort=True)
+    assert sized.steps[0].get("layer") == "conv1" and sized.keep_float == ["conv1"], sized.steps
+    with pytest.raises(EdgepruneError, match="precision auto chooses"):
+        allocate_mod.allocate(model, "qemu-aarch64", {"reduction": 2.0}, precision="auto", keep_float=["conv2"])
+
+
+def device_costs(seed: int):
+    """measure_missing stand-in whose conv costs differ per device (a random table per device name and seed)."""
+    def measure(table, items, **_):
+        values = {EMPTY_KEY: {"cost": 0.0}}
+        for key, data in items.items():
+            model = read_model(data)
+            (u,) = op_units(model)
+            sg = model.subgraphs[0]
+            if u.op == "CONV_2D":
+                n_in, n_out = int(sg.tensors[u.inputs[0]].shape[-1]), int(sg.tensors[u.outputs[0]].shape[-1])
+                rng = np.random.default_rng([seed, len(table.profile.name), n_in, n_out])
+                values[key] = {"cost": float(n_in * n_out * rng.uniform(0.5, 1.5) + rng.integers(0, 200))}
+            else:
+                values[key] = {"cost": 10.0}
+        table.add(values)
+        return len(values)
+    return measure
+
+
+def test_an_allocation_is_never_worse_on_its_device_than_a_rivals(monkeypatch, tmp_path):
+    """rivals: the allocation for the A76 also costs the A72's allocation (same budget) on the A76 and takes it
+    when it meets the budget there losing less: the file allocated for a device is at least as good there as
+    one allocated for another device, which the greedy alone does not guarantee."""
+    model = three_convs()
+    template = export_bytes(model, "float32", None)
+    taken = 0
+    for seed in (1, 2):  # (of seeds 0-5, 2 and 4 make the greedy alone do worse than the A72's allocation)
+        monkeypatch.setenv("EDGEPRUNE_COST_DIR", str(tmp_path / f"cost{seed}"))
+        monkeypatch.setattr(allocate_mod, "measure_missing", device_costs(seed))
+        kw = dict(precision="float32", template=template, best_effort=True)
+        ours = allocate_mod.allocate(model, "qemu-aarch64-a76", {"reduction": 2.2}, rivals=["qemu-aarch64"], **kw)
+        alone = allocate_mod.allocate(model, "qemu-aarch64-a76", {"reduction": 2.2}, **kw)
+        theirs = allocate_mod.allocate(model, "qemu-aarch64", {"reduction": 2.2}, **kw)
+        lost = {name: sum(s["importance_lost"] for s in a.steps) for name, a in
+                (("alone", alone), ("theirs", theirs))}
+        assert ours.met and alone.met
+        if ours.taken_from:
+            taken += 1
+            assert ours.counts == theirs.counts and lost["theirs"] < lost["alone"]
+        else:
+            assert ours.counts == alone.counts
+    assert taken >= 1

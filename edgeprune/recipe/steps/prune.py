@@ -123,4 +123,4 @@ def run(ctx, spec: PruneStep) -> dict:
 
 
 STEP = StepType("prune", PruneStep, PruneResult, run, stage="pruned",
-                device_keys=("device",), layer_keys=("protect", "keep_float", "overrides"))
+                device_keys=("device", "compare_devices"), layer_keys=("protect", "keep_float", "overrides"))
