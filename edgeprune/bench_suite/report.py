@@ -97,7 +97,9 @@ def _allocation(run: dict) -> str:
     shown = "; ".join(f"{k} limit {_g(v)}, predicted {_g(predicted.get(k))}" for k, v in limits.items())
     metric = dc.get("metric") or next((k for k in limits if k in TABLE_UNITS), None)  # measured in the device's metric
     unit = TABLE_UNITS.get(metric, "")
-    return (f"; channels kept by measured {dc['precision']} cost on {dc['device']}: {kept} ({shown}; measured "
+    precision = dc["precision"] + (f" ({', '.join(dc['keep_float'])} float)" if dc.get("keep_float") else "")
+    chose = "channels and precision chosen" if dc.get("searched_precision") else "channels kept"
+    return (f"; {chose} by measured {precision} cost on {dc['device']}: {kept} ({shown}; measured "
             f"{_g(dc.get('measured_cost'))} {unit}, unpruned {_g(dc.get('measured_baseline_cost'))})")
 
 

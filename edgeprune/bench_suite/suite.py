@@ -35,6 +35,10 @@ class Targets(_Strict):
                                                               "(estimated board time on emulated boards)")
     size_x_vs_float: Optional[float] = Field(None, gt=0, description="× smaller file than float32")
     baseline_accuracy: Optional[float] = Field(None, gt=0, le=1, description="float32 reference test accuracy")
+    also_devices: list[str] = Field([], description="more devices whose shipped files are judged by x_vs_ptq")
+    allocated_for: dict[str, str] = Field(
+        {}, description="device → the recipe allocated for it: on each such device, its file must cost no more than "
+                        "the files the other listed recipes ship there")
 
 
 class TfmotSpec(_Strict):

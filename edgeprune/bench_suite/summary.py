@@ -132,7 +132,8 @@ def check_targets(variants: list[dict], targets, baseline_accuracy: float | None
         if acc is not None:
             row["margin"] = (acc - targets.baseline_accuracy) * 100
         rows.append(row | {"judged": "baseline (train step)"})
-    judged = [v for v in variants if v["kind"] == "edgeprune" and targets.device in v.get("ships_on", [])]
+    devices = [targets.device, *targets.also_devices]
+    judged = [v for v in variants if v["kind"] == "edgeprune" and set(devices) & set(v.get("ships_on", []))]
     if not judged:
         rows.append({"target": f"an edgeprune file shipped for {targets.device}", "measured": None, "met": False,
                      "margin": None, "unit": "", "threshold": None, "judged": None,
@@ -141,11 +142,34 @@ def check_targets(variants: list[dict], targets, baseline_accuracy: float | None
         r = v["ratios"]
         rows.append(_target(f"accuracy loss vs float32 ≤ {targets.max_loss_pt:g} pt", r["loss_pt"],
                             targets.max_loss_pt, lower_is_better=True, unit="pt") | {"judged": v["variant"]})
-        if targets.x_vs_ptq is not None:
-            what = r.get(f"{targets.device}_x_vs_ptq_by", "estimated board time")
-            rows.append(_target(f"{targets.device}: ≥ {targets.x_vs_ptq:g}× lower {what} than PTQ int8",
-                                r.get(f"{targets.device}_x_vs_ptq"), targets.x_vs_ptq) | {"judged": v["variant"]})
+        for device in (d for d in devices if d in v.get("ships_on", [])):
+            if targets.x_vs_ptq is not None:
+                what = r.get(f"{device}_x_vs_ptq_by", "estimated board time")
+                rows.append(_target(f"{device}: ≥ {targets.x_vs_ptq:g}× lower {what} than PTQ int8",
+                                    r.get(f"{device}_x_vs_ptq"), targets.x_vs_ptq) | {"judged": v["variant"]})
         if targets.size_x_vs_float is not None:
             rows.append(_target(f"file ≥ {targets.size_x_vs_float:g}× smaller than float32", r["size_x_vs_float"],
                                 targets.size_x_vs_float) | {"judged": v["variant"]})
+    return rows + allocation_rows(variants, targets.allocated_for)
+
+
+def allocation_rows(variants: list[dict], allocated_for: dict[str, str]) -> list[dict]:
+    """Per device of `allocated_for`: the file its own recipe ships there against each other listed recipe's
+    file for that device, in the device's metric (measured × below the rival's cost; ≥ 1 is met)."""
+    rows = []
+    shipped = {(v["recipe"], d): v for v in variants if v["kind"] == "edgeprune" for d in v.get("ships_on", [])}
+    for device, mine in allocated_for.items():
+        for other_device, theirs in allocated_for.items():
+            if theirs == mine:
+                continue
+            a, b = shipped.get((mine, device)), shipped.get((theirs, device))
+            cells = (a or {}).get("devices", {}).get(device), (b or {}).get("devices", {}).get(device)
+            measured = None
+            if all(cells):
+                metric = row_metric(_as_row(cells[0]))
+                cost_a, cost_b = device_cost(cells[0], metric), device_cost(cells[1], metric)
+                measured = cost_b / cost_a if cost_a and cost_b else None
+            rows.append(_target(f"{device}: the file allocated for it costs no more there than the one allocated "
+                                f"for {other_device} (× below it)", measured, 1.0)
+                        | {"judged": f"{mine} vs {theirs}"})
     return rows

@@ -104,6 +104,32 @@ def test_no_shipped_file_for_the_target_device_is_a_miss():
     assert row["met"] is False and "no edgeprune run measured qemu" in row["note"]
 
 
+def test_each_board_judges_the_file_allocated_for_it_against_the_others():
+    """also_devices: the × below PTQ int8 target per board; allocated_for: on each board the file its own
+    recipe ships costs no more than the other board's recipe's file there (a miss when it costs more)."""
+    def cell(instr):
+        return {"instructions": instr, "p50_ms": 1.0, "emulated": True}
+
+    rows = [_variant("float32", "reference", 0.99, 1_700_000, 0), _variant("ptq-int8", "reference", 0.99, 450_000, 0),
+            _variant("a (f)", "edgeprune", 0.99, 28_000, 0, ships_on=["a", "b"]),
+            _variant("b (f)", "edgeprune", 0.99, 28_000, 0, ships_on=["a", "b"])]
+    for r, (ca, cb) in zip(rows, [(1_300_000, 1_300_000), (1_950_000, 650_000), (300_000, 200_000), (310_000, 100_000)]):
+        r["devices"] = {"a": cell(ca), "b": cell(cb)}
+    rows[2]["recipe"], rows[3]["recipe"] = "rec-a", "rec-b"
+    summary.add_ratios(rows, ["a", "b"])
+    t = summary.check_targets(rows, Targets(device="a", also_devices=["b"], max_loss_pt=0.2, x_vs_ptq=3,
+                                            allocated_for={"a": "rec-a", "b": "rec-b"}))
+    x = {(r["judged"], r["target"].split(":")[0]): r for r in t if "PTQ int8" in r["target"]}
+    assert x[("a (f)", "b")]["measured"] == pytest.approx(3.25) and x[("b (f)", "b")]["measured"] == pytest.approx(6.5)
+    on_a, on_b = [r for r in t if "allocated for it" in r["target"]]
+    assert on_a["measured"] == pytest.approx(310 / 300) and on_a["met"] and on_a["judged"] == "rec-a vs rec-b"
+    assert on_b["measured"] == pytest.approx(200 / 100) and on_b["met"]
+    rows[3]["devices"]["b"] = cell(250_000)
+    on_b = [r for r in summary.check_targets(rows, Targets(device="a", max_loss_pt=0.2, allocated_for={
+        "a": "rec-a", "b": "rec-b"})) if r["target"].startswith("b:")][0]
+    assert on_b["met"] is False and on_b["measured"] == pytest.approx(0.8)
+
+
 def test_pruning_schedule_reaches_target_inside_the_run():
     for total in (1, 7, 16, 64, 422, 1688):
         end, freq = pruning_schedule_steps(total)
